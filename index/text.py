@@ -1,0 +1,139 @@
+"""Vietnamese-aware text normalisation, shared by index build and query time.
+
+A mismatch between how passages and questions are normalised is the classic silent bug of
+Vietnamese search, so both sides call the functions here and nothing else.
+
+Every function that maps one string to a "search key" (`canonical`, `fold`, `search_key`) is
+length-preserving on NFC input: character i of the output comes from character i of the input.
+That keeps character offsets in the cleaned article text valid for every derived form.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+# Combining marks as they appear after NFD.
+_TONE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323")  # huyền, sắc, ngã, hỏi, nặng
+_QUALITY_MARKS = frozenset("\u0302\u0306\u031b")  # circumflex (â ê ô), breve (ă), horn (ơ ư)
+_VOWELS = frozenset("aeiouy")
+
+# Characters that carry no text and break tokens if left in: zero-width space/joiners, BOM, soft hyphen.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# Control characters other than newline and tab become spaces (keeps length for offsets).
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+_WORD_RE = re.compile(r"\w+")
+
+
+def nfc(text: str) -> str:
+    """NFC with invisible characters removed and control characters turned into spaces."""
+    text = unicodedata.normalize("NFC", text).translate(_INVISIBLE)
+    text = _CONTROL_RE.sub(" ", text)
+    return unicodedata.normalize("NFC", text)
+
+
+def _place_tone(word: str) -> str:
+    """Move the tone mark of one Vietnamese syllable to a single canonical vowel.
+
+    Old ("hoà", "thuý") and new ("hòa", "thúy") spellings both exist in real text; we put the
+    tone where the traditional rule does, so both spellings produce the same key:
+    a vowel with a quality mark (ê, ơ, ...) takes it; otherwise, in an open syllable of two vowels
+    the first, of three the middle, and in a closed syllable the last vowel.
+    """
+    decomposed = unicodedata.normalize("NFD", word)
+    letters: list[list[str]] = []  # each: [base, *marks]
+    for ch in decomposed:
+        if unicodedata.combining(ch) and letters:
+            letters[-1].append(ch)
+        else:
+            letters.append([ch])
+    tones = [m for letter in letters for m in letter[1:] if m in _TONE_MARKS]
+    if len(tones) != 1:
+        return word
+    tone = tones[0]
+    for letter in letters:
+        if tone in letter:
+            letter.remove(tone)
+
+    vowel_idx = [i for i, letter in enumerate(letters) if letter[0].lower() in _VOWELS]
+    if not vowel_idx:
+        return word
+    # Onsets "qu" and "gi" (before another vowel) use u/i as consonants.
+    first = vowel_idx[0]
+    if len(vowel_idx) > 1 and first > 0:
+        onset = letters[first - 1][0].lower() + letters[first][0].lower()
+        if onset in ("qu", "gi") and len(letters[first]) == 1:
+            vowel_idx = vowel_idx[1:]
+    # Only the contiguous vowel run counts as the nucleus.
+    run = [vowel_idx[0]]
+    for i in vowel_idx[1:]:
+        if i == run[-1] + 1:
+            run.append(i)
+        else:
+            break
+    marked = [i for i in run if any(m in _QUALITY_MARKS for m in letters[i][1:])]
+    closed = run[-1] < len(letters) - 1
+    if marked:
+        target = marked[-1]
+    elif len(run) == 1:
+        target = run[0]
+    elif closed:
+        target = run[-1]
+    elif len(run) == 2:
+        target = run[0]
+    else:
+        target = run[1]
+    letters[target].append(tone)
+    rebuilt = unicodedata.normalize("NFC", "".join("".join(letter) for letter in letters))
+    # Safety net: never change the length (offsets depend on it).
+    return rebuilt if len(rebuilt) == len(word) else word
+
+
+def canonical(text: str) -> str:
+    """Lower-cased NFC text with one tone placement; same length as the NFC input."""
+    lowered = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+    return _WORD_RE.sub(lambda m: _place_tone(m.group(0)), lowered)
+
+
+def _fold_char(ch: str) -> str:
+    if ch in "đĐ":
+        return "d"
+    base = unicodedata.normalize("NFD", ch)[0]
+    return base.lower() if len(base.lower()) == 1 else base
+
+
+def fold(text: str) -> str:
+    """Diacritics removed and đ→d, lower-cased; same length as the NFC input."""
+    return "".join(_fold_char(ch) if ord(ch) > 127 else ch.lower() for ch in text)
+
+
+def has_diacritics(text: str) -> bool:
+    """True when any letter carries a Vietnamese mark or is đ."""
+    return any(ord(ch) > 127 and ch.isalpha() and _fold_char(ch) != ch.lower() for ch in text)
+
+
+def syllables(key: str) -> list[str]:
+    """Tokens of an already canonical or folded string: syllables, one-letter ones kept."""
+    return _WORD_RE.findall(key)
+
+
+def with_bigrams(tokens: list[str]) -> list[str]:
+    """Syllables plus adjacent-syllable bigrams: Vietnamese words are often two syllables."""
+    return tokens + [f"{a}_{b}" for a, b in zip(tokens, tokens[1:])]
+
+
+def tokens_accented(text: str) -> list[str]:
+    return with_bigrams(syllables(canonical(nfc(text))))
+
+
+def tokens_folded(text: str) -> list[str]:
+    return with_bigrams(syllables(fold(canonical(nfc(text)))))
+
+
+def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
+    sa, sb = set(a), set(b)
+    if not sa and not sb:
+        return 1.0
+    return len(sa & sb) / len(sa | sb)

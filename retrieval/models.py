@@ -1,0 +1,56 @@
+"""What the retrieval layer returns: the same objects serve the CLI's --json, the HTTP API and the bot."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Citation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    n: int = Field(description="Citation number, as used in the answer's [n] marks")
+    article_id: str
+    title: str
+    passage_id: str
+    paragraph: int = Field(description="1-based paragraph of the cleaned article the passage starts in")
+    start: int = Field(description="Character offset of the passage in the cleaned article text")
+    end: int
+    text: str
+    score: float = Field(description="Fused relevance score, higher is better")
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    question: str
+    answer: str = Field(description="A short extractive answer with [n] citation marks, or a polite not-found message")
+    found: bool = Field(description="False when nothing in the articles answers the question")
+    citations: list[Citation]
+    took_ms: float
+    mode: str = Field(description="'hybrid' (dense + lexical) or 'lexical' (no embedding model available)")
+    notice: str | None = Field(default=None, description="Why the service runs degraded, when it does")
+
+
+class SearchHit(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rank: int
+    article_id: str
+    title: str
+    passage_id: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    score: float
+    lexical_score: float
+    dense_score: float | None
+
+
+class SearchResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    query: str
+    hits: list[SearchHit]
+    took_ms: float
+    mode: str

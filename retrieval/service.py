@@ -1,0 +1,215 @@
+"""The one object front ends talk to: load once (`warm_up`), then `ask`, `search`, `reload`.
+
+State that a request uses (index + searcher) lives in one immutable snapshot replaced by a single
+reference assignment, so a reload never shows a request half of the old index and half of the new.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.embedder import Embedder, ModelUnavailable, SentenceTransformerEmbedder
+from index.models import Article, Passage
+from index.store import IndexUnavailable, LoadedIndex, load_build, resolve_build
+from index.text import nfc
+from retrieval.answer import AnswerConfig, compose
+from retrieval.models import Answer, SearchHit, SearchResult
+from retrieval.search import FusionConfig, HybridSearcher, analyse
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 1000
+MAX_TOP_K = 50
+
+
+class BadQuestion(ValueError):
+    """The question or its parameters are unusable; the message is for the person who asked."""
+
+
+class ModelMismatch(IndexUnavailable):
+    pass
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    index_dir: Path
+    model: str
+    default_top_k: int = 5
+    max_question_chars: int = MAX_QUESTION_CHARS
+    max_top_k: int = MAX_TOP_K
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
+    verify_checksums: bool = True
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    index: LoadedIndex
+    searcher: HybridSearcher
+    notice: str | None
+
+
+def same_model(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a == b
+    if a == b:
+        return True
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+class QAService:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        embedder_factory: Callable[[str], Embedder] = SentenceTransformerEmbedder,
+    ) -> None:
+        self.config = config
+        self._embedder_factory = embedder_factory
+        self._embedder: Embedder | None = None
+        self._model_error: str | None = None
+        self._snapshot: _Snapshot | None = None
+        self._reload_lock = threading.Lock()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _embedder_for(self, index: LoadedIndex) -> tuple[Embedder | None, str | None]:
+        """The embedder to query this index with, or (None, why) when we must answer lexically."""
+        if index.dense is None:
+            return None, "This index was built without an embedding model, so answers use keyword search only."
+        if not same_model(index.model_id, self.config.model):
+            raise ModelMismatch(
+                f"The index at {index.folder} was built with the model '{index.model_id}' but "
+                f"NEWSQA_EMBEDDING_MODEL is '{self.config.model}'; run `newsqa index build` to rebuild it, "
+                "or set NEWSQA_EMBEDDING_MODEL to the model it was built with."
+            )
+        if self._embedder is None and self._model_error is None:
+            embedder = self._embedder_factory(self.config.model)
+            try:
+                embedder.warm_up()
+                self._embedder = embedder
+            except ModelUnavailable as exc:
+                self._model_error = str(exc)
+                log.warning("%s Answering with keyword search only.", exc)
+        if self._embedder is None:
+            return None, f"{self._model_error} Until then, answers use keyword search only."
+        return self._embedder, None
+
+    def _load(self, folder: Path) -> _Snapshot:
+        index = load_build(folder, verify=self.config.verify_checksums)
+        embedder, notice = self._embedder_for(index)
+        return _Snapshot(index, HybridSearcher(index, embedder, self.config.fusion), notice)
+
+    def warm_up(self) -> None:
+        """Load the current index and the model. Raises IndexUnavailable with a one-sentence message."""
+        if self._snapshot is None:
+            self._snapshot = self._load(resolve_build(self.config.index_dir))  # type: ignore[arg-type]
+
+    def reload(self) -> bool:
+        """Switch to the index `current` now points at. Returns True when it changed.
+
+        A new build that fails to load (corrupt, other model) raises and the old one keeps serving.
+        """
+        with self._reload_lock:
+            folder = resolve_build(self.config.index_dir)
+            old = self._snapshot
+            if old is not None and folder is not None and old.index.folder.resolve() == folder.resolve():
+                return False
+            self._snapshot = self._load(folder)  # type: ignore[arg-type]
+            log.info("serving index %s", self._snapshot.index.manifest.get("build_id"))
+            return True
+
+    @property
+    def ready(self) -> bool:
+        return self._snapshot is not None
+
+    def _current(self) -> _Snapshot:
+        if self._snapshot is None:
+            self.warm_up()
+        return self._snapshot  # type: ignore[return-value]
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def _validate(self, question: object, top_k: object) -> tuple[str, int]:
+        if not isinstance(question, str):
+            raise BadQuestion("The question must be text.")
+        cleaned = " ".join(nfc(question).split())
+        if not cleaned:
+            raise BadQuestion("The question is empty; type a question about the articles.")
+        if len(cleaned) > self.config.max_question_chars:
+            raise BadQuestion(
+                f"The question is {len(cleaned):,} characters long; the limit is {self.config.max_question_chars:,}."
+            )
+        k = self.config.default_top_k if top_k is None else top_k
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.config.max_top_k:
+            raise BadQuestion(f"top_k must be a whole number from 1 to {self.config.max_top_k}.")
+        return cleaned, k
+
+    def ask(self, question: str, top_k: int | None = None) -> Answer:
+        started = time.perf_counter()
+        cleaned, k = self._validate(question, top_k)
+        snap = self._current()
+        analysis = analyse(cleaned, snap.index)
+        hits = snap.searcher.search(cleaned, k, analysis)
+        composed = compose(cleaned, analysis, hits, snap.index, self.config.answer)
+        return Answer(
+            question=question,
+            answer=composed.text,
+            found=composed.found,
+            citations=composed.citations,
+            took_ms=round((time.perf_counter() - started) * 1000, 2),
+            mode=snap.searcher.mode,
+            notice=snap.notice,
+        )
+
+    def search(self, query: str, top_k: int | None = None) -> SearchResult:
+        started = time.perf_counter()
+        cleaned, k = self._validate(query, top_k)
+        snap = self._current()
+        hits = snap.searcher.search(cleaned, k)
+        passages = snap.index.passages
+        return SearchResult(
+            query=query,
+            hits=[
+                SearchHit(
+                    rank=rank,
+                    article_id=passages[h.row].article_id,
+                    title=passages[h.row].title,
+                    passage_id=passages[h.row].passage_id,
+                    paragraph=passages[h.row].paragraph,
+                    start=passages[h.row].start,
+                    end=passages[h.row].end,
+                    text=passages[h.row].text,
+                    score=round(h.score, 6),
+                    lexical_score=round(h.lexical, 6),
+                    dense_score=None if h.dense is None else round(h.dense, 6),
+                )
+                for rank, h in enumerate(hits, start=1)
+            ],
+            took_ms=round((time.perf_counter() - started) * 1000, 2),
+            mode=snap.searcher.mode,
+        )
+
+    # -- what is indexed -----------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> dict:
+        return self._current().index.manifest
+
+    @property
+    def notice(self) -> str | None:
+        return self._current().notice
+
+    def articles(self) -> list[Article]:
+        return list(self._current().index.articles.values())
+
+    def article(self, article_id: str) -> Article | None:
+        return self._current().index.articles.get(article_id)
+
+    def passages_of(self, article_id: str) -> list[Passage]:
+        return [p for p in self._current().index.passages if p.article_id == article_id]
