@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     verify_checksums: bool = True
 
     api_key: SecretStr | None = None
+
+    # HTTP API (`newsqa serve`, bot/http.py)
+    host: str = Field("127.0.0.1", description="address `newsqa serve` listens on")
+    port: int = Field(8000, ge=1, le=65535, description="port `newsqa serve` listens on")
+    http_max_body_bytes: int = Field(65_536, ge=1024, le=16_777_216, description="largest request body read; more is 413")
+    http_max_concurrency: int = Field(2, ge=1, le=64, description="questions embedded and searched at once; more wait")
+    reload_interval: float = Field(2.0, ge=0, le=86_400, description="seconds between checks of `current`; 0 = off")
+    telegram_webhook_path: str | None = Field(None, description="URL path of the Telegram webhook on the HTTP API")
     telegram_bot_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN", "NEWSQA_TELEGRAM_BOT_TOKEN")
     )
