@@ -139,7 +139,7 @@ def _fsync_tree(folder: Path) -> None:
 
 
 def new_build_id() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%f") + "-" + uuid.uuid4().hex[:4]
 
 
 def write_build(

@@ -67,3 +67,23 @@ def seed_service(seed_index, service_factory):
     service = service_factory(seed_index)
     service.warm_up()
     return service
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> str:
+    """A real (if untrained) sentence-transformers model built offline: a 16-dim static embedding
+    over a tiny word vocabulary, saved to disk and loaded by path like any other model."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = "nga yêu cầu nato putin anh mỹ ukraine moskva london what did russia demand from".split()
+    vocab = {"[UNK]": 0, "[PAD]": 1, **{w: i + 2 for i, w in enumerate(words)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    weights = np.random.default_rng(0).standard_normal((len(vocab), 16)).astype("float32")
+    model = SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights)], device="cpu")
+    folder = tmp_path_factory.mktemp("tiny-model")
+    model.save(str(folder))
+    return str(folder)

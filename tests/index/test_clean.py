@@ -1,0 +1,97 @@
+"""Ingestion of noisy news pages: what is kept as the article body and what is never citable."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from index.articles import read_articles
+from index.clean import clean_article
+from tests.conftest import SEEDS
+
+PUTIN = "000_a04ea2cbfe5e1bb5"
+JOHNSON = "004_418f61029048f05a"
+
+
+def seed_articles():
+    return {a.article_id: a for a in read_articles(SEEDS).articles}
+
+
+def test_seed_ids_come_from_file_names():
+    assert set(seed_articles()) == {PUTIN, JOHNSON}
+
+
+def test_title_from_first_line_or_first_sentence():
+    articles = seed_articles()
+    assert articles[JOHNSON].title == "Thủ tướng Anh muốn đưa ra đề xuất đảm bảo với Nga về NATO"
+    # 000 has no title line: the title is derived from its first sentence.
+    assert articles[PUTIN].title.startswith("Tổng thống Vladimir Putin cho biết")
+    assert articles[PUTIN].text.startswith("Tổng thống Vladimir Putin cho biết")
+
+
+def test_seed_noise_is_not_in_the_body():
+    articles = seed_articles()
+    putin, johnson = articles[PUTIN].text, articles[JOHNSON].text
+    for noise in ["(Ảnh: AP)", "Anh đề xuất gửi quân", "Josep Borrell", "Mỹ và EU chia rẽ", " |"]:
+        assert noise not in putin
+    for noise in ["ảnh 1Thủ tướng", "(Ảnh: THX/TTXVN)", "[Nga không chờ đợi", "(TTXVN/Vietnam+)",
+                  "Tin cùng chuyên mục", "BRICS", "Stavropol", "./."]:
+        assert noise not in johnson
+    # The lead paragraph is repeated later in 004; only one copy stays.
+    assert johnson.count("Quan hệ Nga và phương Tây đã leo thang căng thẳng") == 1
+    # The article's own text is kept.
+    assert "Nga yêu cầu NATO chấm dứt mở rộng về phía đông" in putin
+    assert "tăng gấp đôi lực lượng 1.150 quân" in johnson
+
+
+def test_removed_parts_are_recorded_with_reasons():
+    reasons = {r.reason for r in seed_articles()[JOHNSON].removed}
+    assert {"photo caption", "link to another story", "duplicate paragraph", "byline", "related-stories tail"} <= reasons
+
+
+def test_made_up_page_with_every_kind_of_noise():
+    raw = "\n".join(
+        [
+            "Hà Nội mở thêm tuyến xe buýt điện",
+            "",
+            "Sáng nay, thành phố Hà Nội khai trương tuyến xe buýt điện thứ mười.",
+            "Hành khách lên xe tại bến Long Biên. (Ảnh: TTXVN) |",
+            "Tuyến mới dài 25 km và có 40 điểm dừng.",
+            "Tuyến mới dài 25 km và có 40 điểm dừng.",
+            "Giá vé xăng tăng mạnh",
+            "Giá xăng hôm nay tiếp tục tăng theo giá thế giới ... |",
+            "[Xem: Hà Nội cấm xe máy từ 2030]",
+            "(Vietnam+)",
+            "Tin liên quan",
+            "Một bài khác không thuộc bài này.",
+        ]
+    )
+    article = clean_article("bus", raw)
+    assert article.title == "Hà Nội mở thêm tuyến xe buýt điện"
+    assert article.text == (
+        "Sáng nay, thành phố Hà Nội khai trương tuyến xe buýt điện thứ mười.\n\n"
+        "Tuyến mới dài 25 km và có 40 điểm dừng."
+    )
+    reasons = [r.reason for r in article.removed]
+    assert reasons.count("teaser of another story") == 1 and "teaser headline" in reasons
+
+
+def test_nfd_input_is_normalised_to_nfc():
+    raw = unicodedata.normalize("NFD", "Tiêu đề\n\nNga yêu cầu NATO chấm dứt mở rộng.")
+    article = clean_article("nfd", raw)
+    assert unicodedata.is_normalized("NFC", article.text)
+    assert article.text == "Nga yêu cầu NATO chấm dứt mở rộng."
+
+
+def test_bad_files_are_skipped_with_a_warning_naming_them(tmp_path):
+    (tmp_path / "good.txt").write_text("Tiêu đề\n\nMột câu có nội dung thật.", encoding="utf-8")
+    (tmp_path / "empty.txt").write_text("   \n", encoding="utf-8")
+    (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    (tmp_path / "latin1.md").write_bytes("Café crème brûlée".encode("latin-1"))
+    (tmp_path / "only-noise.txt").write_text("Ảnh minh họa. (Ảnh: AP) |\n", encoding="utf-8")
+    (tmp_path / "ignored.pdf").write_bytes(b"%PDF-1.4")
+    result = read_articles(tmp_path)
+    assert [a.article_id for a in result.articles] == ["good"]
+    joined = "\n".join(result.warnings)
+    for name in ["empty.txt", "binary.txt", "latin1.md", "only-noise.txt"]:
+        assert name in joined
+    assert "ignored.pdf" not in joined

@@ -1,0 +1,195 @@
+"""The index folder: manifest, atomic swap, and clear one-sentence errors for every way it can be unusable."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from index.build import build_index
+from index.embedder import ModelUnavailable, SentenceTransformerEmbedder
+from index.store import (
+    CURRENT,
+    IndexCorrupt,
+    IndexMissing,
+    IndexUnavailable,
+    open_index,
+    resolve_build,
+)
+from retrieval.service import ModelMismatch
+from tests.conftest import REPO, SEEDS
+
+
+def test_manifest_describes_the_build(seed_index, model_path):
+    loaded = open_index(seed_index)
+    m = loaded.manifest
+    assert m["format_version"] == 1
+    assert m["model"]["id"] == model_path and m["model"]["dimension"] == 384
+    assert m["article_count"] == 2 and m["passage_count"] == len(loaded.passages) > 5
+    assert len(m["corpus_digest"]) == 64 and m["built_at"].startswith("20")
+    assert m["dense_index"]["type"] == "flat"  # a small corpus is searched exactly
+    assert {"passages.jsonl", "articles.jsonl", "dense.faiss"} <= set(m["files"])
+    assert loaded.dense.ntotal == len(loaded.passages)
+
+
+def test_missing_index_is_one_sentence(tmp_path):
+    with pytest.raises(IndexMissing, match=r"run `newsqa index build`"):
+        open_index(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("victim", ["passages.jsonl", "dense.faiss", "manifest.json", "lexical/folded/vocab.index.json"])
+def test_corrupt_or_truncated_files_are_detected(index_copy, victim):
+    build = resolve_build(index_copy)
+    path = build / victim
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(IndexCorrupt) as err:
+        open_index(index_copy)
+    message = str(err.value)
+    assert "newsqa index build" in message and "\n" not in message
+
+
+def test_a_flipped_bit_is_detected(index_copy):
+    path = resolve_build(index_copy) / "dense.faiss"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexCorrupt, match="checksum"):
+        open_index(index_copy)
+
+
+def test_index_built_with_another_model_is_refused_clearly(seed_index, tiny_model_path, service_factory):
+    from retrieval.service import QAService, ServiceConfig
+
+    service = QAService(ServiceConfig(index_dir=seed_index, model=tiny_model_path))
+    with pytest.raises(ModelMismatch) as err:
+        service.warm_up()
+    assert "was built with the model" in str(err.value) and "newsqa index build" in str(err.value)
+
+
+def test_unloadable_model_fails_fast_with_instructions(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailable, match="NEWSQA_EMBEDDING_MODEL"):
+        SentenceTransformerEmbedder("intfloat/multilingual-e5-small").warm_up()
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        SentenceTransformerEmbedder(str(tmp_path / "no-model")).warm_up()
+    # No minute-long hub retries (a generous bound: the point is "not 60+ s").
+    assert time.monotonic() - started < 30
+
+
+class ExplodingEmbedder:
+    """The real embedder, but the build is interrupted after the first batch."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+        self.model_id, self.dimension, self.prompts = inner.model_id, inner.dimension, inner.prompts
+
+    def warm_up(self):
+        self.inner.warm_up()
+
+    def encode_queries(self, texts):
+        return self.inner.encode_queries(texts)
+
+    def encode_passages(self, texts, progress=None):
+        self.calls += 1
+        if self.calls > 1:
+            raise KeyboardInterrupt("simulated Ctrl-C in the middle of embedding")
+        return self.inner.encode_passages(texts, progress)
+
+
+def grown_seeds(tmp_path: Path, n_extra: int) -> Path:
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    for i in range(n_extra):
+        (seeds / f"extra_{i:03d}.txt").write_text(
+            f"Bài thêm số {i}\n\nĐây là bài báo thử nghiệm số {i} về thời tiết ở tỉnh số {i}. "
+            f"Trời nắng đẹp và nhiệt độ khoảng {20 + i} độ.",
+            encoding="utf-8",
+        )
+    return seeds
+
+
+def test_interrupted_build_leaves_the_old_index_serving(index_copy, embedder, tmp_path):
+    before = resolve_build(index_copy)
+    seeds = grown_seeds(tmp_path, 300)  # enough new passages for more than one embedding chunk
+    with pytest.raises(KeyboardInterrupt):
+        build_index(seeds, index_copy, ExplodingEmbedder(embedder))
+    assert resolve_build(index_copy) == before
+    assert open_index(index_copy).manifest["article_count"] == 2
+    assert not [p for p in (index_copy / "builds").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_build_killed_with_sigkill_leaves_the_old_index_and_the_next_build_succeeds(index_copy, model_path, tmp_path):
+    before = resolve_build(index_copy)
+    seeds = grown_seeds(tmp_path, 400)
+    env = os.environ | {"NEWSQA_EMBEDDING_MODEL": model_path, "NEWSQA_INDEX_DIR": str(index_copy), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "bot.cli", "index", "build", "--seeds", str(seeds)]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Kill it once it is embedding (the cache file grows), i.e. in the middle of real work.
+    cache = index_copy / "embeddings.sqlite"
+    size0 = cache.stat().st_size
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and cache.stat().st_size == size0:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the build finished before it could be killed: " + (proc.stdout.read() if proc.stdout else "")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert resolve_build(index_copy) == before
+    assert open_index(index_copy).manifest["article_count"] == 2
+
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert open_index(index_copy).manifest["article_count"] == 402
+    assert resolve_build(index_copy) != before
+
+
+def test_build_swaps_current_atomically_and_prunes_old_builds(index_copy, embedder, tmp_path):
+    seeds = grown_seeds(tmp_path, 1)
+    for _ in range(4):
+        build_index(seeds, index_copy, embedder)
+    link = index_copy / CURRENT
+    assert link.is_symlink() and os.readlink(link).startswith("builds/")
+    assert len([p for p in (index_copy / "builds").iterdir()]) <= 3
+    assert open_index(index_copy).manifest["article_count"] == 3
+
+
+def test_incremental_rebuild_embeds_only_new_passages(index_copy, embedder, tmp_path):
+    seeds = grown_seeds(tmp_path, 1)
+    report = build_index(seeds, index_copy, embedder)
+    assert report.embedded == 1 and report.cached == report.passages - 1
+    again = build_index(seeds, index_copy, embedder)
+    assert again.embedded == 0
+
+
+def test_lexical_only_build_answers_without_a_model(tmp_path, service_factory):
+    root = tmp_path / "lexical"
+    build_index(SEEDS, root, None)
+    loaded = open_index(root)
+    assert loaded.dense is None and loaded.manifest["model"]["id"] is None
+    answer = service_factory(root).ask("nga yeu cau nato gi")
+    assert answer.mode == "lexical" and answer.found
+    assert "Nga yêu cầu NATO chấm dứt mở rộng" in answer.citations[0].text
+
+
+def test_empty_or_missing_seeds_fail_clearly_and_write_nothing(tmp_path, embedder):
+    from index.articles import SeedsError
+
+    with pytest.raises(SeedsError, match="does not exist"):
+        build_index(tmp_path / "none", tmp_path / "idx", embedder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SeedsError, match="No usable articles"):
+        build_index(tmp_path / "empty", tmp_path / "idx", embedder)
+    assert resolve_build(tmp_path / "idx", must_exist=False) is None
+
+
+def test_manifest_json_that_is_not_json_is_reported(index_copy):
+    (resolve_build(index_copy) / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(IndexUnavailable, match="not valid JSON"):
+        open_index(index_copy)

@@ -1,0 +1,148 @@
+"""Answers with citations from the real index and the real (stand-in) model."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from index.build import build_index
+from index.embedder import ModelUnavailable
+from index.store import IndexCorrupt, resolve_build
+from retrieval.service import BadQuestion
+from tests.conftest import SEEDS
+
+PUTIN = "000_a04ea2cbfe5e1bb5"
+JOHNSON = "004_418f61029048f05a"
+
+QUESTIONS = [
+    # (question, article, text the best citation must contain)
+    ("Nga yêu cầu NATO những gì?", PUTIN, "Nga yêu cầu NATO chấm dứt mở rộng về phía đông"),
+    ("nga yeu cau nato gi", PUTIN, "Nga yêu cầu NATO chấm dứt mở rộng về phía đông"),
+    ("Anh có thể tăng gấp đôi bao nhiêu quân ở Đông Âu?", JOHNSON, "tăng gấp đôi lực lượng 1.150 quân"),
+    ("anh cung cap vu khi phong thu cho nuoc nao", JOHNSON, "cho Estonia"),
+    ("What did Russia demand from NATO?", PUTIN, "Nga yêu cầu NATO chấm dứt mở rộng về phía đông"),
+    ("What did Ned Price say about Moscow?", PUTIN, "Ned Price"),
+    ("How many troops could Britain double in Eastern Europe?", JOHNSON, "1.150 quân"),
+    ("What does Boris Johnson want to offer Russia about NATO?", JOHNSON, "đảm bảo với Nga"),
+]
+
+
+@pytest.mark.parametrize("question,article_id,evidence", QUESTIONS)
+def test_answers_cite_the_passage_that_holds_the_answer(seed_service, question, article_id, evidence):
+    answer = seed_service.ask(question, 5)
+    assert answer.found, answer.answer
+    assert answer.mode == "hybrid" and answer.notice is None
+    cited = [c for c in answer.citations if c.article_id == article_id and evidence in c.text]
+    assert cited, [c.text[:60] for c in answer.citations]
+    assert cited[0].n <= 2  # among the first citations, not buried
+
+
+def test_answer_marks_are_numbered_in_order_of_first_appearance(seed_service):
+    answer = seed_service.ask("Nga yêu cầu NATO những gì?", 5)
+    marks = [int(m) for m in re.findall(r"\[(\d+)\]", answer.answer)]
+    assert marks and marks[0] == 1
+    first_seen = list(dict.fromkeys(marks))
+    assert first_seen == list(range(1, len(first_seen) + 1))
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    # Every sentence of the answer is quoted from the passage its mark points to.
+    by_n = {c.n: c for c in answer.citations}
+    for sentence, n in re.findall(r"(.+?) \[(\d+)\]\s*", answer.answer):
+        assert sentence.strip() in by_n[int(n)].text
+
+
+def test_citations_carry_offsets_into_the_cleaned_article(seed_service):
+    answer = seed_service.ask("Thủ tướng Anh muốn đưa ra đảm bảo gì với Nga?", 5)
+    for c in answer.citations:
+        article = seed_service.article(c.article_id)
+        assert article.text[c.start : c.end] == c.text
+        assert c.title == article.title and c.paragraph >= 1
+
+
+def test_top_k_bounds_the_citations(seed_service):
+    assert len(seed_service.ask("NATO", 1).citations) == 1
+    assert len(seed_service.ask("NATO", 3).citations) <= 3
+
+
+def test_no_two_citations_say_the_same_thing(seed_service):
+    answer = seed_service.ask("Quan hệ Nga và phương Tây leo thang căng thẳng", 10)
+    texts = [c.text for c in answer.citations]
+    assert len(texts) == len(set(texts))
+    assert sum("Quan hệ Nga và phương Tây đã leo thang" in t for t in texts) == 1
+
+
+@pytest.mark.parametrize("question", ["What is the capital of Australia?", "Thủ đô của Úc là gì?"])
+def test_questions_the_articles_cannot_answer_get_found_false(seed_service, question):
+    answer = seed_service.ask(question)
+    assert not answer.found and answer.citations == []
+    assert "Sorry" in answer.answer or "Xin lỗi" in answer.answer
+
+
+@pytest.mark.parametrize(
+    "question,top_k,message",
+    [
+        ("", None, "empty"),
+        ("   \n\t ", None, "empty"),
+        ("x" * 5000, None, "limit"),
+        ("NATO", 0, "top_k"),
+        ("NATO", 10_000, "top_k"),
+        ("NATO", True, "top_k"),
+        (123, None, "text"),
+    ],
+)
+def test_bad_questions_get_a_sentence_for_a_person(seed_service, question, top_k, message):
+    with pytest.raises(BadQuestion, match=message):
+        seed_service.ask(question, top_k)
+
+
+def test_unicode_of_every_kind_is_answered(seed_service):
+    for question in ["🙂🙂", "مرحبا بالعالم", "\x00\x07NATO\u200b", "n\u0301ga yêu cầu NATO", "＃％＆"]:
+        answer = seed_service.ask(question)
+        assert isinstance(answer.found, bool) and answer.answer
+
+
+def test_old_and_new_tone_placement_match(seed_service):
+    old = seed_service.search("thoả thuận với Mỹ và NATO", 3)
+    new = seed_service.search("thỏa thuận với Mỹ và NATO", 3)
+    assert [h.passage_id for h in old.hits] == [h.passage_id for h in new.hits]
+
+
+def test_reload_picks_up_a_new_build_and_refuses_a_corrupt_one(index_copy, service_factory, embedder, tmp_path):
+    service = service_factory(index_copy)
+    service.warm_up()
+    assert not service.reload()  # nothing changed
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    (seeds / "bus.txt").write_text(
+        "Hà Nội mở tuyến xe buýt điện\n\nHà Nội khai trương tuyến xe buýt điện dài 25 km vào sáng nay.",
+        encoding="utf-8",
+    )
+    build_index(seeds, index_copy, embedder)
+    assert service.reload()
+    assert service.article("bus") is not None
+
+    good = resolve_build(index_copy)
+    build_index(seeds, index_copy, embedder)
+    (resolve_build(index_copy) / "passages.jsonl").write_text("garbage", encoding="utf-8")
+    with pytest.raises(IndexCorrupt):
+        service.reload()
+    # Still serving the last good build.
+    assert service.manifest["build_id"] == good.name
+    assert service.ask("xe buyt dien ha noi").found
+
+
+def test_unloadable_model_degrades_to_keyword_search_with_a_notice(seed_index, model_path):
+    from retrieval.service import QAService, ServiceConfig
+
+    class Unreachable:
+        def __init__(self, name):
+            self.model_id = name
+
+        def warm_up(self):
+            raise ModelUnavailable("The embedding model could not be loaded; set NEWSQA_EMBEDDING_MODEL.")
+
+    service = QAService(ServiceConfig(index_dir=seed_index, model=model_path), embedder_factory=Unreachable)
+    answer = service.ask("nga yeu cau nato gi")
+    assert answer.mode == "lexical" and "NEWSQA_EMBEDDING_MODEL" in answer.notice
+    assert answer.found and "Nga yêu cầu NATO" in answer.citations[0].text
