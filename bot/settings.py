@@ -47,6 +47,18 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN", "NEWSQA_TELEGRAM_BOT_TOKEN")
     )
 
+    # Telegram bot (`newsqa bot`, bot/telegram.py)
+    allowed_chats: str = Field(
+        "", pattern=r"^[\s,]*(-?\d+[\s,]*)*$", description="comma-separated chat or user ids the bot answers; empty = all"
+    )
+    telegram_rate_limit: int = Field(10, ge=0, le=10_000, description="questions per user per minute; 0 = no limit")
+    telegram_base_url: str | None = Field(None, description="self-hosted Bot API server, e.g. http://localhost:8081")
+    telegram_webhook_secret: SecretStr | None = Field(None, description="secret Telegram sends with each webhook call")
+    telegram_webhook_url: str | None = Field(None, description="public URL registered with setWebhook at start-up")
+
+    def allowed_chat_ids(self) -> frozenset[int]:
+        return frozenset(int(part) for part in self.allowed_chats.replace(",", " ").split())
+
     def service_config(self) -> ServiceConfig:
         return ServiceConfig(
             index_dir=self.index_dir,
