@@ -94,6 +94,8 @@ def build_index(
     started = time.perf_counter()
     root = Path(root)
     with build_lock(root):
+        if embedder is not None:
+            embedder.warm_up()  # fail fast, before any work, when the model cannot be had
         read = read_articles(Path(seeds), max_bytes=max_article_bytes)
         if not read.articles:
             raise SeedsError(f"No usable articles in {seeds}; add .txt or .md files and build again.")
@@ -106,7 +108,6 @@ def build_index(
         embedded = 0
         extra: dict = {"splitter": {"max_words": max_words, "min_words": min_words}, "warnings": read.warnings}
         if embedder is not None:
-            embedder.warm_up()
             cache = EmbeddingCache(root / CACHE)
             try:
                 vectors, embedded = embed_with_cache(passages, embedder, cache, progress)

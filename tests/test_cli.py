@@ -1,0 +1,105 @@
+"""The `newsqa` command as a user runs it: real processes, real index, one-sentence errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import cli
+from tests.conftest import REPO, SEEDS
+
+
+@pytest.fixture
+def env(model_path, seed_index, monkeypatch):
+    monkeypatch.setenv("NEWSQA_EMBEDDING_MODEL", model_path)
+    monkeypatch.setenv("NEWSQA_INDEX_DIR", str(seed_index))
+    return os.environ.copy()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_ask_json_has_the_documented_fields(env):
+    code, out, _ = run("ask", "--json", "-k", "3", "Nga yêu cầu NATO những gì?")
+    assert code == 0
+    data = json.loads(out)
+    assert {"question", "answer", "found", "citations", "took_ms"} <= set(data)
+    assert data["found"] is True and 1 <= len(data["citations"]) <= 3
+    assert set(data["citations"][0]) >= {"n", "article_id", "title", "passage_id", "paragraph", "text", "score"}
+    assert "Nga yêu cầu NATO chấm dứt mở rộng" in data["answer"]
+
+
+def test_ask_prints_the_answer_then_the_cited_passages(env):
+    code, out, _ = run("ask", "nga yeu cau nato gi")
+    assert code == 0
+    first, rest = out.split("\n\n", 1)
+    assert "[1]" in first
+    assert "[1] Tổng thống Vladimir Putin" in rest and "(paragraph " in rest
+
+
+def test_index_info_shows_model_counts_and_articles(env, model_path):
+    code, out, _ = run("index", "info")
+    assert code == 0
+    assert model_path in out and "Articles:  2" in out
+    assert "Thủ tướng Anh muốn đưa ra đề xuất đảm bảo với Nga về NATO" in out
+
+
+def test_eval_reports_hits_per_kind(env):
+    code, out, _ = run("eval")
+    assert code == 0
+    for kind in ["en", "vi", "vi_nodiac", "paraphrase", "unanswerable"]:
+        assert f"\n{kind} " in out or out.startswith(kind)
+    assert "found decision: precision" in out
+
+
+@pytest.mark.parametrize(
+    "args,variables,needle",
+    [
+        (["ask", "NATO"], {"NEWSQA_INDEX_DIR": "/nonexistent/index"}, "No index found at /nonexistent/index; run `newsqa index build`"),
+        (["ask", "   "], {}, "The question is empty"),
+        (["ask", "NATO"], {"NEWSQA_TOP_K": "many"}, "NEWSQA_ setting is invalid"),
+        (["index", "build", "--seeds", "/nonexistent/seeds"], {}, "does not exist"),
+        (["index", "build"], {"NEWSQA_EMBEDDING_MODEL": "intfloat/multilingual-e5-small"}, "set NEWSQA_EMBEDDING_MODEL to a local model folder"),
+    ],
+)
+def test_errors_are_one_sentence_and_no_traceback(env, tmp_path, monkeypatch, args, variables, needle):
+    monkeypatch.setenv("NEWSQA_INDEX_DIR", str(tmp_path / "idx")) if args[:2] == ["index", "build"] else None
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    code, out, err = run(*args)
+    assert code != 0
+    assert needle in err
+    assert "Traceback" not in out + err
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and needle in errors[0]
+
+
+def test_model_mismatch_is_one_sentence(env, tiny_model_path, monkeypatch):
+    monkeypatch.setenv("NEWSQA_EMBEDDING_MODEL", tiny_model_path)
+    code, _, err = run("ask", "NATO")
+    assert code == 1 and "was built with the model" in err and "Traceback" not in err
+
+
+def test_build_and_ask_in_real_processes(model_path, tmp_path):
+    env = os.environ | {"NEWSQA_EMBEDDING_MODEL": model_path, "NEWSQA_INDEX_DIR": str(tmp_path / "idx")}
+    newsqa = [sys.executable, "-m", "bot.cli"]
+    build = subprocess.run(
+        [*newsqa, "index", "build", "--seeds", str(SEEDS)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert build.returncode == 0, build.stderr
+    assert "Indexed 2 articles" in build.stdout and "embed" in build.stderr  # progress is shown
+    ask = subprocess.run(
+        [*newsqa, "ask", "--json", "Anh có thể tăng gấp đôi bao nhiêu quân ở Đông Âu?"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert ask.returncode == 0, ask.stderr
+    data = json.loads(ask.stdout)
+    assert data["found"] and "1.150 quân" in data["citations"][0]["text"]
+    assert ask.stderr == ""  # no library chatter, progress bars or warnings on a normal answer
