@@ -198,6 +198,22 @@ def evaluate(labels: Path | None, top_k: int, as_json: bool) -> None:
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
+@cli.command("bot")
+def telegram_bot() -> None:
+    """Answer questions in Telegram by long polling (token in TELEGRAM_BOT_TOKEN)."""
+    from bot.telegram import TelegramConfigError, bot_token, run_polling
+
+    s = settings()
+    try:
+        bot_token(s)  # a bad token fails in a second, before the model loads
+        service = QAService(s.service_config())
+        service.warm_up()
+        click.echo("Telegram bot started (long polling); Ctrl+C stops it.", err=True)
+        run_polling(service, s)
+    except TelegramConfigError as exc:
+        fail(str(exc))
+
+
 def main() -> None:
     cli(obj={})
 
