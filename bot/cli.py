@@ -214,6 +214,27 @@ def telegram_bot() -> None:
         fail(str(exc))
 
 
+@cli.command("serve")
+@click.option("--host", help="Address to listen on [NEWSQA_HOST, 127.0.0.1].")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on [NEWSQA_PORT, 8000].")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the HTTP API and the web chat page (uvicorn); API docs at /docs."""
+    import uvicorn
+
+    from bot.http import create_app
+
+    s = settings()
+    host, port = host or s.host, port or s.port
+    # Index loads, reloads and refusals are the operator's business; show them by default.
+    logging.getLogger("bot").setLevel(logging.INFO)
+    try:
+        app = create_app(s)
+    except (RuntimeError, ValueError) as exc:  # the Telegram webhook's configuration, in one sentence
+        fail(str(exc))
+    click.echo(f"Serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops it.", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
 def main() -> None:
     cli(obj={})
 
