@@ -158,7 +158,8 @@ def print_answer(answer: Answer) -> None:
         click.echo("")
     for c in answer.citations:
         click.echo(f"[{c.n}] {c.title} (paragraph {c.paragraph})")
-        click.echo(textwrap.indent(textwrap.fill(c.text, width=96), "    "))
+        for paragraph in c.text.split("\n\n"):
+            click.echo(textwrap.indent(textwrap.fill(paragraph, width=96), "    "))
 
 
 @cli.command("ask")
