@@ -233,7 +233,10 @@ def serve(host: str | None, port: int | None) -> None:
     except (RuntimeError, ValueError) as exc:  # the Telegram webhook's configuration, in one sentence
         fail(str(exc))
     click.echo(f"Serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops it.", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after a clean shutdown; that is a normal exit
+        pass
 
 
 def main() -> None:

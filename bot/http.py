@@ -553,7 +553,7 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     @app.get(
         "/articles/{article_id}",
         response_model=ArticleDetail,
-        responses=_responses(*auth, 404, 503),
+        responses=_responses(*auth, 404, 422, 503),
         dependencies=guarded,
         tags=["articles"],
     )
