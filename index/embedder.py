@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -90,6 +91,7 @@ class SentenceTransformerEmbedder:
         query_prompt: str | None = None,
         passage_prompt: str | None = None,
         max_seq_length: int | None = None,
+        query_cache_size: int = 1024,
     ) -> None:
         self._name = model
         self.batch_size = batch_size
@@ -99,6 +101,10 @@ class SentenceTransformerEmbedder:
         self._max_seq_length = max_seq_length
         self._model = None
         self._lock = threading.Lock()
+        # Repeated questions ("nga yeu cau nato gi" from many users) skip the model entirely.
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_cache_size = query_cache_size
+        self._cache_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -175,7 +181,23 @@ class SentenceTransformerEmbedder:
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         self.warm_up()
-        return self._encode(texts, self._query_prompt or "", None)
+        if self._query_cache_size <= 0:
+            return self._encode(texts, self._query_prompt or "", None)
+        with self._cache_lock:
+            cached = {t: self._query_cache[t] for t in texts if t in self._query_cache}
+            for t in cached:
+                self._query_cache.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in cached))
+        if missing:
+            fresh = self._encode(missing, self._query_prompt or "", None)
+            fresh.flags.writeable = False
+            with self._cache_lock:
+                for text, vector in zip(missing, fresh):
+                    cached[text] = vector
+                    self._query_cache[text] = vector
+                while len(self._query_cache) > self._query_cache_size:
+                    self._query_cache.popitem(last=False)
+        return np.stack([cached[t] for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
 
     def encode_passages(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
