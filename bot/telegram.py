@@ -389,24 +389,32 @@ def question_in(message: Message, bot_username: str | None, bot_id: int | None) 
 
 
 @contextlib.asynccontextmanager
-async def typing(bot: Any, chat_id: int, every: float = TYPING_EVERY_S) -> AsyncIterator[None]:
-    """Shows "typing…" in the chat until the block ends; a failed chat action only costs the hint."""
+async def typing(bot: Any, chat_id: int, every: float = TYPING_EVERY_S, grace: float = 1.0) -> AsyncIterator[None]:
+    """Shows "typing…" in the chat until the block ends; a failed chat action only costs the hint.
+
+    A chat action already on its way gets up to `grace` seconds to land when the block ends, so
+    "typing…" never arrives after (and lingers over) the answer it announced.
+    """
+    done = asyncio.Event()
 
     async def keep_typing() -> None:
-        while True:
+        while not done.is_set():
             try:
                 await bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
             except TelegramError as exc:
                 log.debug("chat action for %s failed: %s", chat_id, exc)
-            await asyncio.sleep(every)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(done.wait(), every)
 
     task = asyncio.create_task(keep_typing())
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        done.set()
+        try:
+            await asyncio.wait_for(task, grace)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            pass
 
 
 # -- the bot ---------------------------------------------------------------------------------------
@@ -467,9 +475,8 @@ class NewsBot:
             return
         chat_id = update.effective_chat.id
         answer = self.memory.last(chat_id)
-        if answer is None:
-            labels = labels_for(update.effective_message.text or "")
-            await self._send(context.bot, chat_id, [labels.no_answer_yet])
+        if answer is None:  # a bare command says nothing about the language: say it in both
+            await self._send(context.bot, chat_id, [f"{VI.no_answer_yet}\n{EN.no_answer_yet}"])
             return
         await self._send(context.bot, chat_id, split_html(format_sources(answer)))
 

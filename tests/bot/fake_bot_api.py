@@ -139,7 +139,7 @@ class FakeBotApi:
         class Handler(_Handler):
             api = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-bot-api", daemon=True)
         self._thread.start()
@@ -201,7 +201,13 @@ class FakeBotApi:
                 self._chats[chat_id] = info
             return self._chats[chat_id]
 
-    def push_message(
+    def push_message(self, text: str, **kwargs: Any) -> dict[str, Any]:
+        """Queue a user's text message for getUpdates; see `message` for the arguments."""
+        message = self.message(text, **kwargs)
+        self.push_update({"message": message})
+        return message
+
+    def message(
         self,
         text: str,
         *,
@@ -225,7 +231,6 @@ class FakeBotApi:
             message["entities"] = found
         if reply_to is not None:
             message["reply_to_message"] = reply_to
-        self.push_update({"message": message})
         return message
 
     def push_callback(self, data: str, message: dict[str, Any], *, user_id: int | None = None) -> str:
@@ -400,6 +405,15 @@ def decode_params(raw: dict[str, str]) -> dict[str, Any]:
         except ValueError:
             params[key] = value
     return params
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up mid-long-poll (the bot stopping) is normal; anything else is a bug.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
