@@ -29,8 +29,13 @@
 
   function tagLanguage(node, text) {
     if (VIETNAMESE.test(text)) node.lang = "vi";
-    node.dir = "auto";
+    node.dir = "auto"; // right-to-left questions read right
     return node;
+  }
+
+  // An element holding `text` (as a text node), tagged with the text's language.
+  function textEl(tag, attrs, text) {
+    return tagLanguage(el(tag, attrs, text), text);
   }
 
   function storedKey() {
@@ -130,13 +135,13 @@
     const summary = el(
       "summary", {},
       el("span", { class: "n" }, `[${c.n}]`), " ",
-      tagLanguage(el("span", { class: "title" }), c.title), " ",
+      textEl("span", { class: "title" }, c.title), " ",
       el("span", { class: "where" }, `· paragraph ${c.paragraph}`),
     );
     const details = el(
       "details", { id: `${prefix}-${c.n}`, class: citedInAnswer ? "cited" : "" },
       summary,
-      tagLanguage(el("blockquote", { class: "passage" }), c.text),
+      textEl("blockquote", { class: "passage" }, c.text),
       el("p", { class: "meta" }, `Article ${c.article_id} · characters ${c.start}–${c.end} · score ${c.score.toFixed(3)}`),
     );
     return el("li", {}, details);
@@ -150,7 +155,7 @@
     if (!answer.found) item.classList.add("not-found");
     item.append(answerText(answer, prefix));
     if (!answer.found) {
-      item.append(el("p", { class: "note" }, "Nothing in the indexed articles answers this. Try other words, or ask about another topic."));
+      item.append(el("p", { class: "note" }, "Tip: try other words, or ask about something the articles cover."));
     }
     if (answer.notice) item.append(el("p", { class: "note" }, answer.notice));
     if (answer.citations.length) {
@@ -177,7 +182,7 @@
       return;
     }
     $("examples").hidden = true;
-    addItem("question", tagLanguage(el("p"), text));
+    addItem("question", textEl("p", {}, text));
     const item = addItem("answer pending", el("p", { class: "note" }, "Searching the articles…"));
     item.setAttribute("aria-busy", "true");
     send.disabled = true;
