@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -36,6 +40,7 @@ from bot.telegram_format import EN, VI
 from retrieval.answer import NOT_FOUND_EN, NOT_FOUND_VI
 from tests.bot.fake_bot_api import BOT_USER, FakeBotApi, parse_telegram_html, utf16_len, wait_until
 
+REPO = Path(__file__).resolve().parents[2]
 TOKEN = "4242424242:AAFakeTokenForTheTestsOnly_abc-XYZ0123"
 FAST = RetryPolicy(attempts=4, backoff_s=0.05, max_retry_after_s=5)
 SCENARIO_TIMEOUT_S = 60
@@ -417,6 +422,39 @@ def test_token_never_appears_in_logs_during_a_run_with_faults(
     assert not [r.name for r in caplog.records if TOKEN in r.getMessage() or TOKEN in (r.exc_text or "")]
 
 
+class FlakyService:
+    """The seed service, except that its first `ask` fails the way a bug would."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self.failures = 1
+
+    def ask(self, question: str, top_k: int | None = None) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("boom")
+        return self.service.ask(question, top_k)
+
+    def articles(self) -> list[Any]:
+        return self.service.articles()
+
+
+def test_an_unexpected_error_is_reported_and_the_next_question_answered(
+    seed_service: Any, fake: FakeBotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        async with running_bot(FlakyService(seed_service), fake):
+            fake.push_message(VI_QUESTION, chat_id=143)
+            [sorry] = await answer_to(fake, 143)
+            fake.push_message(VI_QUESTION, chat_id=143)
+            second = (await answer_to(fake, 143, 2))[1]
+        assert "Sorry, something went wrong" in sorry["text"]
+        assert "Nguồn" in second["text"]
+
+    run(scenario)
+    assert "unexpected error while handling an update" in caplog.text and "RuntimeError: boom" in caplog.text
+
+
 # -- start-up -------------------------------------------------------------------------------------------------
 
 
@@ -460,6 +498,40 @@ def test_cli_refuses_a_missing_or_malformed_token_in_one_sentence(token: str | N
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.output
     if token:
         assert token not in result.output
+
+
+def test_newsqa_bot_process_answers_and_stops_on_sigterm(
+    seed_index: Path, model_path: str, fake: FakeBotApi, tmp_path: Path
+) -> None:
+    """The real `newsqa bot` entry point: model, index, long polling, signals, exit status."""
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "NEWSQA_TELEGRAM_BASE_URL": fake.root_url,
+        "NEWSQA_INDEX_DIR": str(seed_index),
+        "NEWSQA_EMBEDDING_MODEL": model_path,
+        "HF_HUB_OFFLINE": "1",
+    }
+    log_file = tmp_path / "bot.log"
+    with log_file.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "-vv", "bot"], cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_until(lambda: fake.calls_to("getUpdates") or process.poll() is not None, timeout=120)
+            assert process.poll() is None, log_file.read_text()
+            fake.push_message(VI_QUESTION, chat_id=170)
+            [reply] = wait_until(lambda: fake.sent(170), timeout=30)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+    assert "Nguồn" in reply["text"]
+    assert fake.calls_to("deleteWebhook"), "polling must drop any webhook first"
+    logged = log_file.read_text()
+    assert "Telegram bot started" in logged and TOKEN not in logged and "[REDACTED]" in logged  # -vv logs the API URL
 
 
 # -- webhook -----------------------------------------------------------------------------------------------------
