@@ -135,13 +135,24 @@ class ReloadResult(BaseModel):
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None, detail: list[FieldProblem] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        detail: list[FieldProblem] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers, self.detail = status, code, message, headers, detail
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None, detail: list[FieldProblem] | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    detail: list[FieldProblem] | None = None,
+) -> JSONResponse:
     body = ErrorBody(error=message, code=code, detail=detail)
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
@@ -161,11 +172,12 @@ def _problem(error: dict[str, Any], max_top_k: int) -> FieldProblem:
     if field == "body" and kind in ("model_attributes_type", "dict_type", "model_type", "missing"):
         return FieldProblem(
             field="body",
-            problem='The body must be a JSON object like {"question": "..."}, sent with Content-Type: application/json.',
+            problem='The body must be a JSON object like {"question": "..."}, '
+            "sent with Content-Type: application/json.",
         )
     if kind == "missing":
         what = "a question" if is_question else f'"{field}"'
-        return FieldProblem(field=field, problem=f"The request needs {what} (the \"{field}\" field).")
+        return FieldProblem(field=field, problem=f'The request needs {what} (the "{field}" field).')
     if kind == "extra_forbidden":
         return FieldProblem(field=field, problem=f'"{field}" is not a field this endpoint takes.')
     if kind == "string_too_short" and is_question:
@@ -186,7 +198,9 @@ def describe_validation(errors: list[dict[str, Any]], max_top_k: int) -> tuple[i
     problems = [_problem(e, max_top_k) for e in errors]
     # Several errors often say the same thing (a non-object body fails every field).
     unique = list(dict.fromkeys(p.problem for p in problems))
-    status, code = (400, "invalid_json") if any(e.get("type") == "json_invalid" for e in errors) else (422, "invalid_request")
+    status, code = (
+        (400, "invalid_json") if any(e.get("type") == "json_invalid" for e in errors) else (422, "invalid_request")
+    )
     return status, ErrorBody(error=" ".join(unique[:3]), code=code, detail=problems)
 
 
@@ -274,7 +288,10 @@ class BodyLimit:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
-            413, "too_large", f"The request body is over the limit of {self.max_bytes:,} bytes.", {"Connection": "close"}
+            413,
+            "too_large",
+            f"The request body is over the limit of {self.max_bytes:,} bytes.",
+            {"Connection": "close"},
         )
         await response(scope, receive, send)
 
@@ -283,7 +300,7 @@ class BodyLimit:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class Runtime:
@@ -401,7 +418,9 @@ def ask_request_model(max_chars: int, max_top_k: int) -> type[BaseModel]:
     question = Annotated[
         str,
         Strict(),
-        Field(min_length=1, max_length=max_chars, description=f"The question, 1 to {max_chars:,} characters, any language"),
+        Field(
+            min_length=1, max_length=max_chars, description=f"The question, 1 to {max_chars:,} characters, any language"
+        ),
         BeforeValidator(_valid_unicode),
     ]
     top_k = Annotated[int, Strict(), Field(ge=1, le=max_top_k)]
@@ -426,7 +445,7 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def _api_key_dependency(key: bytes) -> Callable[..., Any]:
     bearer = HTTPBearer(auto_error=False, description="The server's NEWSQA_API_KEY")
 
-    async def require_key(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
+    async def require_key(credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> None:
         if credentials is None:
             raise ApiError(
                 401,
@@ -499,7 +518,9 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         """The process is up (no API key needed). Says nothing about the index: see /readyz."""
         return Health()
 
-    @app.get("/readyz", response_model=Readiness, responses=_responses(*auth, 503), dependencies=guarded, tags=["health"])
+    @app.get(
+        "/readyz", response_model=Readiness, responses=_responses(*auth, 503), dependencies=guarded, tags=["health"]
+    )
     async def readyz() -> Readiness:
         """200 with the served index's manifest once it is loaded; 503 with the reason until then."""
         runtime.require_ready()
@@ -520,13 +541,25 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
             reload_error=runtime.reload_error,
         )
 
-    @app.post("/ask", response_model=Answer, responses=_responses(400, *auth, 413, 422, 503), dependencies=guarded, tags=["questions"])
+    @app.post(
+        "/ask",
+        response_model=Answer,
+        responses=_responses(400, *auth, 413, 422, 503),
+        dependencies=guarded,
+        tags=["questions"],
+    )
     async def ask(body: AskRequest) -> Answer:  # type: ignore[valid-type]
         """Answer a question from the articles, with numbered citations (same object as `newsqa ask --json`)."""
         runtime.require_ready()
         return await runtime.run(service.ask, body.question, body.top_k)  # type: ignore[attr-defined]
 
-    @app.get("/search", response_model=SearchResult, responses=_responses(*auth, 422, 503), dependencies=guarded, tags=["questions"])
+    @app.get(
+        "/search",
+        response_model=SearchResult,
+        responses=_responses(*auth, 422, 503),
+        dependencies=guarded,
+        tags=["questions"],
+    )
     async def search(
         q: Annotated[str, Query(min_length=1, max_length=max_chars, description="The query text")],
         k: Annotated[int | None, Query(ge=1, le=max_top_k, description="How many passages")] = None,
@@ -535,7 +568,13 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         runtime.require_ready()
         return await runtime.run(service.search, q, k)
 
-    @app.get("/articles", response_model=ArticleList, responses=_responses(*auth, 503), dependencies=guarded, tags=["articles"])
+    @app.get(
+        "/articles",
+        response_model=ArticleList,
+        responses=_responses(*auth, 503),
+        dependencies=guarded,
+        tags=["articles"],
+    )
     async def articles() -> ArticleList:
         """What is indexed: each article's id, title and number of passages."""
         runtime.require_ready()
@@ -572,7 +611,9 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
                 text=found.text,
                 paragraph_count=len(found.paragraph_spans),
                 passages=[
-                    ArticlePassage(passage_id=p.passage_id, paragraph=p.paragraph, start=p.start, end=p.end, text=p.text)
+                    ArticlePassage(
+                        passage_id=p.passage_id, paragraph=p.paragraph, start=p.start, end=p.end, text=p.text
+                    )
                     for p in service.passages_of(article_id)
                 ],
             )
@@ -590,7 +631,10 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         tags=["admin"],
     )
     async def admin_reload() -> ReloadResult:
-        """Load the build `current` points at now (as the watcher does). 503 if it is unusable; the old one keeps serving."""
+        """Load the build `current` points at now, as the watcher does.
+
+        503 when that build is unusable; the one being served keeps serving.
+        """
         try:
             changed = await runtime.reload("admin")
         except IndexUnavailable as exc:

@@ -170,7 +170,17 @@ def test_ask_returns_the_same_object_as_the_cli(client, seed_service):
     assert answer.model_dump(exclude={"took_ms"}) == direct.model_dump(exclude={"took_ms"})
     assert answer.found and 1 <= len(answer.citations) <= 3
     assert "Nga yêu cầu NATO chấm dứt mở rộng" in answer.answer
-    assert set(data["citations"][0]) == {"n", "article_id", "title", "passage_id", "paragraph", "start", "end", "text", "score"}
+    assert set(data["citations"][0]) == {
+        "n",
+        "article_id",
+        "title",
+        "passage_id",
+        "paragraph",
+        "start",
+        "end",
+        "text",
+        "score",
+    }
 
 
 def test_ask_without_top_k_uses_the_default_and_says_when_nothing_is_found(client):
@@ -203,7 +213,13 @@ def test_articles_list_and_detail(client):
 
 @pytest.mark.parametrize(
     "path",
-    ["/articles/no-such-article", "/articles/%00", "/articles/..%2F..%2Fetc%2Fpasswd", "/articles/%F0%9F%98%80", "/articles/a/b"],
+    [
+        "/articles/no-such-article",
+        "/articles/%00",
+        "/articles/..%2F..%2Fetc%2Fpasswd",
+        "/articles/%F0%9F%98%80",
+        "/articles/a/b",
+    ],
 )
 def test_unknown_articles_are_404(client, path):
     assert_error(client.get(path), 404, "not_found")
@@ -273,9 +289,21 @@ TOO_LONG = "NATO " * 201  # 1005 characters; the limit is 1000
         (b"", JSON, 422, "invalid_request", "JSON object"),
         (b'{"question": "NATO"', JSON, 400, "invalid_json", "not valid JSON"),
         (b"question=NATO", JSON, 400, "invalid_json", "not valid JSON"),
-        (b'{"question": "NATO"}', {"Content-Type": "text/plain"}, 422, "invalid_request", "Content-Type: application/json"),
+        (
+            b'{"question": "NATO"}',
+            {"Content-Type": "text/plain"},
+            422,
+            "invalid_request",
+            "Content-Type: application/json",
+        ),
         (b'{"question": "NATO"}', {}, 422, "invalid_request", "Content-Type: application/json"),
-        (b"question=NATO", {"Content-Type": "application/x-www-form-urlencoded"}, 422, "invalid_request", "JSON object"),
+        (
+            b"question=NATO",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            422,
+            "invalid_request",
+            "JSON object",
+        ),
         (b'{"question": "\xff\xfe NATO"}', JSON, 400, "bad_request", "UTF-8 JSON"),
         (b"\x00\x01\x02", JSON, 400, None, ""),
     ],
@@ -325,7 +353,7 @@ def test_a_body_over_the_limit_is_413_whether_announced_or_streamed(client):
         "nga yeu cau nato gi",
         "Russia 🇷🇺 NATO 🤝 demands? 👩‍👩‍👧",
         "ماذا طلبت روسيا من الناتو؟",
-        "מה רוסיה דרשה מנאט\"ו?",
+        'מה רוסיה דרשה מנאט"ו?',
         "NATO \u202egì\u202c yêu cầu",
         "\x07\x1b[31mNATO\x1b[0m\x08 yêu cầu",
         "NATO\x00Nga\x00",
@@ -357,7 +385,11 @@ def test_lone_surrogates_in_json_do_not_break_the_reply(client):
 @given(
     question=st.text(max_size=300),
     top_k=st.one_of(
-        st.none(), st.integers(-5, 60), st.booleans(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=3)
+        st.none(),
+        st.integers(-5, 60),
+        st.booleans(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=3),
     ),
 )
 def test_any_text_and_any_top_k_get_an_answer_or_a_readable_4xx(client, question, top_k):
@@ -530,7 +562,14 @@ def test_the_api_key_guards_every_data_endpoint(keyed_url, method, path, body):
         missing = c.request(method, path, json=body)
         assert_error(missing, 401, "unauthorized", "needs an API key")
         assert missing.headers["www-authenticate"].startswith("Bearer")
-        for wrong in (f"Bearer {API_KEY}x", f"Bearer {API_KEY[:-1]}", "Bearer", f"Basic {API_KEY}", API_KEY, "Bearer ключ"):
+        for wrong in (
+            f"Bearer {API_KEY}x",
+            f"Bearer {API_KEY[:-1]}",
+            "Bearer",
+            f"Basic {API_KEY}",
+            API_KEY,
+            "Bearer ключ",
+        ):
             response = c.request(method, path, json=body, headers={"Authorization": wrong.encode("utf-8")})
             assert_error(response, 401, "unauthorized")
             assert response.headers["www-authenticate"].startswith("Bearer")

@@ -177,7 +177,8 @@ def test_server_and_network_errors_are_explained(page):
     page.route(
         "**/ask",
         lambda route: route.fulfill(
-            status=503, content_type="application/json",
+            status=503,
+            content_type="application/json",
             body='{"error": "The index is still loading; try again in a few seconds.", "code": "not_ready", "detail": null}',
         ),
     )
@@ -204,7 +205,9 @@ def test_text_from_the_person_or_the_server_is_never_markup(page):
 
 
 def test_the_page_fits_a_phone(browser, url):
-    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True, device_scale_factor=2)
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True, device_scale_factor=2
+    )
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     try:
