@@ -653,7 +653,6 @@ def build_application(
         QuestionRateLimit(settings.telegram_rate_limit),
     )
     bot.install(application)
-    application.bot_data["newsbot"] = bot
     return application
 
 
@@ -713,6 +712,11 @@ async def poll(
 def run_polling(service: QAService, settings: Settings) -> None:
     """`newsqa bot`: answer until SIGINT/SIGTERM. Raises TelegramConfigError with one sentence."""
     application = build_application(service, settings, polling=True)
+    if settings.telegram_webhook_path:
+        log.warning(
+            "NEWSQA_TELEGRAM_WEBHOOK_PATH is set, but `newsqa bot` polls: it removes the bot's webhook, "
+            "so the HTTP app's webhook gets no updates until one is registered again."
+        )
 
     async def main() -> None:
         stop = asyncio.Event()
