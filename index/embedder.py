@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -21,6 +22,12 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+TORCH_BACKEND = "torch"
+ONNX_BACKEND = "onnx"
+ONNX_INT8_BACKEND = "onnx-int8"
+BACKENDS = (TORCH_BACKEND, ONNX_BACKEND, ONNX_INT8_BACKEND)
+DEFAULT_BACKEND = TORCH_BACKEND
+DEFAULT_ONNX_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsqa" / "onnx"
 
 # Models that were trained with instruction prefixes and need them at encode time. Models whose
 # own config declares prompts (config_sentence_transformers.json) are used as they declare.
@@ -33,6 +40,43 @@ KNOWN_PROMPTS: dict[str, tuple[str, str]] = {
 
 class ModelUnavailable(Exception):
     """The configured embedding model cannot be loaded; the message says what to do."""
+
+
+# -- thread counts --------------------------------------------------------------------------------
+# Chosen once at start-up by the front end (NEWSQA_TORCH_THREADS / NEWSQA_FAISS_THREADS) and applied
+# to each library when it is first used, so a command that never embeds never pays torch's import.
+
+
+class _Threads:
+    model: int | None = None  # torch intra-op threads; also ONNX Runtime's intra-op pool
+    faiss: int | None = None  # OpenMP threads of FAISS
+
+
+def configure_threads(model: int | None = None, faiss: int | None = None) -> None:
+    """Record the thread counts (None or 0: the library's default) and apply them where loaded."""
+    _Threads.model = model or None
+    _Threads.faiss = faiss or None
+    apply_torch_threads()
+    apply_faiss_threads()
+
+
+def model_threads() -> int | None:
+    return _Threads.model
+
+
+def apply_torch_threads() -> None:
+    if _Threads.model and "torch" in sys.modules:
+        import torch
+
+        if torch.get_num_threads() != _Threads.model:
+            torch.set_num_threads(_Threads.model)
+
+
+def apply_faiss_threads() -> None:
+    if _Threads.faiss and "faiss" in sys.modules:
+        import faiss
+
+        faiss.omp_set_num_threads(_Threads.faiss)
 
 
 @runtime_checkable
@@ -92,8 +136,15 @@ class SentenceTransformerEmbedder:
         passage_prompt: str | None = None,
         max_seq_length: int | None = None,
         query_cache_size: int = 1024,
+        backend: str = DEFAULT_BACKEND,
+        onnx_cache_dir: Path | None = None,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown embedding backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         self._name = model
+        self.backend = backend  # what was asked for
+        self.active_backend: str | None = None  # what runs, once loaded (ONNX falls back to torch)
+        self._onnx_cache_dir = Path(onnx_cache_dir) if onnx_cache_dir else DEFAULT_ONNX_CACHE
         self.batch_size = batch_size
         self.device = device
         self._query_prompt = query_prompt
@@ -129,7 +180,37 @@ class SentenceTransformerEmbedder:
                 return
             self._model = self._load()
 
-    def _load(self):  # -> SentenceTransformer
+    def _load(self):  # -> SentenceTransformer or OnnxSentenceModel
+        model = self._load_onnx() if self.backend != TORCH_BACKEND else None
+        if model is None:
+            model = self._load_torch()
+            self.active_backend = TORCH_BACKEND
+        else:
+            self.active_backend = self.backend
+        self._apply_prompts(model)
+        return model
+
+    def _load_onnx(self):  # -> OnnxSentenceModel | None
+        from index.onnx_backend import OnnxUnavailable, load_onnx_model
+
+        try:
+            return load_onnx_model(
+                self._name, self.backend, self._onnx_cache_dir, model_threads(), self._max_seq_length
+            )
+        except OnnxUnavailable as exc:
+            # A speed setting must not take the service down: say why and run on torch.
+            log.warning("The %s backend is not available for %s (%s); using torch.", self.backend, self._name, exc)
+            return None
+
+    def _apply_prompts(self, model) -> None:
+        declared = getattr(model, "prompts", {}) or {}
+        known = KNOWN_PROMPTS.get(self._name, ("", ""))
+        if self._query_prompt is None:
+            self._query_prompt = declared.get("query") or known[0]
+        if self._passage_prompt is None:
+            self._passage_prompt = declared.get("passage") or declared.get("document") or known[1]
+
+    def _load_torch(self):  # -> SentenceTransformer
         name = self._name
         is_path = Path(name).expanduser().exists()
         if not is_path and (name.startswith((".", "/", "~")) or os.sep in name and name.count("/") > 1):
@@ -141,6 +222,7 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a broken install
             raise ModelUnavailable(_unavailable_message(name, f"sentence-transformers is not installed: {exc}"))
+        apply_torch_threads()
         if not is_path and not _hub_reachable():
             # Without this the hub client retries for over a minute on a machine with no network;
             # offline mode still loads a model that is in the local cache.
@@ -153,12 +235,6 @@ class SentenceTransformerEmbedder:
             raise ModelUnavailable(_unavailable_message(name, reason)) from None
         if self._max_seq_length:
             model.max_seq_length = self._max_seq_length
-        declared = getattr(model, "prompts", {}) or {}
-        known = KNOWN_PROMPTS.get(name, ("", ""))
-        if self._query_prompt is None:
-            self._query_prompt = declared.get("query") or known[0]
-        if self._passage_prompt is None:
-            self._passage_prompt = declared.get("passage") or declared.get("document") or known[1]
         return model
 
     def _encode(self, texts: Sequence[str], prompt: str, progress: Callable[[int], None] | None) -> np.ndarray:

@@ -6,6 +6,8 @@ Layout under the index root (NEWSQA_INDEX_DIR):
     builds/<build id>/                immutable once written
         manifest.json                 format, model, counts, corpus digest, file checksums
         articles.jsonl, passages.jsonl
+        rows.npz                      byte offset of every row of both, and the article ids, so a
+                                      large build reads rows on demand instead of parsing them all
         dense.faiss                   absent when the build had no embedding model
         lexical/accented/*, lexical/folded/*
     embeddings.sqlite                 embedding cache shared by builds
@@ -13,6 +15,12 @@ Layout under the index root (NEWSQA_INDEX_DIR):
 
 Readers resolve `current` once and keep that folder for as long as they serve from it, so a build
 that swaps in a new one, or dies half way, never changes what a running reader sees.
+
+Loading is cheap at any size (measured at 1M passages in bench/scale_bench.py): a build of more than
+LAZY_ROWS passages is opened, not parsed. Passages and articles are read row by row through the
+offsets in rows.npz, large vector and BM25 files are memory-mapped, and files larger than
+FULL_CHECK_BYTES are checked at load by size and a digest of sampled blocks, then hashed in full in
+a background thread that logs (and records in `LoadedIndex.integrity`) any damage it finds.
 """
 
 from __future__ import annotations
@@ -21,25 +29,33 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
+import mmap
 import os
 import shutil
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
+from index.embedder import apply_faiss_threads
 from index.lexical import LexicalIndex
 from index.models import Article, Passage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 ARTICLES = "articles.jsonl"
 DENSE = "dense.faiss"
+ROWS = "rows.npz"
 LEXICAL = "lexical"
 CURRENT = "current"
 BUILDS = "builds"
@@ -48,10 +64,26 @@ KEEP_BUILDS = 3
 
 # Exact search costs ~0.15 µs per passage here (20k passages ≈ 3 ms, 200k ≈ 30 ms); above this
 # size a question's search would cost more than embedding it, so we switch to HNSW.
+FLAT, HNSW, IVF = "flat", "hnsw", "ivf"
 HNSW_THRESHOLD = 20_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
+# IVF is not chosen by size; bench/scale_bench.py measures it against HNSW (build time, recall).
+IVF_NPROBE = 32
+IVF_MAX_LISTS = 16_384
+
+
+# Above this many passages a build is opened lazily: parsing 1M JSON rows takes seconds, reading
+# the offsets of them takes milliseconds.
+LAZY_ROWS = 50_000
+# Files above this size are checked at load by size + sampled blocks (hashing 5 GB in full takes
+# ~4 s on this machine), then in full in the background; smaller ones are hashed in full at load.
+FULL_CHECK_BYTES = 64 << 20
+SAMPLE_BLOCKS = 64
+SAMPLE_BLOCK_BYTES = 64 << 10
+# Vector indexes above this size are memory-mapped (zero-copy; FAISS must never add to them).
+MMAP_BYTES = 64 << 20
 
 
 class IndexUnavailable(Exception):
@@ -66,15 +98,39 @@ class IndexCorrupt(IndexUnavailable):
     pass
 
 
+class Integrity:
+    """The full-checksum verdict on large files, reached in the background after a load."""
+
+    def __init__(self, pending: Sequence[str] = ()) -> None:
+        self.pending = tuple(pending)  # files only sample-checked at load
+        self.error: str | None = None  # one sentence, when a full checksum failed
+        self._done = threading.Event()
+        if not self.pending:
+            self._done.set()
+
+    @property
+    def checked(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def finish(self, error: str | None) -> None:
+        self.error = error
+        self._done.set()
+
+
 @dataclass
 class LoadedIndex:
     folder: Path
     manifest: dict[str, Any]
-    articles: dict[str, Article]
-    passages: list[Passage]
+    articles: Mapping[str, Article]  # a dict, or a lazy ArticleTable for large builds
+    passages: Sequence[Passage]  # indexed by row: a list, or a lazy JsonlRows for large builds
     lexical: LexicalIndex
-    dense: Any | None  # faiss.Index
-    passage_rows: dict[str, int] = field(default_factory=dict)
+    # faiss.Index. Large ones are memory-mapped (IO_FLAG_MMAP_IFC): search only, never add to it.
+    dense: Any | None
+    passage_rows: Mapping[str, int] = field(default_factory=dict)
+    integrity: Integrity = field(default_factory=Integrity)
 
     @property
     def model_id(self) -> str | None:
@@ -89,6 +145,34 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sample_offsets(size: int) -> list[int]:
+    """Where the sampled blocks of a file of `size` bytes start: first, last and evenly between."""
+    if size <= SAMPLE_BLOCKS * SAMPLE_BLOCK_BYTES:
+        return [0]
+    last = size - SAMPLE_BLOCK_BYTES
+    return sorted({round(i * last / (SAMPLE_BLOCKS - 1)) for i in range(SAMPLE_BLOCKS)})
+
+
+def sample_sha256(path: Path) -> str:
+    """SHA-256 of a file's size and sampled blocks: catches truncation, a rewritten header or
+    footer, and damage in the sampled blocks, for ~4 MB of reading whatever the file's size."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(size.to_bytes(8, "little"))
+    with open(path, "rb") as fh:
+        for offset in sample_offsets(size):
+            fh.seek(offset)
+            digest.update(fh.read(SAMPLE_BLOCK_BYTES))
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    size = path.stat().st_size
+    entry: dict[str, Any] = {"sha256": sha256_file(path), "bytes": size}
+    if size > FULL_CHECK_BYTES:
+        entry["sample_sha256"] = sample_sha256(path)
+    return entry
+
+
 def corpus_digest(articles: Sequence[Article]) -> str:
     digest = hashlib.sha256()
     for article in sorted(articles, key=lambda a: a.article_id):
@@ -98,32 +182,69 @@ def corpus_digest(articles: Sequence[Article]) -> str:
     return digest.hexdigest()
 
 
-def make_dense_index(vectors: np.ndarray):  # -> faiss.Index
+def choose_index_type(n: int) -> str:
+    return FLAT if n < HNSW_THRESHOLD else HNSW
+
+
+def make_dense_index(vectors: np.ndarray, kind: str | None = None):  # -> faiss.Index
+    """The vector index for `vectors`: `kind` (flat, hnsw, ivf) or the one chosen by their number."""
     import faiss
 
+    apply_faiss_threads()
     n, dim = vectors.shape
-    if n < HNSW_THRESHOLD:
+    kind = kind or choose_index_type(n)
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
+    if kind == FLAT:
         index = faiss.IndexFlatIP(dim)
-    else:
+    elif kind == HNSW:
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.hnsw.efSearch = HNSW_EF_SEARCH
+    elif kind == IVF:
+        nlist = ivf_lists(n)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        # k-means on a sample: the centroids barely change past ~64 points a list, training time does.
+        sample = data[np.random.default_rng(0).choice(n, min(n, nlist * 64), replace=False)] if n else data
+        index.train(sample)
+        index.nprobe = IVF_NPROBE
+    else:
+        raise ValueError(f"unknown vector index type {kind!r}")
     if n:
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index.add(data)
     return index
 
 
+def ivf_lists(n: int) -> int:
+    return max(1, min(IVF_MAX_LISTS, int(4 * np.sqrt(max(n, 1)))))
+
+
 def dense_index_type(index) -> str:
-    return "hnsw" if "HNSW" in type(index).__name__ else "flat"
+    name = type(index).__name__
+    return HNSW if "HNSW" in name else IVF if "IVF" in name else FLAT
 
 
-def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
+def dense_index_info(index) -> dict[str, Any]:
+    """What the manifest records about a vector index: its type and search parameters."""
+    kind = dense_index_type(index)
+    info: dict[str, Any] = {"type": kind}
+    if kind == HNSW:
+        info.update(m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, ef_search=int(index.hnsw.efSearch))
+    elif kind == IVF:
+        info.update(nlist=int(index.nlist), nprobe=int(index.nprobe))
+    return info
+
+
+def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]] | Sequence[dict[str, Any]]) -> np.ndarray:
+    """Write one JSON object per line; return the byte offset of each line and the end offset."""
+    offsets = [0]
+    with open(path, "wb") as fh:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False))
-            fh.write("\n")
+            line = json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n"
+            fh.write(line)
+            offsets.append(offsets[-1] + len(line))
         fh.flush()
         os.fsync(fh.fileno())
+    return np.asarray(offsets, dtype=np.int64)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -157,23 +278,23 @@ def write_build(
     tmp = builds / f".tmp-{build_id}"
     tmp.mkdir()
     try:
-        _write_jsonl(tmp / ARTICLES, [a.to_json() for a in articles])
-        _write_jsonl(tmp / PASSAGES, [p.to_json() for p in passages])
+        article_offsets = _write_jsonl(tmp / ARTICLES, (a.to_json() for a in articles))
+        passage_offsets = _write_jsonl(tmp / PASSAGES, (p.to_json() for p in passages))
+        np.savez(
+            tmp / ROWS,
+            passage_offsets=passage_offsets,
+            article_offsets=article_offsets,
+            article_ids=np.array([a.article_id for a in articles], dtype=str),
+        )
         index_info: dict[str, Any] = {"type": None}
         if vectors is not None:
             import faiss
 
             dense = make_dense_index(vectors)
             faiss.write_index(dense, str(tmp / DENSE))
-            index_info = {"type": dense_index_type(dense)}
-            if index_info["type"] == "hnsw":
-                index_info.update(m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, ef_search=HNSW_EF_SEARCH)
+            index_info = dense_index_info(dense)
         lexical.save(tmp / LEXICAL)
-        files = {
-            str(p.relative_to(tmp)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-            for p in sorted(tmp.rglob("*"))
-            if p.is_file()
-        }
+        files = {str(p.relative_to(tmp)): file_entry(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "format_version": FORMAT_VERSION,
             "build_id": build_id,
@@ -263,6 +384,79 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+class JsonlRows(Sequence[T], Generic[T]):
+    """Rows of a JSON-lines file, parsed when asked for (row i is bytes offsets[i]:offsets[i+1])."""
+
+    def __init__(self, path: Path, offsets: np.ndarray, parse: Callable[[dict[str, Any]], T]) -> None:
+        self._offsets = offsets
+        self._parse = parse
+        with open(path, "rb") as fh:
+            # The mapping outlives the file descriptor, and the file being unlinked by pruning.
+            self._data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if offsets[-1] else b""
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return self._parse(json.loads(self._data[int(self._offsets[i]) : int(self._offsets[i + 1])]))
+
+    def __iter__(self) -> Iterator[T]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+class ArticleTable(Mapping[str, Article]):
+    """article id → Article, read from articles.jsonl on access."""
+
+    def __init__(self, rows: JsonlRows[Article], ids: Sequence[str]) -> None:
+        self._rows = rows
+        self._index = {article_id: i for i, article_id in enumerate(ids)}
+
+    def __getitem__(self, article_id: str) -> Article:
+        return self._rows[self._index[article_id]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+class LazyRowMap(Mapping[str, int]):
+    """passage id → row, built on first use (iterating 1M passages is not free, and rarely needed)."""
+
+    def __init__(self, passages: Sequence[Passage]) -> None:
+        self._passages = passages
+        self._map: dict[str, int] | None = None
+
+    def _built(self) -> dict[str, int]:
+        if self._map is None:
+            self._map = {p.passage_id: i for i, p in enumerate(self._passages)}
+        return self._map
+
+    def __getitem__(self, passage_id: str) -> int:
+        return self._built()[passage_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._passages)
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
@@ -280,40 +474,124 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
-    for name, meta in manifest["files"].items():
-        path = Path(folder) / name
-        if not path.is_file():
-            raise _corrupt(folder, f"{name} is missing")
-        if path.stat().st_size != meta.get("bytes") or sha256_file(path) != meta.get("sha256"):
+def _check_file(folder: Path, name: str, meta: dict[str, Any], full: bool) -> bool:
+    """Raise IndexCorrupt if `name` does not match; True when it was only sample-checked."""
+    path = Path(folder) / name
+    if not path.is_file():
+        raise _corrupt(folder, f"{name} is missing")
+    if path.stat().st_size != meta.get("bytes"):
+        raise _corrupt(folder, f"{name} does not match its checksum")
+    sampled = not full and "sample_sha256" in meta
+    if sampled:
+        if sample_sha256(path) != meta["sample_sha256"]:
             raise _corrupt(folder, f"{name} does not match its checksum")
+    elif sha256_file(path) != meta.get("sha256"):
+        raise _corrupt(folder, f"{name} does not match its checksum")
+    return sampled
 
 
-def load_build(folder: Path, verify: bool = True) -> LoadedIndex:
-    """Load one build folder, checking every file against the manifest's checksums first."""
+def verify_files(folder: Path, manifest: dict[str, Any], full: bool = True) -> list[str]:
+    """Check every file against the manifest. With full=False, large files that carry a sampled
+    digest are checked by it only; their names are returned for a full check later."""
+    return [name for name, meta in manifest["files"].items() if _check_file(folder, name, meta, full)]
+
+
+def _verify_later(folder: Path, manifest: dict[str, Any], names: Sequence[str], integrity: Integrity) -> None:
+    def run() -> None:
+        error = None
+        for name in names:
+            try:
+                _check_file(folder, name, manifest["files"][name], full=True)
+            except IndexCorrupt as exc:
+                error = str(exc)
+                log.error("%s", exc)
+                break
+            except OSError as exc:  # the build was removed under us; nothing to verify any more
+                error = f"{name} could not be read to verify it ({exc.strerror})"
+                break
+        integrity.finish(error)
+
+    threading.Thread(target=run, name="newsqa-verify", daemon=True).start()
+
+
+def _read_rows(folder: Path) -> dict[str, np.ndarray] | None:
+    path = folder / ROWS
+    if not path.is_file():
+        return None  # a build written before rows.npz existed: parse it all
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _read_dense(folder: Path, manifest: dict[str, Any]):  # -> faiss.Index | None
+    path = folder / DENSE
+    if not path.is_file():
+        return None
+    import faiss
+
+    apply_faiss_threads()
+    flags = faiss.IO_FLAG_MMAP_IFC if path.stat().st_size > MMAP_BYTES else 0
+    dense = faiss.read_index(str(path), flags)
+    kind = dense_index_type(dense)
+    params = manifest.get("dense_index", {})
+    if kind == HNSW:
+        dense.hnsw.efSearch = int(params.get("ef_search", HNSW_EF_SEARCH))
+    elif kind == IVF:
+        dense.nprobe = int(params.get("nprobe", IVF_NPROBE))
+    return dense
+
+
+def _eager_tables(folder: Path) -> tuple[dict[str, Article], list[Passage]]:
+    articles = {a.article_id: a for a in map(Article.from_json, _read_jsonl(folder / ARTICLES))}
+    passages = [Passage.from_json(row) for row in _read_jsonl(folder / PASSAGES)]
+    return articles, passages
+
+
+def _lazy_tables(folder: Path, rows: dict[str, np.ndarray]) -> tuple[ArticleTable, JsonlRows[Passage]]:
+    passage_offsets, article_offsets = rows["passage_offsets"], rows["article_offsets"]
+    if int(passage_offsets[-1]) != (folder / PASSAGES).stat().st_size or int(article_offsets[-1]) != (
+        folder / ARTICLES
+    ).stat().st_size:
+        raise _corrupt(folder, "rows.npz and the passage or article files disagree in size")
+    passages = JsonlRows(folder / PASSAGES, passage_offsets, Passage.from_json)
+    article_rows = JsonlRows(folder / ARTICLES, article_offsets, Article.from_json)
+    articles = ArticleTable(article_rows, rows["article_ids"].tolist())
+    # Parse the ends now, so a damaged file fails the load rather than a question.
+    for table in (passages, article_rows):
+        if len(table):
+            table[0], table[-1]
+    return articles, passages
+
+
+def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> LoadedIndex:
+    """Load one build folder, checking its files against the manifest's checksums first.
+
+    verify=True hashes every file in full, except files above FULL_CHECK_BYTES, which are checked
+    by size and sampled blocks and then in full in the background (see `LoadedIndex.integrity`);
+    full_verify=True hashes everything before returning.
+    """
     folder = Path(folder)
     manifest = read_manifest(folder)
+    integrity = Integrity()
     if verify:
-        verify_files(folder, manifest)
+        sampled = verify_files(folder, manifest, full=full_verify)
+        if sampled:
+            integrity = Integrity(sampled)
     try:
-        articles = {a.article_id: a for a in map(Article.from_json, _read_jsonl(folder / ARTICLES))}
-        passages = [Passage.from_json(row) for row in _read_jsonl(folder / PASSAGES)]
-        lexical = LexicalIndex.load(folder / LEXICAL)
-        dense = None
-        if (folder / DENSE).is_file():
-            import faiss
-
-            dense = faiss.read_index(str(folder / DENSE))
-            if dense.ntotal != len(passages):
-                raise _corrupt(folder, "the vector index and the passages disagree in size")
-            if dense_index_type(dense) == "hnsw":
-                dense.hnsw.efSearch = int(manifest.get("dense_index", {}).get("ef_search", HNSW_EF_SEARCH))
+        rows = _read_rows(folder)
+        lazy = rows is not None and int(manifest.get("passage_count") or 0) > LAZY_ROWS
+        articles, passages = _lazy_tables(folder, rows) if lazy else _eager_tables(folder)  # type: ignore[arg-type]
+        lexical = LexicalIndex.load(folder / LEXICAL, mmap=lazy)
+        dense = _read_dense(folder, manifest)
+        if dense is not None and dense.ntotal != len(passages):
+            raise _corrupt(folder, "the vector index and the passages disagree in size")
     except IndexUnavailable:
         raise
     except Exception as exc:  # any parse error in a file means the build is unusable
         raise _corrupt(folder, f"{type(exc).__name__} while reading it") from None
     if len(passages) != manifest.get("passage_count"):
         raise _corrupt(folder, "the passage count does not match the manifest")
+    if integrity.pending:
+        _verify_later(folder, manifest, integrity.pending, integrity)
     return LoadedIndex(
         folder=folder,
         manifest=manifest,
@@ -321,7 +599,8 @@ def load_build(folder: Path, verify: bool = True) -> LoadedIndex:
         passages=passages,
         lexical=lexical,
         dense=dense,
-        passage_rows={p.passage_id: i for i, p in enumerate(passages)},
+        passage_rows=LazyRowMap(passages) if lazy else {p.passage_id: i for i, p in enumerate(passages)},
+        integrity=integrity,
     )
 
 
