@@ -17,7 +17,7 @@ from index.articles import SeedsError
 from index.embedder import ModelUnavailable
 from index.store import IndexUnavailable, open_index, resolve_build
 from retrieval.models import Answer
-from retrieval.service import BadQuestion, QAService
+from retrieval.service import BadQuestion
 
 EXPECTED_ERRORS = (IndexUnavailable, ModelUnavailable, SeedsError, BadQuestion)
 
@@ -63,6 +63,8 @@ def cli(ctx: click.Context, verbose: int) -> None:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
+    if ctx.invoked_subcommand is not None:
+        settings().apply_threads()  # before any model or index is loaded
     ctx.ensure_object(dict)
 
 
@@ -168,7 +170,7 @@ def print_answer(answer: Answer) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def ask(question: str, top_k: int | None, as_json: bool) -> None:
     """Answer QUESTION from the indexed articles, with cited passages."""
-    service = QAService(settings().service_config())
+    service = settings().qa_service()
     answer = service.ask(question, top_k)
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
@@ -181,7 +183,7 @@ def ask(question: str, top_k: int | None, as_json: bool) -> None:
 @click.option("-k", "--top-k", type=int)
 def search(query: str, top_k: int | None) -> None:
     """Print the ranked passages for QUERY as JSON."""
-    service = QAService(settings().service_config())
+    service = settings().qa_service()
     click.echo(service.search(query, top_k).model_dump_json(indent=2))
 
 
@@ -194,7 +196,7 @@ def evaluate(labels: Path | None, top_k: int, as_json: bool) -> None:
     from retrieval.evaluate import evaluate_file, format_report
 
     labels = labels or Path(__file__).resolve().parent.parent / "tests" / "data" / "seed_questions.json"
-    service = QAService(settings().service_config())
+    service = settings().qa_service()
     report = evaluate_file(service, labels, top_k)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
@@ -207,7 +209,7 @@ def telegram_bot() -> None:
     s = settings()
     try:
         bot_token(s)  # a bad token fails in a second, before the model loads
-        service = QAService(s.service_config())
+        service = s.qa_service()
         service.warm_up()
         click.echo("Telegram bot started (long polling); Ctrl+C stops it.", err=True)
         run_polling(service, s)

@@ -478,7 +478,8 @@ def _telegram_hook(service: QAService, settings: Settings) -> Any:
 
 def create_app(settings: Settings | None = None, service: QAService | None = None) -> FastAPI:
     settings = settings or Settings()
-    service = service or QAService(settings.service_config())
+    settings.apply_threads()  # before the model and index load (in the lifespan)
+    service = service or settings.qa_service()
     runtime = Runtime(service, settings.http_max_concurrency)
     max_chars, max_top_k = service.config.max_question_chars, service.config.max_top_k
     hook = _telegram_hook(service, settings) if settings.telegram_webhook_path else None

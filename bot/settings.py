@@ -7,11 +7,11 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder
+from index.embedder import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL, SentenceTransformerEmbedder, configure_threads
 from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
 from retrieval.answer import AnswerConfig
 from retrieval.search import FusionConfig
-from retrieval.service import MAX_QUESTION_CHARS, MAX_TOP_K, ServiceConfig
+from retrieval.service import MAX_QUESTION_CHARS, MAX_TOP_K, QAService, ServiceConfig
 
 
 class Settings(BaseSettings):
@@ -21,6 +21,13 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("data/index"), description="where index builds and the embedding cache live")
     seeds_dir: Path = Field(Path("seeds"), description="folder of article files (.txt, .md)")
     batch_size: int = Field(32, ge=1, le=4096, description="passages per model call during a build")
+    # Performance (docs/README-performance.md)
+    embedding_backend: str = Field(
+        DEFAULT_BACKEND, pattern=f"^({'|'.join(BACKENDS)})$", description="torch, onnx or onnx-int8 (exported locally)"
+    )
+    onnx_dir: Path | None = Field(None, description="where ONNX exports are cached; default <index_dir>/models")
+    torch_threads: int = Field(0, ge=0, le=256, description="threads of the embedding model (torch, ONNX Runtime); 0 = library default")
+    faiss_threads: int = Field(0, ge=0, le=256, description="OpenMP threads of FAISS; 0 = library default")
     passage_max_words: int = Field(DEFAULT_MAX_WORDS, ge=10, le=1000)
     passage_min_words: int = Field(DEFAULT_MIN_WORDS, ge=0, le=1000)
 
@@ -73,5 +80,18 @@ class Settings(BaseSettings):
             verify_checksums=self.verify_checksums,
         )
 
-    def embedder(self) -> SentenceTransformerEmbedder:
-        return SentenceTransformerEmbedder(self.embedding_model, batch_size=self.batch_size)
+    def embedder(self, model: str | None = None) -> SentenceTransformerEmbedder:
+        return SentenceTransformerEmbedder(
+            model or self.embedding_model,
+            batch_size=self.batch_size,
+            backend=self.embedding_backend,
+            onnx_cache_dir=self.onnx_dir or self.index_dir / "models",
+        )
+
+    def qa_service(self) -> QAService:
+        """The service, with the embedder these settings describe (backend, batch size)."""
+        return QAService(self.service_config(), embedder_factory=self.embedder)
+
+    def apply_threads(self) -> None:
+        """Once per process, at start-up: each library takes its count when it is first loaded."""
+        configure_threads(self.torch_threads, self.faiss_threads)

@@ -34,7 +34,7 @@ ONNX_INT8 = "onnx-int8"
 BACKENDS = (TORCH, ONNX, ONNX_INT8)
 
 # Bump when the export recipe changes, so cached files from an older recipe are not reused.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # An export whose token vectors differ from torch's by more than this is refused (float32 noise
 # is ~1e-6; a wrongly traced mask or shape shows up as differences of order 0.1).
@@ -207,7 +207,9 @@ def quantize_int8(source: Path, target: Path) -> None:
         raise OnnxUnavailable(f"int8 quantisation needs onnxruntime ({exc})") from None
     tmp = _atomic_target(target)
     try:
-        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
+        # Per-channel scales: per-tensor ones cost this model ~6 points of cosine to the float
+        # vectors (0.94 mean), per-channel ones under 1 (0.992), for the same speed-up.
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
