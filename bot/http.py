@@ -315,7 +315,6 @@ class Runtime:
         self.load_error: str | None = None
         self.reload_error: str | None = None
         self.loaded_at: str | None = None
-        self._counts: tuple[str, dict[str, int]] | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self.queries)
@@ -385,24 +384,6 @@ class Runtime:
                 pass  # logged by reload(); the next build gets its own try
             except Exception:
                 log.exception("watcher: reload failed")
-
-    def passage_counts(self) -> dict[str, int]:
-        """Passages per article for the build being served, computed once per build."""
-        build = self.build_id()
-        if self._counts is None or self._counts[0] != build:
-            counts = {a.article_id: len(self.service.passages_of(a.article_id)) for a in self.service.articles()}
-            self._counts = (build, counts)
-        return self._counts[1]
-
-
-def consistent(runtime: Runtime, read: Callable[[], T]) -> T:
-    """Run `read` so that all it sees comes from one build, retrying if a reload lands mid-read."""
-    for _ in range(5):
-        before = runtime.build_id()
-        value = read()
-        if runtime.build_id() == before:
-            return value
-    return read()
 
 
 # -- request models that carry the configured limits ---------------------------------------------
@@ -581,14 +562,16 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         runtime.require_ready()
 
         def read() -> ArticleList:
-            counts = runtime.passage_counts()
+            view = service.view()  # one build for the whole listing, even if a reload lands meanwhile
             listed = [
-                ArticleSummary(article_id=a.article_id, title=a.title, passage_count=counts.get(a.article_id, 0))
-                for a in service.articles()
+                ArticleSummary(
+                    article_id=a.article_id, title=a.title, passage_count=view.passage_counts.get(a.article_id, 0)
+                )
+                for a in view.articles
             ]
-            return ArticleList(build_id=runtime.build_id(), count=len(listed), articles=listed)
+            return ArticleList(build_id=view.build_id, count=len(listed), articles=listed)
 
-        return await runtime.run(consistent, runtime, read)
+        return await runtime.run(read)
 
     @app.get(
         "/articles/{article_id}",
@@ -602,11 +585,12 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         runtime.require_ready()
 
         def read() -> ArticleDetail | None:
-            found = service.article(article_id)
+            view = service.view()
+            found = view.article(article_id)
             if found is None:
                 return None
             return ArticleDetail(
-                build_id=runtime.build_id(),
+                build_id=view.build_id,
                 article_id=found.article_id,
                 title=found.title,
                 text=found.text,
@@ -615,11 +599,11 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
                     ArticlePassage(
                         passage_id=p.passage_id, paragraph=p.paragraph, start=p.start, end=p.end, text=p.text
                     )
-                    for p in service.passages_of(article_id)
+                    for p in view.passages_of(article_id)
                 ],
             )
 
-        detail = await runtime.run(consistent, runtime, read)
+        detail = await runtime.run(read)
         if detail is None:
             raise ApiError(404, "not_found", f"No article has the id {article_id[:200]!r}; GET /articles lists them.")
         return detail

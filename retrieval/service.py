@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,10 +48,45 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class IndexView:
+    """What one build holds, for listing: every read through one view sees the same build."""
+
+    build_id: str
+    manifest: dict
+    articles: list[Article]
+    passage_counts: dict[str, int]
+    _passages: Sequence[Passage]
+    _rows: dict[str, list[int]]
+    _by_id: dict[str, Article]
+
+    @classmethod
+    def of(cls, index: LoadedIndex) -> IndexView:
+        rows: dict[str, list[int]] = {}
+        for row, passage in enumerate(index.passages):
+            rows.setdefault(passage.article_id, []).append(row)
+        return cls(
+            build_id=str(index.manifest.get("build_id", index.folder.name)),
+            manifest=index.manifest,
+            articles=list(index.articles.values()),
+            passage_counts={article_id: len(r) for article_id, r in rows.items()},
+            _passages=index.passages,
+            _rows=rows,
+            _by_id=index.articles,
+        )
+
+    def article(self, article_id: str) -> Article | None:
+        return self._by_id.get(article_id)
+
+    def passages_of(self, article_id: str) -> list[Passage]:
+        return [self._passages[row] for row in self._rows.get(article_id, [])]
+
+
+@dataclass(frozen=True)
 class _Snapshot:
     index: LoadedIndex
     searcher: HybridSearcher
     notice: str | None
+    view: IndexView
 
 
 def same_model(a: str | None, b: str | None) -> bool:
@@ -103,7 +138,7 @@ class QAService:
     def _load(self, folder: Path) -> _Snapshot:
         index = load_build(folder, verify=self.config.verify_checksums)
         embedder, notice = self._embedder_for(index)
-        return _Snapshot(index, HybridSearcher(index, embedder, self.config.fusion), notice)
+        return _Snapshot(index, HybridSearcher(index, embedder, self.config.fusion), notice, IndexView.of(index))
 
     def warm_up(self) -> None:
         """Load the current index and the model. Raises IndexUnavailable with a one-sentence message."""
@@ -205,11 +240,15 @@ class QAService:
     def notice(self) -> str | None:
         return self._current().notice
 
+    def view(self) -> IndexView:
+        """The articles and passages of the build being served, as one consistent view."""
+        return self._current().view
+
     def articles(self) -> list[Article]:
-        return list(self._current().index.articles.values())
+        return self.view().articles
 
     def article(self, article_id: str) -> Article | None:
-        return self._current().index.articles.get(article_id)
+        return self.view().article(article_id)
 
     def passages_of(self, article_id: str) -> list[Passage]:
-        return [p for p in self._current().index.passages if p.article_id == article_id]
+        return self.view().passages_of(article_id)
