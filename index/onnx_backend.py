@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,8 +170,10 @@ def export_onnx(layout: ModelLayout, target: Path) -> None:
     axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
     tmp = _atomic_target(target)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
             # The TorchScript exporter: the dynamo one needs onnxscript, which is not installed here.
+            # Its tracer warnings mean nothing to a user; _check_export verifies the result instead.
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 LastHidden(model), args, str(tmp), input_names=names, output_names=["last_hidden_state"],
                 dynamic_axes=axes, opset_version=17, dynamo=False,

@@ -1,0 +1,178 @@
+"""Embedding backends (torch, ONNX, ONNX int8) and the thread settings.
+
+The ONNX backends must give the vectors torch gives (float32: to float noise; int8: close enough
+to rank alike), keep the Embedder protocol, cache their export, and step aside for a model they
+cannot mirror. Thread counts set at start-up must reach torch and FAISS.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from index import onnx_backend  # noqa: E402
+from index.embedder import Embedder, SentenceTransformerEmbedder, configure_threads  # noqa: E402
+
+TEXTS = [
+    "What did Russia demand from NATO?",
+    "Nga yêu cầu NATO những gì?",
+    "nga yeu cau nato gi",
+    "   surrounding whitespace   ",
+    "x",
+    "Tổng thống Vladimir Putin cho biết, Nga chưa nhận được phản hồi. " * 30,  # past max_seq_length
+]
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("onnx-exports")
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder(model_path, onnx_dir) -> SentenceTransformerEmbedder:
+    e = SentenceTransformerEmbedder(model_path, backend="onnx", onnx_cache_dir=onnx_dir)
+    e.warm_up()
+    return e
+
+
+@pytest.fixture(scope="session")
+def int8_embedder(model_path, onnx_dir) -> SentenceTransformerEmbedder:
+    e = SentenceTransformerEmbedder(model_path, backend="onnx-int8", onnx_cache_dir=onnx_dir)
+    e.warm_up()
+    return e
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_onnx_gives_the_torch_vectors(embedder, onnx_embedder):
+    assert onnx_embedder.active_backend == "onnx"
+    expected = embedder.encode_passages(TEXTS)
+    got = onnx_embedder.encode_passages(TEXTS)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert np.abs(got - expected).max() < 1e-4
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_query_vectors_match_one_at_a_time_and_batched(embedder, onnx_embedder):
+    one_by_one = np.stack([onnx_embedder.encode_queries([t])[0] for t in TEXTS])
+    batched = SentenceTransformerEmbedder(  # a fresh query cache: nothing served from the one above
+        onnx_embedder.model_id, backend="onnx", onnx_cache_dir=onnx_embedder._onnx_cache_dir
+    ).encode_queries(TEXTS)
+    assert np.abs(one_by_one - batched).max() < 1e-4  # padding in a batch changes nothing
+    assert np.abs(batched - embedder.encode_queries(TEXTS)).max() < 1e-4
+
+
+def test_int8_is_close_to_torch_and_ranks_alike(embedder, int8_embedder):
+    assert int8_embedder.active_backend == "onnx-int8"
+    expected = embedder.encode_passages(TEXTS)
+    got = int8_embedder.encode_passages(TEXTS)
+    assert cosines(got, expected).min() > 0.97
+    # The nearest text of each query is the same under both.
+    queries = TEXTS[:3]
+    assert (np.argmax(embedder.encode_queries(queries) @ expected.T, axis=1)
+            == np.argmax(int8_embedder.encode_queries(queries) @ got.T, axis=1)).all()
+
+
+def test_onnx_embedder_keeps_the_protocol(onnx_embedder, embedder):
+    assert isinstance(onnx_embedder, Embedder)
+    assert onnx_embedder.model_id == embedder.model_id
+    assert onnx_embedder.dimension == embedder.dimension == 384
+    assert onnx_embedder.prompts == embedder.prompts
+    ticks: list[int] = []
+    vectors = onnx_embedder.encode_passages(TEXTS * 12, progress=ticks.append)
+    assert vectors.shape == (len(TEXTS) * 12, 384) and sum(ticks) == len(TEXTS) * 12
+    assert onnx_embedder.encode_queries([]).shape == (0, 384)
+
+
+def test_export_is_cached_and_reused(model_path, onnx_embedder, onnx_dir, monkeypatch):
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although a cached export exists")
+
+    monkeypatch.setattr(onnx_backend, "export_onnx", no_export)
+    again = SentenceTransformerEmbedder(model_path, backend="onnx", onnx_cache_dir=onnx_dir)
+    again.warm_up()
+    assert again.active_backend == "onnx"
+    assert len(list(onnx_dir.rglob("model.onnx"))) == 1
+
+
+def test_a_model_onnx_cannot_mirror_falls_back_to_torch(tiny_model_path, tmp_path, caplog):
+    # The tiny model is a StaticEmbedding, not Transformer + Pooling.
+    with caplog.at_level(logging.WARNING, logger="index.embedder"):
+        e = SentenceTransformerEmbedder(tiny_model_path, backend="onnx", onnx_cache_dir=tmp_path)
+        vectors = e.encode_passages(["nga yêu cầu nato"])
+    assert e.active_backend == "torch" and vectors.shape == (1, 16)
+    assert "using torch" in caplog.text
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="onnx-int8"):
+        SentenceTransformerEmbedder("whatever", backend="tensorrt")
+
+
+def test_pooling_modes_follow_the_config():
+    hidden = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
+    mask = np.array([[1, 1, 0], [1, 1, 1]])
+    mean = onnx_backend.pool(hidden, mask, ["mean_tokens"], normalize=False)
+    np.testing.assert_allclose(mean, [[1, 2], [8, 9]])
+    cls_max = onnx_backend.pool(hidden, mask, ["cls_token", "max_tokens"], normalize=False)
+    np.testing.assert_allclose(cls_max, [[0, 1, 2, 3], [6, 7, 10, 11]])
+    last = onnx_backend.pool(hidden, mask, ["lasttoken"], normalize=True)
+    np.testing.assert_allclose(np.linalg.norm(last, axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.fixture
+def restore_threads():
+    import faiss
+    import torch
+
+    before = torch.get_num_threads(), faiss.omp_get_max_threads()
+    yield
+    configure_threads(None, None)
+    torch.set_num_threads(before[0])
+    faiss.omp_set_num_threads(before[1])
+
+
+def test_thread_settings_reach_torch_and_faiss(restore_threads, monkeypatch):
+    import faiss
+    import torch
+
+    from bot.settings import Settings
+
+    monkeypatch.setenv("NEWSQA_TORCH_THREADS", "1")
+    monkeypatch.setenv("NEWSQA_FAISS_THREADS", "1")
+    Settings().apply_threads()
+    assert torch.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
+
+
+def test_thread_settings_apply_when_the_library_loads_later(restore_threads, embedder, seed_index, monkeypatch):
+    import faiss
+    import torch
+
+    from index import embedder as embedder_module
+    from index.store import open_index
+
+    configure_threads(1, 1)
+    torch.set_num_threads(2)
+    faiss.omp_set_num_threads(2)  # as if the libraries had been imported after start-up
+    embedder_module.apply_torch_threads()  # what loading a model does
+    assert torch.get_num_threads() == 1
+    open_index(seed_index)  # loading an index applies the FAISS count
+    assert faiss.omp_get_max_threads() == 1
+
+
+def test_create_app_applies_the_thread_settings(restore_threads, seed_service, monkeypatch):
+    import torch
+
+    from bot.http import create_app
+    from bot.settings import Settings
+
+    torch.set_num_threads(2)
+    create_app(Settings(torch_threads=1, reload_interval=0), seed_service)
+    assert torch.get_num_threads() == 1

@@ -1,0 +1,105 @@
+"""Loading large builds: lazy rows, memory-mapped files, sampled checksums with a full check later.
+
+The thresholds are lowered so the two seed articles count as a "large" build; what is checked is
+that a lazily opened build reads exactly what an eager one does, and that damage is still found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from index import store
+from index.build import build_index
+from index.store import IndexCorrupt, JsonlRows, load_build, open_index, resolve_build
+from tests.conftest import SEEDS
+
+
+@pytest.fixture
+def small_thresholds(monkeypatch):
+    monkeypatch.setattr(store, "LAZY_ROWS", 0)
+    monkeypatch.setattr(store, "FULL_CHECK_BYTES", 4096)  # dense.faiss and others are "large"
+    monkeypatch.setattr(store, "SAMPLE_BLOCKS", 4)
+    monkeypatch.setattr(store, "SAMPLE_BLOCK_BYTES", 256)
+    monkeypatch.setattr(store, "MMAP_BYTES", 0)
+
+
+@pytest.fixture
+def large_build(small_thresholds, tmp_path, embedder) -> Path:
+    root = tmp_path / "index"
+    build_index(SEEDS, root, embedder)
+    return root
+
+
+def test_lazy_load_reads_what_an_eager_load_reads(large_build, seed_index):
+    lazy = open_index(large_build)
+    eager = open_index(seed_index)
+    assert isinstance(lazy.passages, JsonlRows)
+    assert len(lazy.passages) == len(eager.passages)
+    assert list(lazy.passages) == list(eager.passages)
+    assert lazy.passages[-1] == eager.passages[-1] and lazy.passages[1:3] == eager.passages[1:3]
+    assert dict(lazy.articles) == dict(eager.articles)
+    first = eager.passages[0]
+    assert lazy.passage_rows[first.passage_id] == 0 and len(lazy.passage_rows) == len(eager.passages)
+    assert lazy.integrity.wait(30) and lazy.integrity.error is None
+    with pytest.raises(IndexError):
+        lazy.passages[len(lazy.passages)]
+
+
+def test_large_files_carry_a_sampled_digest(large_build):
+    manifest = open_index(large_build).manifest
+    assert "sample_sha256" in manifest["files"]["dense.faiss"]
+    assert "rows.npz" in manifest["files"]
+
+
+def test_service_answers_the_same_from_a_lazy_build(large_build, seed_index, service_factory):
+    question = "Nga yêu cầu NATO những gì?"
+    lazy = service_factory(large_build).ask(question)
+    eager = service_factory(seed_index).ask(question)
+    assert lazy.answer == eager.answer and lazy.citations == eager.citations
+
+
+def test_truncated_large_file_is_refused_at_load(large_build):
+    path = resolve_build(large_build) / "dense.faiss"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 1])
+    with pytest.raises(IndexCorrupt, match="newsqa index build"):
+        open_index(large_build)
+
+
+def test_damage_in_a_sampled_block_is_refused_at_load(large_build):
+    path = resolve_build(large_build) / "dense.faiss"
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0x01  # inside the first sampled block
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexCorrupt, match="checksum"):
+        open_index(large_build)
+
+
+def test_damage_between_sampled_blocks_is_found_by_the_full_check(large_build):
+    folder = resolve_build(large_build)
+    path = folder / "dense.faiss"
+    size = path.stat().st_size
+    sampled = [range(o, o + store.SAMPLE_BLOCK_BYTES) for o in store.sample_offsets(size)]
+    spot = next(i for i in range(size // 3, size) if not any(i in r for r in sampled))
+    data = bytearray(path.read_bytes())
+    data[spot] ^= 0x01
+    path.write_bytes(bytes(data))
+    loaded = load_build(folder)  # the sampled check passes ...
+    assert loaded.integrity.wait(30)
+    assert loaded.integrity.error and "dense.faiss" in loaded.integrity.error  # ... the full one does not
+    with pytest.raises(IndexCorrupt, match="checksum"):
+        load_build(folder, full_verify=True)
+
+
+def test_rows_file_that_disagrees_with_the_passages_is_refused(large_build):
+    import numpy as np
+
+    folder = resolve_build(large_build)
+    with np.load(folder / "rows.npz") as data:
+        rows = {k: data[k] for k in data.files}
+    rows["passage_offsets"] = rows["passage_offsets"][:-1]
+    np.savez(folder / "rows.npz", **rows)
+    with pytest.raises(IndexCorrupt):
+        load_build(folder, verify=False)
