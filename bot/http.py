@@ -36,6 +36,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, crea
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot.ratelimit import RateLimit, document_429
 from bot.settings import Settings
 from index.embedder import ModelUnavailable
 from index.store import IndexUnavailable, resolve_build
@@ -491,6 +492,12 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     install_error_handlers(app, max_top_k)
 
     key = settings.api_key.get_secret_value() if settings.api_key else ""
+    if settings.http_rate_limit:
+        # Added last, so outermost: a client over its limit is refused before its body is read.
+        webhook = (settings.telegram_webhook_path or "").strip()
+        unlimited = {"/healthz", *([webhook] if webhook else [])}
+        app.add_middleware(RateLimit, per_minute=settings.http_rate_limit, api_key=key.encode(), exempt=unlimited)
+        app.openapi = document_429(app.openapi, unlimited)  # type: ignore[method-assign]
     guarded = [Depends(_api_key_dependency(key.encode("utf-8")))] if key else []
     auth = (401,) if key else ()
     AskRequest = ask_request_model(max_chars, max_top_k)

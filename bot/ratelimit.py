@@ -67,7 +67,7 @@ class TokenBuckets:
             self._buckets.move_to_end(key)
             bucket.tokens = min(float(self.per_minute), bucket.tokens + (now - bucket.at) * self.rate)
             bucket.at = now
-        if bucket.tokens >= 1.0:
+        if bucket.tokens >= 1.0 - 1e-9:  # a client that waited what it was told must not miss by a rounding
             bucket.tokens -= 1.0
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
