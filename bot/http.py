@@ -396,6 +396,12 @@ def _valid_unicode(text: object) -> object:
     return SURROGATES.sub("\ufffd", text) if isinstance(text, str) else text
 
 
+def _whole_number(value: object) -> object:
+    # JSON Schema (and so the OpenAPI document) counts 2.0 as an integer, and the error says "a whole
+    # number": accept it. Strict mode still refuses 2.5, true and "2".
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
 def ask_request_model(max_chars: int, max_top_k: int) -> type[BaseModel]:
     question = Annotated[
         str,
@@ -405,7 +411,7 @@ def ask_request_model(max_chars: int, max_top_k: int) -> type[BaseModel]:
         ),
         BeforeValidator(_valid_unicode),
     ]
-    top_k = Annotated[int, Strict(), Field(ge=1, le=max_top_k)]
+    top_k = Annotated[int, Strict(), Field(ge=1, le=max_top_k), BeforeValidator(_whole_number)]
     return create_model(
         "AskRequest",
         __config__=ConfigDict(
