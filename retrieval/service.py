@@ -173,13 +173,14 @@ class QAService:
     def _validate(self, question: object, top_k: object) -> tuple[str, int]:
         if not isinstance(question, str):
             raise BadQuestion("The question must be text.")
+        # The limit applies to what the person typed: normalisation may lengthen it (U+0958 → 2 code points).
+        if len(question) > self.config.max_question_chars:
+            raise BadQuestion(
+                f"The question is {len(question):,} characters long; the limit is {self.config.max_question_chars:,}."
+            )
         cleaned = " ".join(nfc(question).split())
         if not cleaned:
             raise BadQuestion("The question is empty; type a question about the articles.")
-        if len(cleaned) > self.config.max_question_chars:
-            raise BadQuestion(
-                f"The question is {len(cleaned):,} characters long; the limit is {self.config.max_question_chars:,}."
-            )
         k = self.config.default_top_k if top_k is None else top_k
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.config.max_top_k:
             raise BadQuestion(f"top_k must be a whole number from 1 to {self.config.max_top_k}.")

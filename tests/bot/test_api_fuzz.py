@@ -77,11 +77,6 @@ def test_at_least_a_thousand_cases_ran():
     assert GENERATED["total"] >= 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retrieval/service.py checks the length of the NFC form, which can be up to 3x the question "
-    "the schema accepted (U+0958 → 2 code points); fix there, then drop this mark",
-)
 def test_a_question_within_the_schemas_limit_is_not_refused_as_too_long(seed_service):
     from fastapi.testclient import TestClient
 
