@@ -90,7 +90,9 @@ def _takes_input(operation: Any) -> bool:
     return bool(list(operation.iter_parameters())) or bool(operation.body)
 
 
-def _run(operation: Any, mode: GenerationMode, examples: int, headers: dict[str, str] | None, report: FuzzReport) -> bool:
+def _run(
+    operation: Any, mode: GenerationMode, examples: int, headers: dict[str, str] | None, report: FuzzReport
+) -> bool:
     """Run up to `examples` cases; False when no case of this mode exists for the operation."""
     label = f"{operation.label} {mode.value}"
 
