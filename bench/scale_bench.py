@@ -1,0 +1,480 @@
+"""Vector search and index loading at 100k and 1M passages.
+
+    .venv/bin/python bench/scale_bench.py [--sizes 100k,1m] [--vectors approx,random]
+        [--types flat,hnsw,ivf] [--queries 500] [--product-load] [--max-load 0.7]
+
+Corpus: synthetic articles made of real ViNewsQA sentences (bench/common.py `variant`), split
+into passages by the product's splitter. Vectors, two kinds, stated in every table:
+
+- approx: each passage's vector approximated from real model vectors of its sentences and title
+  (`SentenceVectors`: word-weighted mean, normalised); embedding 1M passages with the model would
+  take ~3 h here. Its cosine to the model's own vector is measured on a sample and printed.
+- random: uniform random unit vectors, the hardest case for approximate search (no structure).
+
+Queries: ViNewsQA dev questions embedded by the real model. Ground truth: exact inner-product
+top-10 (IndexFlatIP). For each index type (flat, HNSW as the product builds it, IVF as
+`make_dense_index` builds it) and search parameter: single-query search p50/p99 (one thread),
+recall@10 against exact, plus load time, RSS after load and after searching, and size on disk,
+each measured in a fresh process so nothing else sits in its memory.
+
+--product-load writes a whole product build of the largest size (passages.jsonl, articles.jsonl,
+rows.npz, BM25 fields, the HNSW index; BM25 built by a vectorised equivalent of bm25s, checked
+against `LexicalIndex.build` on a sample) and times `index.store.load_build` on it, lazily as the
+product now does and eagerly with full checksums as it did before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+import common  # noqa: F401
+from common import (
+    PYTHON,
+    REPO,
+    WORK_DIR,
+    SentenceVectors,
+    machine_line,
+    make_article,
+    model_label,
+    model_path,
+    passage_sentences,
+    rss_mb,
+    source_articles,
+    table,
+    variant,
+    vinewsqa_questions,
+    wait_for_quiet,
+)
+
+SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+HNSW_EF = (16, 32, 64, 128, 256)
+IVF_NPROBE = (8, 16, 32, 64, 128)
+K = 10
+
+
+# -- corpus and vectors ---------------------------------------------------------------------------
+
+
+def corpus(n: int):  # -> (articles, passages)
+    from index.split import split_passages
+
+    sources = source_articles()
+    articles, passages = [], []
+    i = 0
+    while len(passages) < n:
+        article = make_article(*variant(sources, i))
+        articles.append(article)
+        passages.extend(split_passages(article))
+        i += 1
+    return articles, passages
+
+
+def corpus_key(passages) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for p in passages:
+        digest.update(p.passage_id.encode() + b"\0" + p.text.encode() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def pieces(passage) -> list[str]:
+    return ([passage.title] if passage.title else []) + passage_sentences(passage.text)
+
+
+def approx_vectors(passages, table_: SentenceVectors, log) -> np.ndarray:
+    all_pieces = [pieces(p) for p in passages]
+    table_.ensure([s for ps in all_pieces for s in ps], log)
+    out = np.empty((len(passages), table_.embedder.dimension), dtype=np.float32)
+    for i, ps in enumerate(all_pieces):
+        out[i] = table_.passage("", ps)
+    return out
+
+
+def random_vectors(n: int, dim: int) -> np.ndarray:
+    rng = np.random.default_rng(12345)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        block = rng.standard_normal((min(100_000, n - start), dim), dtype=np.float32)
+        out[start : start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def cached_array(path: Path, make) -> np.ndarray:
+    if path.is_file():
+        return np.load(path, mmap_mode="r")
+    array = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, array)
+    return array
+
+
+def approximation_quality(passages, table_: SentenceVectors, embedder, sample: int = 300) -> float:
+    """Mean cosine between the approximate vector and the model's own vector of a passage."""
+    rng = np.random.default_rng(7)
+    rows = rng.choice(len(passages), min(sample, len(passages)), replace=False)
+    chosen = [passages[int(r)] for r in rows]
+    true = embedder.encode_passages([p.embedding_text() for p in chosen])
+    approx = approx_vectors(chosen, table_, lambda *_: None)
+    return float((true * approx).sum(axis=1).mean())
+
+
+# -- BM25 at scale ----------------------------------------------------------------------------------
+
+
+class FieldBuilder:
+    """bm25s (method and idf 'lucene', k1=1.2, b=0.75) scores for one field, built from token ids
+    with numpy/scipy instead of per-token Python lists (which would need ~10 GB at 1M passages)."""
+
+    def __init__(self, tokenize_piece) -> None:
+        self.tokenize_piece = tokenize_piece  # text → syllables (word-local, so pieces concatenate)
+        self.cache: dict[str, list[str]] = {}
+        self.vocab: dict[str, int] = {}
+        self.indptr = [0]
+        self.indices: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+        self.lengths: list[int] = []
+
+    def add(self, parts: Sequence[str]) -> None:
+        from index.text import with_bigrams
+
+        syllables: list[str] = []
+        for part in parts:
+            cached = self.cache.get(part)
+            if cached is None:
+                cached = self.cache[part] = self.tokenize_piece(part)
+            syllables += cached
+        tokens = with_bigrams(syllables)
+        vocab = self.vocab
+        ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), dtype=np.int32, count=len(tokens))
+        unique, counts = np.unique(ids, return_counts=True)
+        self.indices.append(unique)
+        self.counts.append(counts.astype(np.float32))
+        self.indptr.append(self.indptr[-1] + len(unique))
+        self.lengths.append(len(tokens))
+
+    def retriever(self, k1: float = 1.2, b: float = 0.75):  # -> bm25s.BM25
+        import bm25s
+        import scipy.sparse as sp
+
+        n_docs, n_vocab = len(self.lengths), len(self.vocab)
+        csr = sp.csr_matrix(
+            (np.concatenate(self.counts), np.concatenate(self.indices), np.asarray(self.indptr, dtype=np.int64)),
+            shape=(n_docs, n_vocab),
+        )
+        self.indices, self.counts = [], []
+        csc = csr.tocsc()
+        del csr
+        df = np.diff(csc.indptr).astype(np.float32)
+        idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        lengths = np.asarray(self.lengths, dtype=np.float32)
+        norm = k1 * (1 - b + b * lengths / lengths.mean())
+        tf = csc.data
+        rows = csc.indices
+        token_of = np.repeat(np.arange(n_vocab, dtype=np.int32), np.diff(csc.indptr))
+        data = (idf[token_of] * tf / (tf + norm[rows])).astype(np.float32)
+        retriever = bm25s.BM25(k1=k1, b=b)
+        vocab = dict(self.vocab)
+        vocab.setdefault("", len(vocab))  # bm25s's empty token, last, with no postings
+        retriever.scores = {"data": data, "indices": rows.astype(np.int32), "indptr": csc.indptr.astype(np.int64), "num_docs": n_docs}
+        retriever.vocab_dict = vocab
+        retriever.nonoccurrence_array = None  # only BM25L/BM25+ have one
+        return retriever
+
+
+class ScaledLexical:
+    """Quacks like LexicalIndex for write_build: save(folder) writes both fields as bm25s would."""
+
+    def __init__(self, passages) -> None:
+        from index.lexical import ACCENTED, FOLDED
+        from index.text import canonical, fold, nfc, syllables
+
+        self.fields = {
+            ACCENTED: FieldBuilder(lambda t: syllables(canonical(nfc(t)))),
+            FOLDED: FieldBuilder(lambda t: syllables(fold(canonical(nfc(t))))),
+        }
+        for p in passages:
+            parts = pieces(p)
+            for builder in self.fields.values():
+                builder.add(parts)
+
+    def save(self, folder: Path) -> None:
+        for name, builder in self.fields.items():
+            builder.retriever().save(str(Path(folder) / name), show_progress=False)
+
+
+def check_lexical_equivalence(passages) -> float:
+    """Largest difference between ScaledLexical's and LexicalIndex.build's scores on a sample."""
+    import tempfile
+
+    from index.lexical import LexicalIndex, analyse_query
+
+    sample = passages[:1500]
+    reference = LexicalIndex.build([p.embedding_text() for p in sample])
+    with tempfile.TemporaryDirectory() as tmp:
+        ScaledLexical(sample).save(Path(tmp))
+        ours = LexicalIndex.load(Path(tmp))
+        worst = 0.0
+        for q in vinewsqa_questions()[:100] + ["nga yeu cau nato gi"]:
+            query = analyse_query(q)
+            worst = max(worst, float(np.abs(reference.scores(query) - ours.scores(query)).max()))
+    return worst
+
+
+# -- measuring in a fresh process --------------------------------------------------------------------
+
+
+def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence[int], threads: int) -> dict:
+    """Run in a child process: load one index file as the product does, search, report."""
+    import faiss
+
+    from index import store
+
+    base_rss = rss_mb()
+    q = np.load(queries)
+    gt = np.load(truth)
+    started = time.perf_counter()
+    flags = faiss.IO_FLAG_MMAP_IFC if os.path.getsize(path) > store.MMAP_BYTES else 0
+    index = faiss.read_index(path, flags)
+    load_s = time.perf_counter() - started
+    rss_load = rss_mb() - base_rss
+    faiss.omp_set_num_threads(threads)
+    rows = []
+    for value in params or [0]:
+        if kind == "hnsw":
+            index.hnsw.efSearch = value
+        elif kind == "ivf":
+            index.nprobe = value
+        for x in q[:20]:  # warm the pages a search touches
+            index.search(x[None, :], K)
+        times, found = [], []
+        for x in q:
+            t = time.perf_counter()
+            _, ids = index.search(x[None, :], K)
+            times.append((time.perf_counter() - t) * 1000)
+            found.append(ids[0])
+        recall = float(np.mean([len(set(f) & set(g)) / K for f, g in zip(found, gt)]))
+        rows.append({"param": value, "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)), "recall": recall})
+    return {"load_s": load_s, "rss_load_mb": rss_load, "rss_after_mb": rss_mb() - base_rss, "rows": rows,
+            "mmap": bool(flags)}
+
+
+def probe_load(folder: str, mode: str) -> dict:
+    """Run in a child process: time index.store.load_build on a product build folder."""
+    import bm25s  # noqa: F401  (imports are start-up, not load)
+    import faiss  # noqa: F401
+
+    from index import store
+
+    if mode == "eager-full":  # the loader as it was: parse everything, hash everything, no mmap
+        store.LAZY_ROWS = 1 << 62
+        store.MMAP_BYTES = 1 << 62
+    base_rss = rss_mb()
+    started = time.perf_counter()
+    loaded = store.load_build(Path(folder), verify=mode != "no-verify", full_verify=mode == "eager-full")
+    load_s = time.perf_counter() - started
+    rss = rss_mb() - base_rss
+    started = time.perf_counter()
+    loaded.integrity.wait()
+    full_check_s = time.perf_counter() - started
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, len(loaded.passages), 200)
+    started = time.perf_counter()
+    for r in rows:
+        loaded.passages[int(r)]
+    per_passage_us = (time.perf_counter() - started) / len(rows) * 1e6
+    return {"load_s": load_s, "rss_load_mb": rss, "background_full_check_s": full_check_s,
+            "integrity_error": loaded.integrity.error, "passage_access_us": per_passage_us,
+            "lazy": type(loaded.passages).__name__}
+
+
+def in_child(*args: str) -> dict:
+    out = subprocess.run([PYTHON, __file__, *args], cwd=REPO, capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- the benchmark -------------------------------------------------------------------------------------
+
+
+def build_type(kind: str, vectors: np.ndarray, path: Path, log) -> float:
+    """Build one index type with the product's make_dense_index and write it; return build seconds."""
+    import faiss
+
+    from index.store import make_dense_index
+
+    if path.is_file() and (path.with_suffix(".seconds")).is_file():
+        return float(path.with_suffix(".seconds").read_text())
+    log(f"building {kind} over {len(vectors):,} vectors ...")
+    started = time.perf_counter()
+    index = make_dense_index(np.ascontiguousarray(vectors), kind=kind)
+    seconds = time.perf_counter() - started
+    faiss.write_index(index, str(path))
+    path.with_suffix(".seconds").write_text(str(seconds))
+    del index
+    gc.collect()
+    return seconds
+
+
+def exact_truth(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors))
+    return index.search(queries, K)[1]
+
+
+def query_vectors(n: int, embedder) -> np.ndarray:
+    from retrieval_bench import query_vectors as cached_query_vectors
+
+    questions = list(dict.fromkeys(vinewsqa_questions()))[:n]
+    return np.ascontiguousarray(cached_query_vectors(questions, embedder, WORK_DIR), dtype=np.float32)
+
+
+def product_build(work: Path, articles, passages, vectors: np.ndarray, hnsw_file: Path, log) -> Path:
+    """A product build folder: write_build with the given parts, reusing the HNSW index built above."""
+    import faiss
+
+    from index import store
+
+    root = work / "product"
+    if (root / "current").exists():
+        return store.resolve_build(root)  # type: ignore[return-value]
+    log("building BM25 fields for the product build ...")
+    lexical = ScaledLexical(passages)
+    original = store.make_dense_index
+    store.make_dense_index = lambda v, kind=None: faiss.read_index(str(hnsw_file))  # built already
+    try:
+        log("writing the product build (jsonl, rows, BM25, HNSW, checksums) ...")
+        folder = store.write_build(root, articles, passages, vectors[:1], lexical, {
+            "model": {"id": model_path(), "dimension": int(vectors.shape[1]), "query_prompt": "", "passage_prompt": ""},
+            "splitter": {}, "warnings": [],
+        })
+    finally:
+        store.make_dense_index = original
+    store.swap_current(root, folder)
+    return folder
+
+
+def disk_size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100k,1m")
+    parser.add_argument("--vectors", default="approx,random")
+    parser.add_argument("--types", default="flat,hnsw,ivf")
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=1, help="FAISS threads while searching (one query at a time)")
+    parser.add_argument("--product-load", action="store_true", help="also write a product build of the largest size and time load_build")
+    parser.add_argument("--max-load", type=float, default=0.7)
+    parser.add_argument("--wait", type=float, default=1800)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--probe-index", nargs=5, metavar=("FILE", "KIND", "QUERIES", "TRUTH", "PARAMS"), help=argparse.SUPPRESS)
+    parser.add_argument("--probe-load", nargs=2, metavar=("FOLDER", "MODE"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.probe_index:
+        file, kind, queries, truth, params = args.probe_index
+        print(json.dumps(probe_index(file, kind, queries, truth, [int(p) for p in params.split(",") if p], args.threads)))
+        return
+    if args.probe_load:
+        print(json.dumps(probe_load(*args.probe_load)))
+        return
+
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    from index.embedder import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder(model_path())
+    embedder.warm_up()
+    table_ = SentenceVectors(embedder, WORK_DIR / "sentences.sqlite")
+    queries = query_vectors(args.queries, embedder)
+    results: list[dict] = []
+    notes: list[str] = []
+    load_rows: list[dict] = []
+    sizes = [s for s in args.sizes.split(",")]
+    for label in sizes:
+        n = SIZES[label]
+        log(f"== {label}: generating the corpus ...")
+        articles, passages = corpus(n)
+        n_actual = len(passages)
+        # Cached vectors and indexes belong to this exact corpus (the splitter may change under us).
+        work = WORK_DIR / f"scale-{label}" / corpus_key(passages)
+        work.mkdir(parents=True, exist_ok=True)
+        np.save(work / "queries.npy", queries)
+        for kind_v in args.vectors.split(","):
+            log(f"== {label} / {kind_v} vectors")
+            if kind_v == "approx":
+                vectors = cached_array(work / "vectors-approx.npy", lambda: approx_vectors(passages, table_, log))
+                if label == sizes[0]:
+                    notes.append(f"approx vectors: mean cosine to the model's own passage vector "
+                                 f"{approximation_quality(passages, table_, embedder):.3f} (300 passages)")
+            else:
+                vectors = cached_array(work / "vectors-random.npy", lambda: random_vectors(n_actual, queries.shape[1]))
+            truth_path = work / f"truth-{kind_v}.npy"
+            cached_array(truth_path, lambda: exact_truth(np.asarray(vectors), queries))
+            for kind in args.types.split(","):
+                path = work / f"{kind}-{kind_v}.faiss"
+                build_s = build_type(kind, np.asarray(vectors), path, log)
+                params = {"hnsw": HNSW_EF, "ivf": IVF_NPROBE}.get(kind, ())
+                wait_for_quiet(args.max_load, args.wait, log)
+                probe = in_child("--probe-index", str(path), kind, str(work / "queries.npy"), str(truth_path),
+                                 ",".join(map(str, params)), "--threads", str(args.threads))
+                for row in probe["rows"]:
+                    results.append({"size": label, "passages": n_actual, "vectors": kind_v, "type": kind, **row,
+                                    "build_s": build_s, "load_s": probe["load_s"], "rss_load_mb": probe["rss_load_mb"],
+                                    "rss_after_mb": probe["rss_after_mb"], "disk_mb": disk_size(path) / 2**20, "mmap": probe["mmap"]})
+                log(json.dumps(results[-1]))
+            del vectors
+            gc.collect()
+        if args.product_load and label == sizes[-1]:
+            log(f"max |score difference| of the vectorised BM25 against LexicalIndex.build: {check_lexical_equivalence(passages):.2e}")
+            vectors = np.load(work / "vectors-approx.npy", mmap_mode="r")
+            folder = product_build(work, articles, passages, vectors, work / "hnsw-approx.faiss", log)
+            del articles, passages
+            gc.collect()
+            for mode in ("lazy", "no-verify", "eager-full"):
+                wait_for_quiet(args.max_load, args.wait, log)
+                load_rows.append({"size": label, "mode": mode, **in_child("--probe-load", str(folder), mode),
+                                  "disk_mb": disk_size(folder) / 2**20})
+                log(json.dumps(load_rows[-1]))
+
+    print(f"model: {model_label(model_path())}; {machine_line()}; search: one query at a time, "
+          f"{args.threads} FAISS thread(s), {len(queries)} ViNewsQA questions; page cache warm (files just written)")
+    for note in notes:
+        print(note)
+    print()
+    print(table(
+        ["size", "vectors", "type", "param", "search p50 ms", "p99 ms", "recall@10", "build s", "load s", "RSS after load MB",
+         "RSS after search MB", "disk MB"],
+        [[f"{r['passages']:,}", r["vectors"], r["type"], r["param"] or "-", r["p50_ms"], r["p99_ms"], f"{r['recall']:.3f}",
+          r["build_s"], f"{r['load_s']:.3f}", r["rss_load_mb"], r["rss_after_mb"], r["disk_mb"]] for r in results],
+    ))
+    if load_rows:
+        print()
+        print(table(
+            ["size", "load_build mode", "load s", "RSS after load MB", "background full check s", "passage read µs", "build on disk MB"],
+            [[r["size"], r["mode"], f"{r['load_s']:.2f}", r["rss_load_mb"], f"{r['background_full_check_s']:.1f}",
+              f"{r['passage_access_us']:.1f}", r["disk_mb"]] for r in load_rows],
+        ))
+    if args.json:
+        args.json.write_text(json.dumps({"search": results, "load": load_rows, "notes": notes}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
