@@ -241,8 +241,12 @@ class SentenceTransformerEmbedder:
         self.warm_up()
         model = self._model
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        # Batches of similar lengths: a batch is padded to its longest text, so mixing a 10-word
+        # passage with a 100-word one costs a 100-word forward pass for both.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(texts), self.batch_size):
-            batch = [prompt + t for t in texts[start : start + self.batch_size]]
+            rows = order[start : start + self.batch_size]
+            batch = [prompt + texts[i] for i in rows]
             vectors = model.encode(  # type: ignore[union-attr]
                 batch,
                 batch_size=self.batch_size,
@@ -250,7 +254,7 @@ class SentenceTransformerEmbedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-            out[start : start + len(batch)] = vectors
+            out[rows] = vectors
             if progress:
                 progress(len(batch))
         return out
