@@ -60,7 +60,7 @@ def test_fuzz_the_open_api(keyword_service):
 
 def test_fuzz_with_an_api_key(seed_service):
     app = create_app(settings(api_key=API_KEY, http_rate_limit=1_000_000), seed_service)
-    report = fuzz(app, cases=300, headers={"Authorization": f"Bearer {API_KEY}"})
+    report = fuzz(app, cases=300, api_key=API_KEY)
     assert_clean(report, 250)
     assert report.statuses[401] > 0  # schema-breaking credentials were refused
 
