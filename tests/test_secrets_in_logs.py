@@ -10,6 +10,7 @@ process, all it writes.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import io
 import logging
 import os
@@ -149,8 +150,16 @@ def exercise_http(url: str, fake: FakeBotApi, root: Path, tmp_path: Path) -> lis
     return seen
 
 
-def test_no_secret_in_any_log_of_the_http_app_and_the_bot(lexical_root, tmp_path, all_logs, capfd):
+def test_no_secret_in_any_log_of_the_http_app_and_the_bot(lexical_root, tmp_path, all_logs, capfd, monkeypatch):
     service = QAService(ServiceConfig(index_dir=lexical_root, model="none"))
+    compared: list[tuple[bytes, bytes]] = []
+    real_compare = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        compared.append((bytes(a), bytes(b)))
+        return real_compare(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     with FakeBotApi(BOT_TOKEN, max_long_poll_s=1.0) as fake:
         fake.fail_next("429", 1, methods=["setWebhook"], retry_after=1)
         fake.fail_next("500", 1, methods=["setWebhook"])
@@ -179,6 +188,9 @@ def test_no_secret_in_any_log_of_the_http_app_and_the_bot(lexical_root, tmp_path
     logs = all_logs.getvalue()
     out, err = capfd.readouterr()
     assert {401, 403, 413, 429, 503, 200} <= set(statuses)
+    # Both secrets a client sends were compared in constant time, wrong guesses included.
+    assert (f"{API_KEY}x".encode(), API_KEY.encode()) in compared
+    assert (WEBHOOK_SECRET[:-1].encode(), WEBHOOK_SECRET.encode()) in compared
     # The capture saw the moments that matter (else the assertions below would prove nothing).
     for evidence in ('"POST /ask HTTP/1.1" 401', '"POST /ask HTTP/1.1" 413', '" 429', "new index refused",
                      "rate limit:", "Bot API sendMessage failed", "[REDACTED]", "getUpdates"):
