@@ -251,7 +251,7 @@ def evaluate(
     for i, q in enumerate(questions):
         wanted = frozenset().union(*(relevant.get((q.article, _span_key(s)), frozenset()) for s in q.answers))
         missing += not wanted
-        hits = searcher.search(q.text, 10, analyse(q.text, searcher.index), None if vectors is None else vectors[i])
+        hits = searcher.search(q.text, 10, analyse(q.text), None if vectors is None else vectors[i])
         found_at.append(next((rank for rank, h in enumerate(hits, 1) if h.row in wanted), None))
     n = len(questions) or 1
     return Metrics(
@@ -289,12 +289,12 @@ def run_set(
     log(f"{bench.name}: {len(bench.articles)} articles, {len(index.passages)} passages, "
         f"indexed in {time.perf_counter() - started:.1f} s")
     relevant = relevant_rows(bench, index)
+    base = HybridSearcher(index, embedder, fusion)
     results = []
     for label, questions in bench.runs.items():
         vectors = query_vectors([q.text for q in questions], embedder, cache_dir) if embedder else None
         for system, config in systems(fusion, embedder is not None).items():
-            searcher = HybridSearcher(index, embedder, config)
-            metrics = evaluate(questions, searcher, relevant, vectors)
+            metrics = evaluate(questions, base.with_fusion(config), relevant, vectors)
             results.append(RunResult(bench.name, label, system, metrics, {"passages": len(index.passages)}))
             log(format_row(results[-1]))
     return results

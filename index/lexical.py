@@ -4,10 +4,17 @@ bm25s does the scoring; we supply the tokens (see `index.text`), because its def
 is English: it drops one-letter syllables such as "ở" and applies English stop words.
 A question typed without any diacritic is matched against the folded field, where "nga yeu cau"
 meets "Nga yêu cầu"; an accented question uses the accented field, where "bảo" and "bão" differ.
+
+Query side, measured on UIT-ViNewsQA dev (see docs/README-quality.md): bigrams count half as much
+as syllables (MRR@10 +0.9 over equal weight; a bigram already implies its two syllables), and the
+question's own form words ("gì", "bao nhiêu", ...) are dropped as syllables but kept inside
+bigrams (+0.5). k1/b and the BM25 variant (Lucene, Robertson, BM25+, BM25L, ATIRE) moved MRR by
+less than 0.3, so bm25s' Lucene scoring with k1=1.2, b=0.75 stays.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,27 +23,117 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from index.text import has_diacritics, tokens_accented, tokens_folded
+from index.text import canonical, fold, has_diacritics, nfc, syllables, tokens_accented, tokens_folded
 
 ACCENTED = "accented"
 FOLDED = "folded"
 FIELDS = (ACCENTED, FOLDED)
 _TOKENIZERS = {ACCENTED: tokens_accented, FOLDED: tokens_folded}
+# The same two fields over whole articles (a document = all its passages), and which article each
+# passage row belongs to. Optional on disk: indexes written before they existed still load.
+ARTICLE_DIR = "article"
+ARTICLE_ROWS = "article_rows.json"
 
 # bm25s logs progress bars and warnings at import/load; we report progress ourselves.
 logging.getLogger("bm25s").setLevel(logging.ERROR)
 
 
+BIGRAM_WEIGHT = 0.5
+# Words that make a Vietnamese sentence a question; they say nothing about the topic. Only these
+# few: a longer list (của, được, những, ...) measured no better, and each folded form also hides
+# content words ("bao" is also bão, báo, bảo), which bigrams still catch.
+QUESTION_WORDS = frozenset("gì nào ai sao đâu bao nhiêu thế như là có không".split())
+_QUESTION_WORDS_FOLDED = frozenset(map(fold, QUESTION_WORDS))
+# English function words. In a question asked in English over Vietnamese text they match
+# Vietnamese syllables by accident ("to" → tô, tổ; "an" → ăn; "do" → đó), and they drown the
+# names and numbers that really match: dropping them raised XQuAD English→Vietnamese BM25 MRR@10
+# from 32.5 to 38.3.
+ENGLISH_STOP_WORDS = frozenset(
+    """a an the of to in on at by for from with about as is are was were be been being do does did
+    what which who whom whose when where why how that this these those it its and or not no than then
+    there their they he she his her him we you i me my our your can could would should will shall may
+    might must has have had""".split()
+)
+
+# Places and bodies as Vietnamese news writes them, for questions asked in English: "Russia" is
+# "Nga" in the articles, and without this an English question shares no word with its answer but
+# the names that are spelt alike (NATO, Putin). Keys are folded English words or word pairs.
+EXONYMS: dict[str, str] = {
+    "russia": "Nga", "russian": "Nga", "russians": "Nga", "moscow": "Moskva", "kremlin": "Điện Kremlin",
+    "britain": "Anh", "british": "Anh", "uk": "Anh", "england": "Anh", "english": "Anh", "london": "London",
+    "america": "Mỹ", "american": "Mỹ", "americans": "Mỹ", "us": "Mỹ", "usa": "Mỹ", "united_states": "Mỹ Hoa Kỳ",
+    "france": "Pháp", "french": "Pháp", "paris": "Paris", "germany": "Đức", "german": "Đức", "berlin": "Berlin",
+    "china": "Trung Quốc", "chinese": "Trung Quốc", "beijing": "Bắc Kinh", "japan": "Nhật Bản", "japanese": "Nhật Bản",
+    "tokyo": "Tokyo", "korea": "Hàn Quốc Triều Tiên", "south_korea": "Hàn Quốc", "north_korea": "Triều Tiên",
+    "india": "Ấn Độ", "indian": "Ấn Độ", "australia": "Úc Australia", "australian": "Úc", "canada": "Canada",
+    "italy": "Italy Ý", "italian": "Italy Ý", "spain": "Tây Ban Nha", "spanish": "Tây Ban Nha",
+    "poland": "Ba Lan", "polish": "Ba Lan", "netherlands": "Hà Lan", "dutch": "Hà Lan", "belgium": "Bỉ",
+    "sweden": "Thụy Điển", "finland": "Phần Lan", "norway": "Na Uy", "denmark": "Đan Mạch", "swiss": "Thụy Sĩ",
+    "switzerland": "Thụy Sĩ", "greece": "Hy Lạp", "greek": "Hy Lạp", "turkey": "Thổ Nhĩ Kỳ", "egypt": "Ai Cập",
+    "vietnam": "Việt Nam", "vietnamese": "Việt Nam", "hanoi": "Hà Nội", "ho_chi_minh": "Hồ Chí Minh",
+    "thailand": "Thái Lan", "cambodia": "Campuchia", "laos": "Lào", "singapore": "Singapore", "indonesia": "Indonesia",
+    "philippines": "Philippines", "malaysia": "Malaysia", "taiwan": "Đài Loan", "iran": "Iran", "israel": "Israel",
+    "europe": "châu Âu", "european": "châu Âu", "eastern_europe": "Đông Âu", "western_europe": "Tây Âu",
+    "asia": "châu Á", "asian": "châu Á", "africa": "châu Phi", "african": "châu Phi", "west": "phương Tây",
+    "western": "phương Tây", "east": "phía đông", "eastern": "phía đông", "baltic": "Baltic",
+    "european_union": "Liên minh châu Âu EU", "united_nations": "Liên hợp quốc", "un": "Liên hợp quốc",
+    "white_house": "Nhà Trắng", "pentagon": "Lầu Năm Góc", "state_department": "Bộ Ngoại giao Mỹ",
+    "foreign_ministry": "Bộ Ngoại giao", "prime_minister": "Thủ tướng", "president": "Tổng thống",
+}
+
+
+def exonym_terms(folded_words: Sequence[str]) -> list[list[str]]:
+    """Folded Vietnamese syllables of each place an English question names (word pairs first)."""
+    out: list[list[str]] = []
+    i = 0
+    while i < len(folded_words):
+        pair = "_".join(folded_words[i : i + 2])
+        if i + 1 < len(folded_words) and pair in EXONYMS:
+            out.append(syllables(fold(EXONYMS[pair])))
+            i += 2
+            continue
+        if folded_words[i] in EXONYMS:
+            out.append(syllables(fold(EXONYMS[folded_words[i]])))
+        i += 1
+    return out
+
+
 @dataclass(frozen=True)
 class LexicalQuery:
     field: str
-    tokens: list[str]
+    tokens: list[str]  # syllables (question words removed), then bigrams
+    bigrams: int = 0  # how many of `tokens`, at the end, are bigrams
+
+    @property
+    def groups(self) -> list[tuple[float, list[str]]]:
+        """(weight, tokens) pairs whose BM25 scores add up to the query's score."""
+        split = len(self.tokens) - self.bigrams
+        return [(1.0, self.tokens[:split]), (BIGRAM_WEIGHT, self.tokens[split:])]
 
 
-def analyse_query(question: str) -> LexicalQuery:
-    """Pick the field for a question: folded only when the user typed no diacritic at all."""
+def analyse_query(question: str, vietnamese: bool = True) -> LexicalQuery:
+    """Pick the field for a question: folded only when the user typed no diacritic at all.
+
+    `vietnamese` says which language's question words to drop (see `retrieval.search.is_vietnamese`).
+    """
     field = ACCENTED if has_diacritics(question) else FOLDED
-    return LexicalQuery(field, _TOKENIZERS[field](question))
+    key = canonical(nfc(question))
+    if field == FOLDED:
+        key = fold(key)
+    words = syllables(key)
+    if not vietnamese:
+        stop = ENGLISH_STOP_WORDS
+    else:
+        stop = QUESTION_WORDS if field == ACCENTED else _QUESTION_WORDS_FOLDED
+    topic = [w for w in words if w not in stop]
+    bigrams = [f"{a}_{b}" for a, b in zip(words, words[1:])]
+    if not vietnamese:
+        # The Vietnamese names of the places it mentions, matched like the rest of the question.
+        places = exonym_terms([fold(w) for w in words])
+        field = FOLDED
+        topic = [fold(w) for w in topic] + [w for place in places for w in place]
+        bigrams = [fold(b) for b in bigrams] + [f"{a}_{b}" for place in places for a, b in zip(place, place[1:])]
+    return LexicalQuery(field, topic + bigrams, len(bigrams))
 
 
 class _Field:
@@ -53,46 +150,110 @@ class _Field:
         return self.max_idf if idx is None else float(self.idf[idx])
 
 
-class LexicalIndex:
-    """Two BM25 fields over the same passages, row i = passage i."""
+def infer_groups(texts: Sequence[str]) -> list[int]:
+    """Article number of each passage text, from the title line the build puts first in each.
 
-    def __init__(self, fields: dict[str, bm25s.BM25]) -> None:
+    `index.build` passes `Passage.embedding_text()` ("title\\ntext") in article order, so a run
+    of texts with the same first line is one article. Two neighbouring articles with the same
+    headline become one group, which only blurs their article scores together.
+    """
+    groups: list[int] = []
+    previous: str | None = None
+    for text in texts:
+        head = text.split("\n", 1)[0] if "\n" in text else None  # no title line: its own group
+        same = bool(groups) and head is not None and head == previous
+        groups.append(groups[-1] if same else (groups[-1] + 1 if groups else 0))
+        previous = head
+    return groups
+
+
+def _build_fields(token_lists: dict[str, list[list[str]]], k1: float, b: float) -> dict[str, bm25s.BM25]:
+    fields = {}
+    for name, docs in token_lists.items():
+        retriever = bm25s.BM25(k1=k1, b=b)
+        retriever.index(docs, show_progress=False)
+        fields[name] = retriever
+    return fields
+
+
+class LexicalIndex:
+    """Two BM25 fields over the same passages, row i = passage i, and the same over articles."""
+
+    def __init__(
+        self,
+        fields: dict[str, bm25s.BM25],
+        article_fields: dict[str, bm25s.BM25] | None = None,
+        article_rows: Sequence[int] | None = None,
+    ) -> None:
         self._fields = {name: _Field(r) for name, r in fields.items()}
+        self._articles = None
+        if article_fields and article_rows is not None:
+            self._articles = {name: _Field(r) for name, r in article_fields.items()}
+            self._article_rows = np.asarray(article_rows, dtype=np.int64)
 
     @classmethod
-    def build(cls, texts: Sequence[str], k1: float = 1.2, b: float = 0.75) -> LexicalIndex:
-        fields = {}
+    def build(
+        cls, texts: Sequence[str], k1: float = 1.2, b: float = 0.75, groups: Sequence[int | str] | None = None
+    ) -> LexicalIndex:
+        """Index passage texts; `groups` (article of each passage, default: inferred from the
+        title line) adds the article fields. An empty `groups` list builds passage fields only."""
+        tokens = {name: [_TOKENIZERS[name](t) for t in texts] for name in FIELDS}
+        fields = _build_fields(tokens, k1, b)
+        if groups is None:
+            groups = infer_groups(texts)
+        if not texts or len(groups) != len(texts):
+            return cls(fields)
+        numbers: dict[int | str, int] = {}
+        rows = [numbers.setdefault(g, len(numbers)) for g in groups]
+        docs: dict[str, list[list[str]]] = {name: [[] for _ in numbers] for name in FIELDS}
         for name in FIELDS:
-            tokenize = _TOKENIZERS[name]
-            retriever = bm25s.BM25(k1=k1, b=b)
-            retriever.index([tokenize(t) for t in texts], show_progress=False)
-            fields[name] = retriever
-        return cls(fields)
+            for row, passage_tokens in zip(rows, tokens[name]):
+                docs[name][row].extend(passage_tokens)
+        return cls(fields, _build_fields(docs, k1, b), rows)
+
+    @property
+    def has_articles(self) -> bool:
+        return self._articles is not None
 
     def save(self, folder: Path) -> list[Path]:
         written = []
-        for name, field in self._fields.items():
-            target = Path(folder) / name
+        targets = [(Path(folder) / name, field) for name, field in self._fields.items()]
+        if self._articles is not None:
+            targets += [(Path(folder) / ARTICLE_DIR / name, field) for name, field in self._articles.items()]
+        for target, field in targets:
             field.retriever.save(str(target), show_progress=False)
             written.extend(sorted(p for p in target.iterdir() if p.is_file()))
+        if self._articles is not None:
+            rows_file = Path(folder) / ARTICLE_DIR / ARTICLE_ROWS
+            rows_file.write_text(json.dumps(self._article_rows.tolist()), encoding="utf-8")
+            written.append(rows_file)
         return written
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> LexicalIndex:
-        return cls(
-            {
-                name: bm25s.BM25.load(str(Path(folder) / name), mmap=mmap, show_progress=False)
-                for name in FIELDS
-            }
-        )
+        def read(base: Path) -> dict[str, bm25s.BM25]:
+            return {name: bm25s.BM25.load(str(base / name), mmap=mmap, show_progress=False) for name in FIELDS}
+
+        folder = Path(folder)
+        rows_file = folder / ARTICLE_DIR / ARTICLE_ROWS
+        if not rows_file.is_file():
+            return cls(read(folder))
+        return cls(read(folder), read(folder / ARTICLE_DIR), json.loads(rows_file.read_text(encoding="utf-8")))
+
+    @property
+    def size(self) -> int:
+        return int(self._fields[ACCENTED].retriever.scores["num_docs"])
 
     def scores(self, query: LexicalQuery) -> np.ndarray:
         """BM25 score of every passage for the query (zeros where nothing matches)."""
-        field = self._fields[query.field]
-        known = [t for t in query.tokens if t in field.vocab]
-        if not known:
-            return np.zeros(int(field.retriever.scores["num_docs"]), dtype=np.float32)
-        return np.asarray(field.retriever.get_scores(known), dtype=np.float32)
+        return _score(self._fields[query.field], query, self.size)
+
+    def article_scores(self, query: LexicalQuery) -> np.ndarray | None:
+        """BM25 score of each passage's whole article, or None for an index without article fields."""
+        if self._articles is None:
+            return None
+        field = self._articles[query.field]
+        return _score(field, query, int(field.retriever.scores["num_docs"]))[self._article_rows]
 
     def known_fraction(self, folded_terms: Sequence[str]) -> float:
         """Share of the (folded) words that occur in the corpus: a cheap signal of the query's language."""
@@ -104,3 +265,12 @@ class LexicalIndex:
     def idf_of(self, field: str, tokens: Sequence[str]) -> dict[str, float]:
         f = self._fields[field]
         return {t: f.token_idf(t) for t in tokens}
+
+
+def _score(field: _Field, query: LexicalQuery, n_docs: int) -> np.ndarray:
+    total = np.zeros(n_docs, dtype=np.float32)
+    for weight, tokens in query.groups:
+        known = [t for t in tokens if t in field.vocab]
+        if known and weight:
+            total += weight * np.asarray(field.retriever.get_scores(known), dtype=np.float32)
+    return total

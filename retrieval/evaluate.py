@@ -39,7 +39,7 @@ def _rank_of_answer(service: QAService, item: dict[str, Any], top_k: int) -> tup
 
 
 def evaluate_file(service: QAService, path: Path, top_k: int = 5) -> dict[str, Any]:
-    per_kind: dict[str, dict[str, float]] = defaultdict(lambda: {"n": 0, "hit@1": 0, "hit@5": 0})
+    per_kind: dict[str, dict[str, float]] = defaultdict(lambda: {"n": 0, "hit@1": 0, "hit@5": 0, "found": 0})
     tp = fp = fn = tn = 0
     misses = []
     for item in load_labels(path):
@@ -48,6 +48,7 @@ def evaluate_file(service: QAService, path: Path, top_k: int = 5) -> dict[str, A
         rank, found = _rank_of_answer(service, item, max(top_k, 5)) if answerable else (None, service.ask(item["question"], top_k).found)
         stats = per_kind[kind]
         stats["n"] += 1
+        stats["found"] += found
         if answerable:
             stats["hit@1"] += rank == 1
             stats["hit@5"] += rank is not None and rank <= 5
@@ -64,7 +65,7 @@ def evaluate_file(service: QAService, path: Path, top_k: int = 5) -> dict[str, A
             if found:
                 misses.append({"question": item["question"], "kind": kind, "rank": None, "found": found})
     kinds = {
-        kind: {"n": int(s["n"]), "hit@1": s["hit@1"] / s["n"], "hit@5": s["hit@5"] / s["n"]}
+        kind: {"n": int(s["n"]), "hit@1": s["hit@1"] / s["n"], "hit@5": s["hit@5"] / s["n"], "found": s["found"] / s["n"]}
         for kind, s in sorted(per_kind.items())
     }
     return {
@@ -82,15 +83,17 @@ def evaluate_file(service: QAService, path: Path, top_k: int = 5) -> dict[str, A
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [f"{'kind':<14}{'n':>4}{'hit@1':>9}{'hit@5':>9}"]
+    lines = [f"{'kind':<14}{'n':>4}{'hit@1':>9}{'hit@5':>9}{'found':>9}"]
     for kind, s in report["kinds"].items():
-        lines.append(f"{kind:<14}{s['n']:>4}{s['hit@1'] * 100:>8.1f}%{s['hit@5'] * 100:>8.1f}%")
+        lines.append(
+            f"{kind:<14}{s['n']:>4}{s['hit@1'] * 100:>8.1f}%{s['hit@5'] * 100:>8.1f}%{s.get('found', 0) * 100:>8.1f}%"
+        )
     f = report["found"]
     lines.append(
         f"found decision: precision {f['precision'] * 100:.1f}%  recall {f['recall'] * 100:.1f}%  "
         f"(tp {f['true_positive']}, fp {f['false_positive']}, fn {f['false_negative']}, tn {f['true_negative']})"
     )
-    lines.append("(for 'unanswerable', hit means found=false)")
+    lines.append("(for kinds without answers, hit means found=false; 'found' is the share answered)")
     if report["misses"]:
         lines.append("not at rank 1:")
         for m in report["misses"]:
