@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     dense_weight_en: float = Field(FusionConfig.dense_weight_en, ge=0, le=1)
     min_coverage: float = Field(AnswerConfig.min_coverage, ge=0, le=1)
     min_dense: float = Field(AnswerConfig.min_dense, ge=-1, le=1)
+    article_weight: float = Field(FusionConfig.article_weight, ge=0, le=10, description="share of an article's BM25 added to its passages")
+    min_dense_named: float = Field(AnswerConfig.min_dense_named, ge=-1, le=1, description="cosine an English question naming the articles' names needs")
+    min_names: float = Field(AnswerConfig.min_names, ge=0, le=1, description="share of a Vietnamese question's names the evidence must contain")
+    min_names_other: float = Field(AnswerConfig.min_names_other, ge=0, le=1, description="... of a question in another language")
     verify_checksums: bool = True
 
     api_key: SecretStr | None = None
@@ -79,9 +83,18 @@ class Settings(BaseSettings):
             max_question_chars=self.max_question_chars,
             max_top_k=self.max_top_k,
             fusion=FusionConfig(
-                method=self.fusion, dense_weight_vi=self.dense_weight_vi, dense_weight_en=self.dense_weight_en
+                method=self.fusion,
+                dense_weight_vi=self.dense_weight_vi,
+                dense_weight_en=self.dense_weight_en,
+                article_weight=self.article_weight,
             ),
-            answer=AnswerConfig(min_coverage=self.min_coverage, min_dense=self.min_dense),
+            answer=AnswerConfig(
+                min_coverage=self.min_coverage,
+                min_dense=self.min_dense,
+                min_dense_named=self.min_dense_named,
+                min_names=self.min_names,
+                min_names_other=self.min_names_other,
+            ),
             verify_checksums=self.verify_checksums,
         )
 
