@@ -41,6 +41,7 @@ from index.cache import EmbeddingCache, text_hash  # noqa: E402
 from index.embedder import Embedder  # noqa: E402
 from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS  # noqa: E402
 from index.store import LoadedIndex, load_build  # noqa: E402
+from index.text import has_diacritics as has_marks  # noqa: E402
 from index.text import nfc, strip_diacritics  # noqa: E402
 from retrieval.search import DENSE_ONLY, LEXICAL_ONLY, RRF, WEIGHTED, FusionConfig, HybridSearcher, analyse  # noqa: E402
 
@@ -69,6 +70,7 @@ class RawArticle:
     key: str
     title: str
     context: str
+    group: str = ""  # the source article (XQuAD: several paragraphs share one Wikipedia article)
 
     def file_text(self) -> str:
         return f"{self.title}\n\n{self.context}\n" if self.title else f"{self.context}\n"
@@ -146,10 +148,10 @@ def load_xquad(data_dir: Path, limit: int | None) -> BenchSet:
     questions: list[Question] = []
     # XQuAD contexts are Wikipedia paragraphs without a Vietnamese headline; the English article
     # title would leak English words into Vietnamese text, so each file is the paragraph alone.
-    paragraphs = [p for doc in vi for p in doc["paragraphs"]]
-    for paragraph in paragraphs[:limit]:
+    paragraphs = [(n, p) for n, doc in enumerate(vi) for p in doc["paragraphs"]]
+    for doc_number, paragraph in paragraphs[:limit]:
         key = f"xq{len(articles):04d}"
-        articles.append(RawArticle(key, "", paragraph["context"]))
+        articles.append(RawArticle(key, "", paragraph["context"], group=f"w{doc_number}"))
         questions += _questions(paragraph, key, paragraph["context"])
     in_english = [replace(q, text=english[q.qid]) for q in questions if q.qid in english]
     return BenchSet("XQuAD", articles, {"vi": questions, "en": in_english})
@@ -263,13 +265,18 @@ def evaluate(
 
 
 def systems(base: FusionConfig, dense: bool) -> dict[str, FusionConfig]:
+    """The systems compared: each signal alone, both fusions with the product's weights, and both
+    with equal weights whatever the language (the naive setting, for reference)."""
     out = {"lexical (BM25)": replace(base, method=LEXICAL_ONLY)}
     if dense:
+        equal = replace(base, dense_weight_vi=0.5, dense_weight_en=0.5)
         out = {
             "dense": replace(base, method=DENSE_ONLY),
             **out,
             "hybrid weighted": replace(base, method=WEIGHTED),
             "hybrid RRF": replace(base, method=RRF),
+            "weighted, equal weights": replace(equal, method=WEIGHTED),
+            "RRF, equal weights": replace(equal, method=RRF),
         }
     return out
 
@@ -298,6 +305,71 @@ def run_set(
             results.append(RunResult(bench.name, label, system, metrics, {"passages": len(index.passages)}))
             log(format_row(results[-1]))
     return results
+
+
+# -- the found decision on held-out articles ---------------------------------------------------
+
+
+@dataclass
+class FoundResult:
+    dataset: str
+    questions: str
+    answerable: int
+    held_out: int
+    precision: float
+    recall: float
+    held_out_answered: float
+
+
+def run_found(
+    bench: BenchSet, embedder: Embedder | None, cache_dir: Path, max_words: int, min_words: int,
+    log: Callable[[str], None] = lambda s: None,
+) -> list[FoundResult]:
+    """Index every other source article; ask all questions through the product's answer step.
+
+    Questions about an indexed article should get found=true, the others found=false. The
+    held-out ones are hard negatives from the same domain (and some are answerable from another
+    article, so precision here is a lower bound).
+    """
+    from retrieval.answer import AnswerConfig, decide, diversify, gather_evidence
+
+    groups = list(dict.fromkeys(a.group or a.key for a in bench.articles))
+    kept_groups = set(groups[::2])
+    kept = {a.key for a in bench.articles if (a.group or a.key) in kept_groups}
+    half = BenchSet(bench.name, [a for a in bench.articles if a.key in kept], bench.runs)
+    root = cache_dir / (bench.name.lower().replace(" ", "-") + "-half")
+    index = build(half, root, embedder, max_words, min_words)
+    searcher = HybridSearcher(index, embedder, FusionConfig())
+    out = []
+    for label, questions in bench.runs.items():
+        vectors = query_vectors([q.text for q in questions], embedder, cache_dir) if embedder else None
+        tp = fp = fn = 0
+        for i, q in enumerate(questions):
+            analysis = analyse(q.text)
+            hits = searcher.search(q.text, 5, analysis, None if vectors is None else vectors[i])
+            found = bool(hits) and decide(gather_evidence(analysis, diversify(hits, index.passages), index), AnswerConfig())
+            answerable = q.article in kept
+            tp += found and answerable
+            fp += found and not answerable
+            fn += answerable and not found
+        answerable_n = sum(q.article in kept for q in questions)
+        held = len(questions) - answerable_n
+        out.append(FoundResult(bench.name, label, answerable_n, held, tp / max(tp + fp, 1), tp / max(tp + fn, 1), fp / max(held, 1)))
+        log(format_found_row(out[-1]))
+    return out
+
+
+FOUND_HEADER = (
+    "| dataset | questions | answerable | held out | precision | recall | held-out answered |\n"
+    "|---|---|---|---|---|---|---|"
+)
+
+
+def format_found_row(r: FoundResult) -> str:
+    return (
+        f"| {r.dataset} | {r.questions} | {r.answerable} | {r.held_out} | {r.precision * 100:.1f} | "
+        f"{r.recall * 100:.1f} | {r.held_out_answered * 100:.1f} |"
+    )
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -341,6 +413,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="index builds and embedding caches (reused between runs)")
     parser.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS)
     parser.add_argument("--min-words", type=int, default=DEFAULT_MIN_WORDS)
+    parser.add_argument("--found", action="store_true",
+                        help="also measure the found decision: index every other article, ask all questions")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
     parser.add_argument("--quiet", action="store_true", help="print only the final table")
     return parser.parse_args(argv)
@@ -361,14 +435,22 @@ def main(argv: Sequence[str] | None = None) -> list[RunResult]:
         embedder.warm_up()
     names = DATASETS if args.dataset == "all" else (args.dataset,)
     results: list[RunResult] = []
+    found: list[FoundResult] = []
     for name in names:
         bench = load_set(name, args.data_dir, args.limit)
         results += run_set(bench, embedder, args.cache_dir, args.max_words, args.min_words, FusionConfig(), log)
+        if args.found:
+            found += run_found(bench, embedder, args.cache_dir, args.max_words, args.min_words, log)
     print(f"model: {model or 'none (lexical only)'}; passages: max_words={args.max_words}, "
           f"min_words={args.min_words}; fusion defaults: {FusionConfig()}")
     print(format_table(results))
+    if found:
+        print()
+        print("found decision (every other article indexed; questions about the others should get found=false):")
+        print("\n".join([FOUND_HEADER, *map(format_found_row, found)]))
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=2), encoding="utf-8")
+        payload = {"runs": [asdict(r) for r in results], "found": [asdict(r) for r in found]}
+        args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
     return results
 
 

@@ -104,7 +104,7 @@ def names(question: str) -> list[str]:
     Names survive translation ("NATO", "Putin", "Ned Price" are written the same in Vietnamese
     news), so they are the one lexical clue an English question shares with Vietnamese text.
     """
-    return [key for key, _ in _name_candidates(question) if key]
+    return [key for key, sure in _name_candidates(question) if sure]
 
 
 def _name_candidates(question: str) -> list[tuple[str, bool]]:
