@@ -78,11 +78,40 @@ def txtai_systems(texts: Sequence[str], log) -> tuple[dict[str, Callable[[str], 
     return systems, seconds
 
 
+def backend_quality(benches, backends: Sequence[str], onnx_dir: Path, log) -> list[list[object]]:
+    """Retrieval quality of each embedding backend on all questions, each with an index whose
+    passage vectors all come from that backend (a fresh embedding cache per backend)."""
+    import numpy as np
+
+    import retrieval_bench as rb
+    from index.embedder import SentenceTransformerEmbedder
+    from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
+    from retrieval.search import DENSE_ONLY, FusionConfig, HybridSearcher
+
+    rows = []
+    for bench in benches:
+        for backend in backends:
+            embedder = SentenceTransformerEmbedder(model_path(), backend=backend, onnx_cache_dir=onnx_dir)
+            embedder.warm_up()
+            log(f"quality: indexing {bench.name} with {backend} ...")
+            root = WORK_DIR / "quality" / bench.name.replace(" ", "-") / backend
+            index = rb.build(bench, root, embedder, DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS)
+            relevant = rb.relevant_rows(bench, index)
+            for label, questions in bench.runs.items():
+                vectors = np.asarray(embedder.encode_queries([q.text for q in questions]))
+                for system, fusion in (("dense", FusionConfig(method=DENSE_ONLY)), ("hybrid", FusionConfig())):
+                    m = rb.evaluate(questions, HybridSearcher(index, embedder, fusion), relevant, vectors)
+                    rows.append([bench.name, backend, label, system, m.n, f"{m.recall[10] * 100:.1f}", f"{m.mrr10 * 100:.2f}"])
+    return rows
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=int, default=1000, help="first N questions of each run (0 = all)")
     parser.add_argument("--runs", default="vi,vi|no diacritics", help="vi and/or 'vi|no diacritics' (| for the comma)")
     parser.add_argument("--backends", default="torch", help="newsqa embedding backends to include (torch, onnx, onnx-int8)")
+    parser.add_argument("--quality-backends", default="", help="also: retrieval quality per backend, e.g. torch,onnx,onnx-int8")
+    parser.add_argument("--quality-sets", default="vinewsqa,xquad", help="data sets for --quality-backends")
     parser.add_argument("--max-load", type=float, default=0.7)
     parser.add_argument("--wait", type=float, default=1800)
     parser.add_argument("--json", type=Path)
@@ -148,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"\nindexing the passages: txtai dense {index_seconds['txtai dense']:.0f} s, txtai hybrid "
           f"{index_seconds['txtai hybrid']:.0f} s (both embed every passage); newsqa vectors come from its embedding cache "
           f"after the first run ({newsqa_index_s:.0f} s this run)")
+    if args.quality_backends:
+        sets = [bench if name == "vinewsqa" else rb.load_set(name, DATA_DIR, None) for name in args.quality_sets.split(",")]
+        rows = backend_quality(sets, args.quality_backends.split(","), onnx_dir, log)
+        print("\nretrieval quality by embedding backend (all questions; each index embedded by that backend):\n")
+        print(table(["data set", "backend", "questions", "system", "n", "recall@10", "MRR@10"], rows))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
 
