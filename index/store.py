@@ -52,6 +52,7 @@ T = TypeVar("T")
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+MANIFEST_DIGEST = "manifest.sha256"  # the manifest's own checksum: its fields are checked too
 PASSAGES = "passages.jsonl"
 ARTICLES = "articles.jsonl"
 DENSE = "dense.faiss"
@@ -306,7 +307,9 @@ def write_build(
             **manifest_extra,
             "files": files,
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
+        (tmp / MANIFEST).write_bytes(manifest_bytes)
+        (tmp / MANIFEST_DIGEST).write_text(hashlib.sha256(manifest_bytes).hexdigest() + "\n", encoding="ascii")
         _fsync_tree(tmp)
         final = builds / build_id
         os.rename(tmp, final)
@@ -340,6 +343,10 @@ def prune_builds(root: Path, keep: int = KEEP_BUILDS) -> list[Path]:
     doomed += [p for p in builds.iterdir() if p.name.startswith(".tmp-")]
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
+    # A build killed between creating the new link and renaming it over `current` leaves this.
+    for link in Path(root).glob(".current-*"):
+        link.unlink(missing_ok=True)
+        doomed.append(link)
     return doomed
 
 
@@ -459,11 +466,18 @@ class LazyRowMap(Mapping[str, int]):
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     try:
-        manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+        raw = (Path(folder) / MANIFEST).read_bytes()
+        manifest = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise _corrupt(folder, "manifest.json is missing") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _corrupt(folder, "manifest.json is not valid JSON") from None
+    try:
+        expected = (Path(folder) / MANIFEST_DIGEST).read_text(encoding="ascii").strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        raise _corrupt(folder, f"{MANIFEST_DIGEST} is missing or unreadable") from None
+    if hashlib.sha256(raw).hexdigest() != expected:
+        raise _corrupt(folder, "manifest.json does not match its checksum")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise _corrupt(folder, "manifest.json lacks its file list")
     if manifest.get("format_version") != FORMAT_VERSION:
