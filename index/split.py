@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from index.models import Article, Passage
 
 # Measured on UIT-ViNewsQA dev (docs/README-quality.md): bigger passages find more answers
-# (hybrid MRR@10 / R@10: 100 words 77.2 / 90.1, 120: 78.3 / 90.7, 150: 79.5 / 91.1, 200: 80.3 / 91.5)
-# but make longer citations and outgrow the embedding model's window (about 1.3 tokens per
-# Vietnamese syllable for multilingual-e5's 512, 1.8 for MiniLM's 256). 150 words (~1,000
-# characters) keeps most of the gain, fits e5, and answers stay short because the answer quotes
-# sentences, not passages.
+# (hybrid MRR@10 / R@10: 100 words 77.2 / 90.1, 120: 78.3 / 90.4, 150: 79.4 / 91.1, 200: 80.2 / 91.4)
+# but make longer citations and outgrow the embedding model's window (MiniLM reads 256 word
+# pieces, about 1.8 per Vietnamese syllable; multilingual-e5 reads 512). 150 words (~1,000
+# characters) keeps most of the gain, and answers stay short because the answer quotes sentences,
+# not passages.
 DEFAULT_MAX_WORDS = 150
 DEFAULT_MIN_WORDS = 50
 
