@@ -25,7 +25,6 @@ import os
 import sys
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,14 +35,21 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from index.build import build_index, cache_key  # noqa: E402
-from index.cache import EmbeddingCache, text_hash  # noqa: E402
-from index.embedder import Embedder  # noqa: E402
-from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS  # noqa: E402
-from index.store import LoadedIndex, load_build  # noqa: E402
-from index.text import has_diacritics as has_marks  # noqa: E402
-from index.text import nfc, strip_diacritics  # noqa: E402
-from retrieval.search import DENSE_ONLY, LEXICAL_ONLY, RRF, WEIGHTED, FusionConfig, HybridSearcher, analyse  # noqa: E402
+from index.build import build_index, cache_key
+from index.cache import EmbeddingCache, text_hash
+from index.embedder import Embedder
+from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
+from index.store import LoadedIndex, load_build
+from index.text import nfc, strip_diacritics
+from retrieval.search import (
+    DENSE_ONLY,
+    LEXICAL_ONLY,
+    RRF,
+    WEIGHTED,
+    FusionConfig,
+    HybridSearcher,
+    analyse,
+)
 
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "benchdata"
 DEFAULT_CACHE_DIR = Path(tempfile.gettempdir()) / "newsqa-bench"

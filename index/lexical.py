@@ -23,7 +23,15 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from index.text import canonical, fold, has_diacritics, nfc, syllables, tokens_accented, tokens_folded
+from index.text import (
+    canonical,
+    fold,
+    has_diacritics,
+    nfc,
+    syllables,
+    tokens_accented,
+    tokens_folded,
+)
 
 ACCENTED = "accented"
 FOLDED = "folded"

@@ -13,7 +13,7 @@ from index.lexical import ACCENTED, ENGLISH_STOP_WORDS, EXONYMS, FOLDED
 from index.models import Passage
 from index.split import split_sentences
 from index.store import LoadedIndex
-from index.text import canonical, fold, jaccard, nfc, syllables, with_bigrams
+from index.text import canonical, fold, nfc, syllables, with_bigrams
 from retrieval.models import Citation
 from retrieval.search import QueryAnalysis, ScoredPassage
 
@@ -29,7 +29,7 @@ QUESTION_WORDS = frozenset(
 # Capitalised in English but titles, not names: "President Macron" names only Macron.
 TITLES = frozenset(
     """president prime minister ministry foreign state department secretary general spokesman spokeswoman
-    chancellor king queen prince minister mr mrs ms dr""".split()
+    chancellor king queen prince mr mrs ms dr""".split()
 )
 NEAR_DUPLICATE = 0.6  # share of a passage's words and word pairs already in a better-ranked one
 MAX_ANSWER_CHARS = 420

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import retrieval_bench as rb
+from index.text import has_diacritics
 
 DATA = Path(os.environ.get("NEWSQA_BENCHDATA", rb.DEFAULT_DATA_DIR))
 pytestmark = pytest.mark.skipif(
@@ -33,7 +34,7 @@ def test_slice_loads_articles_and_both_question_forms():
     accented, plain = bench.runs["vi"], bench.runs["vi, no diacritics"]
     assert len(accented) == len(plain) > SLICE
     assert all(a.qid == p.qid and a.answers == p.answers for a, p in zip(accented, plain))
-    assert not any(rb.has_marks(q.text) for q in plain) and any(rb.has_marks(q.text) for q in accented)
+    assert not any(has_diacritics(q.text) for q in plain) and any(has_diacritics(q.text) for q in accented)
 
 
 def test_every_answer_is_placed_in_a_passage(vinewsqa_results):

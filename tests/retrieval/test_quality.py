@@ -21,7 +21,15 @@ from retrieval.answer import (
     names,
 )
 from retrieval.evaluate import evaluate_file, format_report
-from retrieval.search import DENSE_ONLY, LEXICAL_ONLY, FusionConfig, HybridSearcher, ScoredPassage, analyse, is_vietnamese
+from retrieval.search import (
+    DENSE_ONLY,
+    LEXICAL_ONLY,
+    FusionConfig,
+    HybridSearcher,
+    ScoredPassage,
+    analyse,
+    is_vietnamese,
+)
 
 LABELS = Path(__file__).resolve().parent.parent / "data" / "seed_questions.json"
 
