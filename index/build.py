@@ -124,7 +124,7 @@ def build_index(
             extra["model"] = {"id": None, "dimension": None}
 
         progress("lexical", 0, 1)
-        lexical = LexicalIndex.build([p.embedding_text() for p in passages])
+        lexical = LexicalIndex.build([p.embedding_text() for p in passages], groups=[p.article_id for p in passages])
         progress("lexical", 1, 1)
 
         progress("write", 0, 1)

@@ -27,13 +27,14 @@ _TAIL_HEADINGS = {
 }
 _PHOTO_CREDIT_RE = re.compile(r"\((?:ảnh|nguồn ảnh|nguồn|photo|video)\s*:[^)]*\)\s*\|?\s*$", re.IGNORECASE)
 # Inline image markers left by scrapers: "... ảnh 1Thủ tướng ..." (no space before the caption).
-_IMAGE_MARKER_RE = re.compile(r"\bảnh \d+(?=[^\W\d_])", re.IGNORECASE)
+# The caption starts a capitalised word right after the number; "hình ảnh 2D" is not a marker.
+_IMAGE_MARKER_RE = re.compile(r"\bảnh \d+(?=[A-ZĐÀ-Ỹ][a-zđà-ỹ])")
 _TEASER_RE = re.compile(r"(?:\.\.\.|…)\s*\|\s*$")
 _BYLINE_RE = re.compile(r"^\([^()]{2,60}\)$")
 _LINK_RE = re.compile(r"^\[[^\[\]]+\]$")
 _END_MARK_RE = re.compile(r"\./\.$")  # Vietnamese wire copy ends with "./."
 _SPACES_RE = re.compile(r"[ \t\u00a0]+")
-_SENTENCE_END = tuple('.!?…"”\'’)»')
+_SENTENCE_END = tuple('.!?…"”\'’)»:;,')  # a line ending so continues; it is no headline
 
 MAX_TITLE_CHARS = 200
 DERIVED_TITLE_CHARS = 90
@@ -66,9 +67,13 @@ def clean_article(article_id: str, raw: str, source: str = "") -> Article:
     if first_idx is not None:
         first = _SPACES_RE.sub(" ", lines[first_idx]).strip()
         followed_by_blank = first_idx + 1 < len(lines) and not lines[first_idx + 1].strip()
-        if _looks_like_headline(first) and (followed_by_blank or len(first.split()) <= 25):
+        rest = lines[first_idx + 1 :]
+        # A one-line file is the article itself, not a title over nothing.
+        if _looks_like_headline(first) and (followed_by_blank or len(first.split()) <= 25) and any(
+            line.strip() for line in rest
+        ):
             title = first
-            lines = lines[first_idx + 1 :]
+            lines = rest
 
     kept: list[str] = []
     removed: list[RemovedPart] = []

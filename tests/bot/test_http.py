@@ -101,6 +101,7 @@ def make_settings(**overrides: Any) -> Settings:
         "http_max_body_bytes": 65_536,
         "http_max_concurrency": 2,
         "telegram_webhook_path": None,
+        "http_rate_limit": 0,  # tests/bot/test_ratelimit.py covers the limiter; here it would only add 429s
     }
     return Settings(**(values | overrides))
 
@@ -196,7 +197,8 @@ def test_search_returns_ranked_passages(client):
     result = SearchResult.model_validate(response.json())
     assert [h.rank for h in result.hits] == [1, 2, 3]
     assert result.hits[0].score >= result.hits[-1].score
-    assert "mở rộng về phía đông" in result.hits[0].text
+    # Both articles say NATO expands "về phía đông/Đông"; either is a right first hit.
+    assert "mở rộng về phía đông" in result.hits[0].text.lower()
 
 
 def test_articles_list_and_detail(client):
@@ -394,7 +396,9 @@ def test_lone_surrogates_in_json_do_not_break_the_reply(client):
 )
 def test_any_text_and_any_top_k_get_an_answer_or_a_readable_4xx(client, question, top_k):
     response = client.post("/ask", json={"question": question, "top_k": top_k})
-    valid_k = top_k is None or (type(top_k) is int and 1 <= top_k <= 50)
+    # JSON Schema counts 3.0 as an integer, so the API accepts whole-number floats too.
+    whole = type(top_k) is int or (type(top_k) is float and top_k.is_integer())
+    valid_k = top_k is None or (whole and 1 <= top_k <= 50)
     if response.status_code == 200:
         assert valid_k and response.json()["question"] == question
     else:

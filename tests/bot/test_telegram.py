@@ -213,8 +213,26 @@ def test_hostile_input_and_article_text_are_escaped(hostile_service: Any, fake: 
     run(scenario)
 
 
-def test_long_reply_is_split_into_valid_parts(seed_index: Path, service_factory: Any, fake: FakeBotApi) -> None:
-    service = service_factory(seed_index, default_top_k=50)
+def test_long_reply_is_split_into_valid_parts(
+    tmp_path: Path, embedder: Any, service_factory: Any, fake: FakeBotApi
+) -> None:
+    """The seed articles plus long ones on the same subject, so /sources runs past 4,096 characters."""
+    import shutil
+
+    from index.build import build_index
+    from tests.conftest import SEEDS
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    for i in range(4):
+        sentences = " ".join(
+            f"Theo nguồn tin số {i}-{j}, Nga yêu cầu NATO cam kết an ninh và chấm dứt mở rộng ở khu vực {j}."
+            for j in range(30)
+        )
+        (seeds / f"long_{i}.txt").write_text(f"Nga và NATO, bài {i}\n\n{sentences}\n", encoding="utf-8")
+    root = tmp_path / "index"
+    build_index(seeds, root, embedder)
+    service = service_factory(root, default_top_k=50)
     service.warm_up()
 
     async def scenario() -> None:
