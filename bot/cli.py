@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from bot.settings import Settings
 from index.articles import SeedsError
 from index.embedder import ModelUnavailable
-from index.store import IndexUnavailable, open_index, resolve_build
+from index.store import IndexUnavailable, open_index
 from retrieval.models import Answer
 from retrieval.service import BadQuestion
 

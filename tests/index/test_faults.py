@@ -360,33 +360,20 @@ def test_a_flipped_bit_in_any_data_file_is_refused_in_one_sentence(build_files, 
     assert "\n" not in str(err.value) and str(err.value).endswith("to rebuild it.")
 
 
-@pytest.fixture(scope="module")
-def baseline(template) -> dict[str, Any]:
-    service = lexical_service(template["root"])
-    question = f"bài mãsố{ARTICLES // 2:05d} thời tiết"
-    return {"question": question, "answer": service.ask(question, 3).model_dump(exclude={"took_ms"})}
-
-
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(at=st.integers(0, 10**9), bit=st.integers(0, 7))
-def test_a_flipped_bit_in_the_manifest_is_refused_or_changes_no_answer(template, tmp_path_factory, baseline, at, bit):
-    # The manifest holds every other file's checksum but none of its own: a flip in a field only
-    # describing the build (its id, time, corpus digest) loads. It must never change an answer.
+def test_a_flipped_bit_in_the_manifest_is_refused(template, tmp_path_factory, at, bit):
+    # manifest.sha256 holds the manifest's own checksum, so even a flip in a field that only
+    # describes the build (its id, time, corpus digest) is caught.
     root = tmp_path_factory.mktemp("manifest") / "index"
     shutil.copytree(template["root"], root, symlinks=True)
     manifest = resolve_build(root) / "manifest.json"  # type: ignore[operator]
     content = bytearray(manifest.read_bytes())
     content[at % len(content)] ^= 1 << bit
     manifest.write_bytes(bytes(content))
-    try:
-        service = lexical_service(root)
-    except IndexUnavailable as exc:
-        assert "\n" not in str(exc) and "newsqa index build" in str(exc)
-        event("refused")
-        return
-    event("loaded")
-    answer = service.ask(baseline["question"], 3).model_dump(exclude={"took_ms"})
-    assert answer == baseline["answer"]
+    with pytest.raises(IndexUnavailable) as err:
+        lexical_service(root)
+    assert "\n" not in str(err.value) and "newsqa index build" in str(err.value)
 
 
 # -- seeds that cannot be used ----------------------------------------------------------------------
