@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     embedding_backend: str = Field(
         DEFAULT_BACKEND, pattern=f"^({'|'.join(BACKENDS)})$", description="torch, onnx or onnx-int8 (exported locally)"
     )
-    onnx_dir: Path | None = Field(None, description="where ONNX exports are cached; default <index_dir>/models")
+    onnx_dir: Path | None = Field(None, description="where ONNX exports are cached; default the model folder's onnx/ (else <index_dir>/models)")
     torch_threads: int = Field(0, ge=0, le=256, description="threads of the embedding model (torch, ONNX Runtime); 0 = library default")
     faiss_threads: int = Field(0, ge=0, le=256, description="OpenMP threads of FAISS; 0 = library default")
     passage_max_words: int = Field(DEFAULT_MAX_WORDS, ge=10, le=1000)
@@ -102,7 +102,8 @@ class Settings(BaseSettings):
             model or self.embedding_model,
             batch_size=self.batch_size,
             backend=self.embedding_backend,
-            onnx_cache_dir=self.onnx_dir or self.index_dir / "models",
+            onnx_cache_dir=self.onnx_dir,
+            onnx_fallback_dir=self.index_dir / "models",
         )
 
     def qa_service(self) -> QAService:

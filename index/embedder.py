@@ -27,7 +27,8 @@ ONNX_BACKEND = "onnx"
 ONNX_INT8_BACKEND = "onnx-int8"
 BACKENDS = (TORCH_BACKEND, ONNX_BACKEND, ONNX_INT8_BACKEND)
 DEFAULT_BACKEND = TORCH_BACKEND
-DEFAULT_ONNX_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsqa" / "onnx"
+# Where ONNX exports go when the model folder is read-only (they go in its onnx/ otherwise).
+FALLBACK_ONNX_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsqa" / "onnx"
 
 # Models that were trained with instruction prefixes and need them at encode time. Models whose
 # own config declares prompts (config_sentence_transformers.json) are used as they declare.
@@ -138,13 +139,15 @@ class SentenceTransformerEmbedder:
         query_cache_size: int = 1024,
         backend: str = DEFAULT_BACKEND,
         onnx_cache_dir: Path | None = None,
+        onnx_fallback_dir: Path | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown embedding backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         self._name = model
         self.backend = backend  # what was asked for
         self.active_backend: str | None = None  # what runs, once loaded (ONNX falls back to torch)
-        self._onnx_cache_dir = Path(onnx_cache_dir) if onnx_cache_dir else DEFAULT_ONNX_CACHE
+        self._onnx_cache_dir = Path(onnx_cache_dir) if onnx_cache_dir else None
+        self._onnx_fallback_dir = Path(onnx_fallback_dir) if onnx_fallback_dir else FALLBACK_ONNX_CACHE
         self.batch_size = batch_size
         self.device = device
         self._query_prompt = query_prompt
@@ -191,12 +194,16 @@ class SentenceTransformerEmbedder:
         return model
 
     def _load_onnx(self):  # -> OnnxSentenceModel | None
-        from index.onnx_backend import OnnxUnavailable, load_onnx_model
+        from index.onnx_backend import ModelNotLocal, OnnxUnavailable, load_onnx_model
 
         try:
             return load_onnx_model(
-                self._name, self.backend, self._onnx_cache_dir, model_threads(), self._max_seq_length
+                self._name, self.backend, self._onnx_cache_dir, model_threads(), self._max_seq_length,
+                fallback_dir=self._onnx_fallback_dir,
             )
+        except ModelNotLocal as exc:
+            log.debug("ONNX backend skipped: %s", exc)  # torch then loads it, or says why it cannot
+            return None
         except OnnxUnavailable as exc:
             # A speed setting must not take the service down: say why and run on torch.
             log.warning("The %s backend is not available for %s (%s); using torch.", self.backend, self._name, exc)

@@ -47,6 +47,10 @@ class OnnxUnavailable(Exception):
     """This model cannot run on ONNX Runtime here; the message says why (the caller falls back)."""
 
 
+class ModelNotLocal(OnnxUnavailable):
+    """The model is not on this machine: the torch path will say so in its own words."""
+
+
 @dataclass(frozen=True)
 class ModelLayout:
     """What a sentence-transformers folder is made of, read from its configuration files."""
@@ -116,7 +120,7 @@ def resolve_folder(name: str) -> Path:
 
         return Path(snapshot_download(name, local_files_only=True))
     except Exception as exc:  # not cached, no hub library, bad id: all mean "not here"
-        raise OnnxUnavailable(f"'{name}' is not a local folder nor in the local model cache ({type(exc).__name__})")
+        raise ModelNotLocal(f"'{name}' is not a local folder nor in the local model cache ({type(exc).__name__})") from None
 
 
 def export_key(layout: ModelLayout) -> str:
@@ -128,10 +132,21 @@ def export_key(layout: ModelLayout) -> str:
     return digest.hexdigest()[:16]
 
 
+def default_cache_dir(layout: ModelLayout, fallback: Path) -> Path:
+    """`onnx/` inside the model folder (where sentence-transformers keeps its own ONNX files), so
+    every index and process on the machine shares one export; `fallback` if that is read-only."""
+    folder = layout.folder / "onnx"
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError:
+        return fallback
+    return folder if os.access(folder, os.W_OK) else fallback
+
+
 def cached_paths(layout: ModelLayout, cache_dir: Path) -> tuple[Path, Path]:
     """(float32 export, int8 export) for this model under the cache folder."""
-    folder = Path(cache_dir) / f"{layout.folder.resolve().name}-{export_key(layout)}"
-    return folder / "model.onnx", folder / "model.int8.onnx"
+    stem = f"newsqa-{layout.folder.resolve().name}-{export_key(layout)}"
+    return Path(cache_dir) / f"{stem}.onnx", Path(cache_dir) / f"{stem}.int8.onnx"
 
 
 def _atomic_target(path: Path) -> Path:
@@ -348,12 +363,22 @@ class OnnxSentenceModel:
 
 
 def load_onnx_model(
-    name: str, backend: str, cache_dir: Path, threads: int | None, max_seq_length: int | None = None
+    name: str,
+    backend: str,
+    cache_dir: Path | None,
+    threads: int | None,
+    max_seq_length: int | None = None,
+    fallback_dir: Path | None = None,
 ) -> OnnxSentenceModel:
-    """Export (once, cached) and open `name` for `backend` ('onnx' or 'onnx-int8')."""
+    """Export (once, cached) and open `name` for `backend` ('onnx' or 'onnx-int8').
+
+    The export lives in `cache_dir`, or when that is None in the model folder's `onnx/`, or
+    `fallback_dir` when the model folder is read-only."""
     if backend not in (ONNX, ONNX_INT8):
         raise ValueError(f"not an ONNX backend: {backend!r}")
     layout = read_layout(resolve_folder(name))
+    if cache_dir is None:
+        cache_dir = default_cache_dir(layout, fallback_dir or Path.home() / ".cache" / "newsqa" / "onnx")
     fp32, int8 = cached_paths(layout, cache_dir)
     if not fp32.is_file():
         log.info("exporting %s to ONNX under %s (once)", name, fp32.parent)

@@ -99,7 +99,20 @@ def test_export_is_cached_and_reused(model_path, onnx_embedder, onnx_dir, monkey
     again = SentenceTransformerEmbedder(model_path, backend="onnx", onnx_cache_dir=onnx_dir)
     again.warm_up()
     assert again.active_backend == "onnx"
-    assert len(list(onnx_dir.rglob("model.onnx"))) == 1
+    assert len([p for p in onnx_dir.glob("*.onnx") if not p.name.endswith(".int8.onnx")]) == 1
+
+
+def test_exports_default_to_the_model_folder(tmp_path):
+    layout = onnx_backend.ModelLayout(tmp_path, ("mean_tokens",), True, 128, False, 384, {})
+    assert onnx_backend.default_cache_dir(layout, tmp_path / "elsewhere") == tmp_path / "onnx"
+
+
+def test_a_model_that_is_not_here_fails_as_with_torch(tmp_path, caplog):
+    from index.embedder import ModelUnavailable
+
+    with caplog.at_level(logging.WARNING, logger="index.embedder"), pytest.raises(ModelUnavailable, match="NEWSQA_EMBEDDING_MODEL"):
+        SentenceTransformerEmbedder(str(tmp_path / "no-model"), backend="onnx-int8", onnx_cache_dir=tmp_path).warm_up()
+    assert "backend is not available" not in caplog.text  # one message, torch's
 
 
 def test_a_model_onnx_cannot_mirror_falls_back_to_torch(tiny_model_path, tmp_path, caplog):
