@@ -54,6 +54,12 @@ def _derive_title(body: str) -> str:
     if len(first) <= DERIVED_TITLE_CHARS:
         return first.rstrip(".")
     cut = first[:DERIVED_TITLE_CHARS].rsplit(" ", 1)[0]
+    # Never leave a quotation opened and not closed: end the title before it.
+    for opening, closing in (("“", "”"), ("«", "»"), ("(", ")")):
+        if cut.count(opening) > cut.count(closing):
+            cut = cut[: cut.rindex(opening)].rstrip()
+    if cut.count('"') % 2:
+        cut = cut[: cut.rindex('"')].rstrip()
     return cut.rstrip(",;:") + "…"
 
 
