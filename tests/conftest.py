@@ -87,3 +87,19 @@ def tiny_model_path(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tiny-model")
     model.save(str(folder))
     return str(folder)
+
+
+def http_settings(**overrides):
+    """Settings for an app under test: explicit values for everything the HTTP app reads, so
+    NEWSQA_* variables in the environment (a developer's API key, say) cannot change what tests see."""
+    from bot.settings import Settings
+
+    values = {
+        "api_key": None,
+        "reload_interval": 0,
+        "http_max_body_bytes": 65_536,
+        "http_max_concurrency": 2,
+        "telegram_webhook_path": None,
+        "http_rate_limit": 0,  # tests/bot/test_ratelimit.py covers the limiter; elsewhere it only adds 429s
+    }
+    return Settings(**(values | overrides))

@@ -15,20 +15,15 @@ import pytest
 from bench.fuzz_api import FuzzReport, fuzz
 from bot.http import create_app
 from bot.settings import Settings
+from tests.conftest import http_settings
 
 API_KEY = "fuzz-key-0123456789abcdef"
 GENERATED = {"total": 0}  # across this module's runs, checked by the last test
 
 
 def settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "api_key": None,
-        "reload_interval": 0,
-        "http_max_concurrency": 2,
-        "telegram_webhook_path": None,
-        "http_rate_limit": 0,
-    }
-    return Settings(**(values | overrides))
+    return http_settings(**overrides)
+
 
 
 def assert_clean(report: FuzzReport, at_least: int) -> None:

@@ -32,7 +32,7 @@ from index.store import resolve_build, swap_current
 from index.text import nfc
 from retrieval.models import Answer, SearchResult
 from retrieval.service import QAService, ServiceConfig
-from tests.conftest import REPO, SEEDS
+from tests.conftest import REPO, SEEDS, http_settings
 
 API_KEY = "test-key-0123456789"
 JSON = {"Content-Type": "application/json"}
@@ -93,17 +93,8 @@ def serve() -> Iterator[Callable[[Any], str]]:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    # Explicit values for everything the app reads, so NEWSQA_* variables in the environment
-    # (a developer's API key, say) cannot change what these tests see.
-    values: dict[str, Any] = {
-        "api_key": None,
-        "reload_interval": 0,
-        "http_max_body_bytes": 65_536,
-        "http_max_concurrency": 2,
-        "telegram_webhook_path": None,
-        "http_rate_limit": 0,  # tests/bot/test_ratelimit.py covers the limiter; here it would only add 429s
-    }
-    return Settings(**(values | overrides))
+    return http_settings(**overrides)
+
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:

@@ -22,6 +22,7 @@ from bot.http import create_app
 from bot.ratelimit import MAX_CLIENTS, RateLimit, TokenBuckets, client_key
 from bot.settings import Settings
 from tests.bot.test_http import LiveServer, assert_error
+from tests.conftest import http_settings
 
 API_KEY = "rate-limit-test-key-0123456789"
 
@@ -35,14 +36,8 @@ class Clock:
 
 
 def app_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "api_key": None,
-        "reload_interval": 0,
-        "http_max_concurrency": 2,
-        "telegram_webhook_path": None,
-        "http_rate_limit": 5,
-    }
-    return Settings(**(values | overrides))
+    return http_settings(**({"http_rate_limit": 5} | overrides))
+
 
 
 # -- token buckets ---------------------------------------------------------------------------------

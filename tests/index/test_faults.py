@@ -31,11 +31,18 @@ from bot.settings import Settings
 from index.articles import SeedsError, read_articles
 from index.build import build_index
 from index.split import split_passages
-from index.store import BUILDS, IndexCorrupt, IndexUnavailable, load_build, open_index, resolve_build
+from index.store import (
+    BUILDS,
+    IndexCorrupt,
+    IndexUnavailable,
+    load_build,
+    open_index,
+    resolve_build,
+)
 from index.text import nfc
 from retrieval.service import BadQuestion, QAService, ServiceConfig
 from tests.bot.test_http import LiveServer, assert_error, wait_for
-from tests.conftest import REPO
+from tests.conftest import REPO, http_settings
 
 ARTICLES = 240  # in the index being served
 GROWN = 40  # more in the next build
@@ -262,14 +269,8 @@ DAMAGE_IDS = [f"{name}-{how.__name__}" for name, how in DAMAGE]
 
 
 def server_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "api_key": None,
-        "reload_interval": 0,
-        "http_max_concurrency": 2,
-        "telegram_webhook_path": None,
-        "http_rate_limit": 0,
-    }
-    return Settings(**(values | overrides))
+    return http_settings(**overrides)
+
 
 
 @pytest.fixture
