@@ -101,7 +101,7 @@ def in_process_service(root: Path, backend: str, onnx_dir: Path, torch_threads: 
         index_dir=root, embedding_model=model_path(), embedding_backend=backend, onnx_dir=onnx_dir,
         torch_threads=torch_threads, faiss_threads=faiss_threads,
     )
-    settings.apply_threads()
+    settings.apply_threads(serving=True)  # as `newsqa serve` does
     service = settings.qa_service()
     service.warm_up()
     return service
@@ -114,7 +114,7 @@ def run_layers(
     import httpx
 
     torch_threads, faiss_threads = threads
-    label = f"{torch_threads or 'default'}/{faiss_threads or 'default'}"
+    label = f"{torch_threads or 'auto'}/{faiss_threads or 'auto'}"
     service = in_process_service(root, backend, onnx_dir, torch_threads, faiss_threads)
     floor = raw_floor(backend, model_path(), onnx_dir)
     env = thread_env(torch_threads, faiss_threads) | {"NEWSQA_EMBEDDING_BACKEND": backend, "NEWSQA_ONNX_DIR": str(onnx_dir)}
@@ -183,7 +183,7 @@ def run_throughput(
     slices: Sequence[Sequence[str]], warm: Sequence[str], onnx_dir: Path, log,
 ) -> list[ThroughputResult]:
     torch_threads, faiss_threads = threads
-    label = f"{torch_threads or 'default'}/{faiss_threads or 'default'}"
+    label = f"{torch_threads or 'auto'}/{faiss_threads or 'auto'}"
     env = thread_env(torch_threads, faiss_threads) | {"NEWSQA_EMBEDDING_BACKEND": backend, "NEWSQA_ONNX_DIR": str(onnx_dir)}
     out = []
     with serve(root, env, WORK_DIR / "logs") as server:
@@ -199,8 +199,8 @@ def run_throughput(
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default=",".join(CORPORA), help="comma-separated: seed, 100k")
-    parser.add_argument("--backends", default="torch", help="comma-separated: torch, onnx, onnx-int8")
-    parser.add_argument("--threads", default="0:0", help="torch:faiss thread settings to compare, e.g. 1:1,2:1 (0 = default)")
+    parser.add_argument("--backends", default="torch,onnx-int8", help="comma-separated: torch, onnx, onnx-int8")
+    parser.add_argument("--threads", default="0:0", help="torch:faiss thread settings to compare, e.g. 1:1,2:2 (0 = the product's automatic choice)")
     parser.add_argument("--questions", type=int, default=300, help="distinct questions per layer")
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--per-level", type=int, default=150, help="requests per concurrency level")

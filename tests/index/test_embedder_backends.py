@@ -164,6 +164,18 @@ def test_thread_settings_reach_torch_and_faiss(restore_threads, monkeypatch):
     assert torch.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
 
 
+def test_automatic_thread_counts_depend_on_serving(monkeypatch):
+    import os
+
+    from bot.settings import Settings
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert Settings(http_max_concurrency=2).thread_counts(serving=True) == (4, 1)
+    assert Settings(http_max_concurrency=16).thread_counts(serving=True) == (1, 1)
+    assert Settings().thread_counts(serving=False) == (0, 0)  # library defaults: every core
+    assert Settings(torch_threads=3, faiss_threads=2).thread_counts(serving=True) == (3, 2)
+
+
 def test_thread_settings_apply_when_the_library_loads_later(restore_threads, embedder, seed_index, monkeypatch):
     import faiss
     import torch
