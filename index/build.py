@@ -74,7 +74,9 @@ def embed_with_cache(
 
 def cache_key(embedder: Embedder) -> str:
     prompts = getattr(embedder, "prompts", ("", ""))
-    return f"{embedder.model_id}|{prompts[1]}|{embedder.dimension}"
+    # int8 ONNX vectors differ slightly from torch's: never serve one backend's from the other's cache.
+    backend = getattr(embedder, "active_backend", None) or "torch"
+    return f"{embedder.model_id}|{prompts[1]}|{embedder.dimension}|{backend}"
 
 
 def build_index(
