@@ -134,10 +134,19 @@ class LoadedIndex:
     dense: Any | None
     passage_rows: Mapping[str, int] = field(default_factory=dict)
     integrity: Integrity = field(default_factory=Integrity)
+    # article id → its passages' rows, when the build stores them grouped (every build does).
+    article_rows: Mapping[str, range] | None = None
 
     @property
     def model_id(self) -> str | None:
         return self.manifest.get("model", {}).get("id")
+
+    def passages_of(self, article_id: str) -> list[Passage]:
+        """One article's passages in order, without walking every passage of the index."""
+        if self.article_rows is not None:
+            rows = self.article_rows.get(article_id, range(0))
+            return [self.passages[i] for i in rows]
+        return [p for p in self.passages if p.article_id == article_id]
 
 
 def sha256_file(path: Path) -> str:
@@ -237,6 +246,22 @@ def dense_index_info(index) -> dict[str, Any]:
     return info
 
 
+def _article_passage_starts(articles: Sequence[Article], passages: Sequence[Passage]) -> np.ndarray:
+    """Row of each article's first passage, and the end: passages come grouped by article, in
+    article order. Empty when they do not (then readers fall back to scanning)."""
+    position = {a.article_id: i for i, a in enumerate(articles)}
+    owners = np.fromiter((position.get(p.article_id, -1) for p in passages), dtype=np.int64, count=len(passages))
+    if len(owners) and ((owners < 0).any() or (np.diff(owners) < 0).any()):
+        return np.zeros(0, dtype=np.int64)
+    return np.searchsorted(owners, np.arange(len(articles) + 1), side="left").astype(np.int64)
+
+
+def _article_rows(ids: Sequence[str], starts: np.ndarray) -> dict[str, range] | None:
+    if len(starts) != len(ids) + 1:
+        return None
+    return {article_id: range(int(starts[i]), int(starts[i + 1])) for i, article_id in enumerate(ids)}
+
+
 def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]] | Sequence[dict[str, Any]]) -> np.ndarray:
     """Write one JSON object per line; return the byte offset of each line and the end offset."""
     offsets = [0]
@@ -288,6 +313,7 @@ def write_build(
             passage_offsets=passage_offsets,
             article_offsets=article_offsets,
             article_ids=np.array([a.article_id for a in articles], dtype=str),
+            article_passage_starts=_article_passage_starts(articles, passages),
         )
         index_info: dict[str, Any] = {"type": None}
         if vectors is not None:
@@ -608,6 +634,9 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
         raise _corrupt(folder, "the passage count does not match the manifest")
     if integrity.pending:
         _verify_later(folder, manifest, integrity.pending, integrity)
+    article_rows = None
+    if rows is not None and "article_passage_starts" in rows:
+        article_rows = _article_rows(rows["article_ids"].tolist(), rows["article_passage_starts"])
     return LoadedIndex(
         folder=folder,
         manifest=manifest,
@@ -617,6 +646,7 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
         dense=dense,
         passage_rows=LazyRowMap(passages) if lazy else {p.passage_id: i for i, p in enumerate(passages)},
         integrity=integrity,
+        article_rows=article_rows,
     )
 
 

@@ -47,6 +47,14 @@ def test_lazy_load_reads_what_an_eager_load_reads(large_build, seed_index):
         lazy.passages[len(lazy.passages)]
 
 
+def test_passages_of_an_article_come_from_its_rows(large_build, seed_index):
+    for index in (open_index(large_build), open_index(seed_index)):
+        assert index.article_rows is not None
+        for article_id in index.articles:
+            assert index.passages_of(article_id) == [p for p in index.passages if p.article_id == article_id]
+        assert index.passages_of("no-such-article") == []
+
+
 def test_large_files_carry_a_sampled_digest(large_build):
     manifest = open_index(large_build).manifest
     assert "sample_sha256" in manifest["files"]["dense.faiss"]
