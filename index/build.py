@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -14,7 +15,8 @@ from index.articles import MAX_ARTICLE_BYTES, SeedsError, read_articles
 from index.cache import EmbeddingCache, text_hash
 from index.embedder import Embedder, ModelUnavailable
 from index.lexical import LexicalIndex
-from index.models import Passage
+from index.models import Article, Passage
+from index.shards import DEFAULT_SHARD_PASSAGES, plan_shards, shard_count, write_sharded_build, write_shards_here
 from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS, split_passages
 from index.store import CACHE, build_lock, load_build, prune_builds, swap_current, write_build
 
@@ -33,14 +35,35 @@ class BuildReport:
     cached: int  # passages whose vectors came from the cache
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    shards: int = 1
+    dense_index: dict = field(default_factory=dict)  # type, parameters, measured recall@10
 
 
 def _no_progress(step: str, done: int, total: int) -> None:
     pass
 
 
+# Encodes texts for a build, yielding the vectors of consecutive chunks of them in order; called
+# with a tick(n) to report n more texts done. The local one runs the model here; index.ray_build's
+# runs it on a Ray actor pool.
+Encoder = Callable[[list[str], Callable[[int], None]], Iterator[np.ndarray]]
+CACHE_CHUNK = 256  # commit to the cache as we go: an interrupted build keeps what it embedded
+
+
+def local_encoder(embedder: Embedder) -> Encoder:
+    def encode(texts: list[str], tick: Callable[[int], None]) -> Iterator[np.ndarray]:
+        for start in range(0, len(texts), CACHE_CHUNK):
+            yield embedder.encode_passages(texts[start : start + CACHE_CHUNK], progress=tick)
+
+    return encode
+
+
 def embed_with_cache(
-    passages: list[Passage], embedder: Embedder, cache: EmbeddingCache, progress: Progress
+    passages: list[Passage],
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    progress: Progress,
+    encode: Encoder | None = None,
 ) -> tuple[np.ndarray, int]:
     """Vectors for all passages, running the model only on texts the cache has not seen."""
     texts = [p.embedding_text() for p in passages]
@@ -54,18 +77,21 @@ def embed_with_cache(
     first_text = {hashes[i]: texts[i] for i in reversed(missing)}
     done = 0
     progress("embed", 0, len(todo))
-    chunk = 256  # commit to the cache as we go: an interrupted build keeps what it embedded
-    for start in range(0, len(todo), chunk):
-        batch = todo[start : start + chunk]
 
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            progress("embed", done, len(todo))
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        progress("embed", done, len(todo))
 
-        vectors = embedder.encode_passages([first_text[h] for h in batch], progress=tick)
+    encode = encode or local_encoder(embedder)
+    position = 0
+    for vectors in encode([first_text[h] for h in todo], tick):
+        batch = todo[position : position + len(vectors)]
+        position += len(vectors)
         cache.put_many(model_key, zip(batch, vectors))
         known.update(zip(batch, vectors))
+    if position != len(todo):
+        raise RuntimeError(f"the encoder returned {position} vectors for {len(todo)} passages")
     matrix = np.zeros((len(passages), dimension), dtype=np.float32)
     for i, digest in enumerate(hashes):
         matrix[i] = known[digest]
@@ -79,6 +105,43 @@ def cache_key(embedder: Embedder) -> str:
     return f"{embedder.model_id}|{prompts[1]}|{embedder.dimension}|{backend}"
 
 
+class LocalEngine:
+    """Builds in this process: the default engine, which needs no Ray."""
+
+    name = "local"
+
+    def read(
+        self, seeds: Path, max_bytes: int, max_words: int, min_words: int
+    ) -> tuple[list[Article], list[Passage], list[str]]:
+        """(articles, their passages grouped in article order, warnings about skipped files)."""
+        read = read_articles(Path(seeds), max_bytes=max_bytes)
+        passages = [p for article in read.articles for p in split_passages(article, max_words, min_words)]
+        return read.articles, passages, read.warnings
+
+    def encoder(self, embedder: Embedder) -> Encoder:
+        return local_encoder(embedder)
+
+    def write_shards(self, jobs: list) -> None:
+        write_shards_here(jobs)
+
+    def close(self) -> None:
+        pass
+
+
+class BuildEngine(Protocol):
+    name: str
+
+    def read(
+        self, seeds: Path, max_bytes: int, max_words: int, min_words: int
+    ) -> tuple[list[Article], list[Passage], list[str]]: ...
+
+    def encoder(self, embedder: Embedder) -> Encoder: ...
+
+    def write_shards(self, jobs: list) -> None: ...
+
+    def close(self) -> None: ...
+
+
 def build_index(
     seeds: Path,
     root: Path,
@@ -87,32 +150,37 @@ def build_index(
     min_words: int = DEFAULT_MIN_WORDS,
     max_article_bytes: int = MAX_ARTICLE_BYTES,
     progress: Progress = _no_progress,
+    engine: BuildEngine | None = None,
+    shards: int | None = None,
+    shard_passages: int = DEFAULT_SHARD_PASSAGES,
 ) -> BuildReport:
     """Build a new index from `seeds` under `root` and make it current.
 
     Nothing visible changes until the new build is written, re-read and verified; any failure
     before that leaves the previous build serving. `embedder=None` builds a lexical-only index.
+    `engine` says where the work runs (this process by default; `index.ray_build.RayEngine` on a
+    Ray cluster); `shards` how many shards to cut the index into (default: one per
+    `shard_passages` passages).
     """
     started = time.perf_counter()
     root = Path(root)
+    engine = engine or LocalEngine()
     with build_lock(root):
         if embedder is not None:
             embedder.warm_up()  # fail fast, before any work, when the model cannot be had
-        read = read_articles(Path(seeds), max_bytes=max_article_bytes)
-        if not read.articles:
+        articles, passages, warnings = engine.read(Path(seeds), max_article_bytes, max_words, min_words)
+        if not articles:
             raise SeedsError(f"No usable articles in {seeds}; add .txt or .md files and build again.")
-        progress("read", len(read.articles), len(read.articles))
-
-        passages = [p for article in read.articles for p in split_passages(article, max_words, min_words)]
+        progress("read", len(articles), len(articles))
         progress("split", len(passages), len(passages))
 
         vectors = None
         embedded = 0
-        extra: dict = {"splitter": {"max_words": max_words, "min_words": min_words}, "warnings": read.warnings}
+        extra: dict = {"splitter": {"max_words": max_words, "min_words": min_words}, "warnings": warnings}
         if embedder is not None:
             cache = EmbeddingCache(root / CACHE)
             try:
-                vectors, embedded = embed_with_cache(passages, embedder, cache, progress)
+                vectors, embedded = embed_with_cache(passages, embedder, cache, progress, engine.encoder(embedder))
             finally:
                 cache.close()
             prompts = getattr(embedder, "prompts", ("", ""))
@@ -124,27 +192,36 @@ def build_index(
             }
         else:
             extra["model"] = {"id": None, "dimension": None}
+        extra["engine"] = engine.name
 
         progress("lexical", 0, 1)
         lexical = LexicalIndex.build([p.embedding_text() for p in passages], groups=[p.article_id for p in passages])
         progress("lexical", 1, 1)
 
         progress("write", 0, 1)
-        folder = write_build(root, read.articles, passages, vectors, lexical, extra)
-        load_build(folder, verify=True)  # never swap in a build we cannot read back
+        plans = plan_shards(articles, passages, shards or shard_count(len(passages), shard_passages))
+        if len(plans) > 1:
+            folder = write_sharded_build(
+                root, articles, passages, vectors, lexical, extra, plans, write_shards=engine.write_shards
+            )
+        else:
+            folder = write_build(root, articles, passages, vectors, lexical, extra)
+        loaded = load_build(folder, verify=True)  # never swap in a build we cannot read back
         swap_current(root, folder)
         prune_builds(root)
         progress("write", 1, 1)
 
     return BuildReport(
         folder=folder,
-        articles=len(read.articles),
+        articles=len(articles),
         passages=len(passages),
         embedded=embedded,
         cached=len(passages) - embedded,
         seconds=time.perf_counter() - started,
-        warnings=read.warnings,
+        warnings=warnings,
+        shards=len(plans),
+        dense_index=loaded.manifest.get("dense_index", {}),
     )
 
 
-__all__ = ["BuildReport", "ModelUnavailable", "SeedsError", "build_index", "embed_with_cache"]
+__all__ = ["BuildEngine", "BuildReport", "LocalEngine", "ModelUnavailable", "SeedsError", "build_index", "embed_with_cache"]

@@ -14,6 +14,7 @@ less than 0.3, so bm25s' Lucene scoring with k1=1.2, b=0.75 stays.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Sequence
@@ -263,6 +264,26 @@ class LexicalIndex:
         field = self._articles[query.field]
         return _score(field, query, int(field.retriever.scores["num_docs"]))[self._article_rows]
 
+    def slice(self, rows: range, article_docs: range | None = None) -> LexicalIndex:
+        """The passages `rows` (and the article documents `article_docs`) as an index of their own
+        that keeps this index's vocabulary and statistics (IDF, average length): its scores are
+        exactly the slice of this index's scores. A shard of a sharded build is one such slice."""
+        fields = {name: _slice_retriever(f.retriever, rows) for name, f in self._fields.items()}
+        if self._articles is None or article_docs is None:
+            return LexicalIndex(fields)
+        articles = {name: _slice_retriever(f.retriever, article_docs) for name, f in self._articles.items()}
+        article_rows = self._article_rows[rows.start : rows.stop] - article_docs.start
+        return LexicalIndex(fields, articles, article_rows)
+
+    def document_frequencies(self, field: str) -> tuple[np.ndarray, int]:
+        """(documents containing each vocabulary token, documents) of one passage field."""
+        scores = self._fields[field].retriever.scores
+        return np.diff(np.asarray(scores["indptr"])), int(scores["num_docs"])
+
+    def vocabulary_of(self, field: str) -> dict[str, int]:
+        """token → column of one passage field (the same in every slice of an index)."""
+        return self._fields[field].vocab
+
     def known_fraction(self, folded_terms: Sequence[str]) -> float:
         """Share of the (folded) words that occur in the corpus: a cheap signal of the query's language."""
         if not folded_terms:
@@ -282,3 +303,20 @@ def _score(field: _Field, query: LexicalQuery, n_docs: int) -> np.ndarray:
         if known and weight:
             total += weight * np.asarray(field.retriever.get_scores(known), dtype=np.float32)
     return total
+
+
+def _slice_retriever(retriever: bm25s.BM25, rows: range) -> bm25s.BM25:
+    """A copy of `retriever` over documents `rows` only, scores unchanged (they were computed with
+    the whole corpus' statistics). The score matrix is CSC: one column of (doc, score) per token."""
+    scores = retriever.scores
+    indices = np.asarray(scores["indices"])
+    keep = (indices >= rows.start) & (indices < rows.stop)
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    part = copy.copy(retriever)
+    part.scores = {
+        "data": np.asarray(scores["data"])[keep],
+        "indices": (indices[keep] - rows.start).astype(indices.dtype),
+        "indptr": kept_before[np.asarray(scores["indptr"])].astype(np.asarray(scores["indptr"]).dtype),
+        "num_docs": len(rows),
+    }
+    return part

@@ -66,7 +66,15 @@ KEEP_BUILDS = 3
 # Exact search costs ~0.15 µs per passage here (20k passages ≈ 3 ms, 200k ≈ 30 ms); above this
 # size a question's search would cost more than embedding it, so we switch to HNSW.
 FLAT, HNSW, IVF = "flat", "hnsw", "ivf"
+# Compressed kinds, for shards past COMPRESS_THRESHOLD: HNSW over float16 vectors (half the vector
+# memory, recall within a point of float32 HNSW), or IVF-PQ codes re-ranked from 8-bit vectors
+# (about a quarter of flat's memory). Their recall@10 against exact search is measured at build time
+# and recorded in the manifest.
+HNSW_FP16, IVF_PQ = "hnsw-fp16", "ivf-pq"
+INDEX_TYPES = (FLAT, HNSW, IVF, HNSW_FP16, IVF_PQ)
 HNSW_THRESHOLD = 20_000
+COMPRESS_THRESHOLD = 1_000_000
+COMPRESSED_TYPE = HNSW_FP16
 # Measured at 100k passages (bench/scale_bench.py): M=32/efC 80/efSearch 128 gave recall@10 0.87;
 # these give 0.95 at ~1 ms a query.
 HNSW_M = 48
@@ -75,6 +83,8 @@ HNSW_EF_SEARCH = 256
 # IVF is not chosen by size; bench/scale_bench.py measures it against HNSW (build time, recall).
 IVF_NPROBE = 32
 IVF_MAX_LISTS = 16_384
+IVF_PQ_REFINE = 4  # IVF-PQ fetches this many times k candidates, re-scored from 8-bit vectors
+RECALL_QUERIES = 200  # sampled passages searched at build time to measure an approximate index
 
 
 # Above this many passages a build is opened lazily: parsing 1M JSON rows takes seconds, reading
@@ -136,6 +146,8 @@ class LoadedIndex:
     integrity: Integrity = field(default_factory=Integrity)
     # article id → its passages' rows, when the build stores them grouped (every build does).
     article_rows: Mapping[str, range] | None = None
+    # The shards of a sharded build (see index.shards), each loaded as a build of its own.
+    shards: Sequence[LoadedIndex] = ()
 
     @property
     def model_id(self) -> str | None:
@@ -194,36 +206,61 @@ def corpus_digest(articles: Sequence[Article]) -> str:
     return digest.hexdigest()
 
 
-def choose_index_type(n: int) -> str:
-    return FLAT if n < HNSW_THRESHOLD else HNSW
+def choose_index_type(n: int, compressed: str = COMPRESSED_TYPE) -> str:
+    if n < HNSW_THRESHOLD:
+        return FLAT
+    return HNSW if n <= COMPRESS_THRESHOLD else compressed
 
 
 def make_dense_index(vectors: np.ndarray, kind: str | None = None):  # -> faiss.Index
-    """The vector index for `vectors`: `kind` (flat, hnsw, ivf) or the one chosen by their number."""
+    """The vector index for `vectors`: `kind` (one of INDEX_TYPES) or the one chosen by their number."""
     import faiss
 
     apply_faiss_threads()
     n, dim = vectors.shape
     kind = kind or choose_index_type(n)
     data = np.ascontiguousarray(vectors, dtype=np.float32)
+    rng = np.random.default_rng(0)
     if kind == FLAT:
         index = faiss.IndexFlatIP(dim)
-    elif kind == HNSW:
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    elif kind in (HNSW, HNSW_FP16):
+        if kind == HNSW:
+            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.train(data[:1])  # fp16 needs no statistics; faiss still wants train() called
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.hnsw.efSearch = HNSW_EF_SEARCH
-    elif kind == IVF:
+    elif kind in (IVF, IVF_PQ):
         nlist = ivf_lists(n)
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         # k-means on a sample: the centroids barely change past ~64 points a list, training time does.
-        sample = data[np.random.default_rng(0).choice(n, min(n, nlist * 64), replace=False)] if n else data
+        sample = data[rng.choice(n, min(n, nlist * 64), replace=False)] if n else data
+        if kind == IVF:
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            sub = next(m for m in (dim // 8, dim // 4, dim // 2, dim) if m and dim % m == 0)
+            index = faiss.index_factory(dim, f"IVF{nlist},PQ{sub}x8,Refine(SQ8)", faiss.METRIC_INNER_PRODUCT)
         index.train(sample)
-        index.nprobe = IVF_NPROBE
+        _set_search_params(index, {})
     else:
-        raise ValueError(f"unknown vector index type {kind!r}")
+        raise ValueError(f"unknown vector index type {kind!r}; use one of {', '.join(INDEX_TYPES)}")
     if n:
         index.add(data)
     return index
+
+
+def _set_search_params(index, params: dict[str, Any]) -> None:
+    """Apply the manifest's search parameters (FAISS does not store all of them in the file)."""
+    import faiss
+
+    kind = dense_index_type(index)
+    if kind in (HNSW, HNSW_FP16):
+        index.hnsw.efSearch = int(params.get("ef_search", HNSW_EF_SEARCH))
+    elif kind == IVF:
+        index.nprobe = int(params.get("nprobe", IVF_NPROBE))
+    elif kind == IVF_PQ:
+        index.k_factor = float(params.get("refine", IVF_PQ_REFINE))
+        faiss.extract_index_ivf(index).nprobe = int(params.get("nprobe", IVF_NPROBE))
 
 
 def ivf_lists(n: int) -> int:
@@ -232,17 +269,46 @@ def ivf_lists(n: int) -> int:
 
 def dense_index_type(index) -> str:
     name = type(index).__name__
-    return HNSW if "HNSW" in name else IVF if "IVF" in name else FLAT
+    if name == "IndexRefine":
+        return IVF_PQ
+    if "HNSW" in name:
+        return HNSW_FP16 if "SQ" in name else HNSW
+    return IVF if "IVF" in name else FLAT
 
 
-def dense_index_info(index) -> dict[str, Any]:
-    """What the manifest records about a vector index: its type and search parameters."""
+def measure_recall(index, vectors: np.ndarray, k: int = 10, queries: int = RECALL_QUERIES) -> float:
+    """recall@k of `index` against exact search, with sampled passage vectors as questions."""
+    import faiss
+
+    n = len(vectors)
+    if n == 0:
+        return 1.0
+    picked = np.sort(np.random.default_rng(1).choice(n, min(n, queries), replace=False))
+    sample = np.ascontiguousarray(vectors[picked], dtype=np.float32)
+    k = min(k, n)
+    _, exact = faiss.knn(sample, np.ascontiguousarray(vectors, dtype=np.float32), k, faiss.METRIC_INNER_PRODUCT)
+    _, found = index.search(sample, k)
+    hits = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(exact, found))
+    return hits / (len(sample) * k)
+
+
+def dense_index_info(index, vectors: np.ndarray | None = None) -> dict[str, Any]:
+    """What the manifest records about a vector index: its type, search parameters and, for an
+    approximate one built from `vectors`, its measured recall@10 against exact search."""
+    import faiss
+
     kind = dense_index_type(index)
     info: dict[str, Any] = {"type": kind}
-    if kind == HNSW:
+    if kind in (HNSW, HNSW_FP16):
         info.update(m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, ef_search=int(index.hnsw.efSearch))
     elif kind == IVF:
         info.update(nlist=int(index.nlist), nprobe=int(index.nprobe))
+    elif kind == IVF_PQ:
+        ivf = faiss.extract_index_ivf(index)
+        info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe), refine=float(index.k_factor))
+    if kind != FLAT and vectors is not None and len(vectors):
+        info["recall_at_10"] = round(measure_recall(index, vectors), 4)
+        info["recall_queries"] = min(len(vectors), RECALL_QUERIES)
     return info
 
 
@@ -291,6 +357,51 @@ def new_build_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%f") + "-" + uuid.uuid4().hex[:4]
 
 
+def write_build_folder(
+    folder: Path,
+    articles: Sequence[Article],
+    passages: Sequence[Passage],
+    vectors: np.ndarray | None,
+    lexical: LexicalIndex,
+    manifest_extra: dict[str, Any],
+    build_id: str | None = None,
+) -> None:
+    """Write the files of one build (or one shard of a build) into `folder`, manifest last."""
+    folder.mkdir(parents=True)
+    article_offsets = _write_jsonl(folder / ARTICLES, (a.to_json() for a in articles))
+    passage_offsets = _write_jsonl(folder / PASSAGES, (p.to_json() for p in passages))
+    np.savez(
+        folder / ROWS,
+        passage_offsets=passage_offsets,
+        article_offsets=article_offsets,
+        article_ids=np.array([a.article_id for a in articles], dtype=str),
+        article_passage_starts=_article_passage_starts(articles, passages),
+    )
+    index_info: dict[str, Any] = {"type": None}
+    if vectors is not None:
+        import faiss
+
+        dense = make_dense_index(vectors)
+        faiss.write_index(dense, str(folder / DENSE))
+        index_info = dense_index_info(dense, vectors)
+    lexical.save(folder / LEXICAL)
+    files = {str(p.relative_to(folder)): file_entry(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "build_id": build_id or new_build_id(),
+        "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "article_count": len(articles),
+        "passage_count": len(passages),
+        "corpus_digest": corpus_digest(articles),
+        "dense_index": index_info,
+        **manifest_extra,
+        "files": files,
+    }
+    manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
+    (folder / MANIFEST).write_bytes(manifest_bytes)
+    (folder / MANIFEST_DIGEST).write_text(hashlib.sha256(manifest_bytes).hexdigest() + "\n", encoding="ascii")
+
+
 def write_build(
     root: Path,
     articles: Sequence[Article],
@@ -304,40 +415,8 @@ def write_build(
     builds.mkdir(parents=True, exist_ok=True)
     build_id = new_build_id()
     tmp = builds / f".tmp-{build_id}"
-    tmp.mkdir()
     try:
-        article_offsets = _write_jsonl(tmp / ARTICLES, (a.to_json() for a in articles))
-        passage_offsets = _write_jsonl(tmp / PASSAGES, (p.to_json() for p in passages))
-        np.savez(
-            tmp / ROWS,
-            passage_offsets=passage_offsets,
-            article_offsets=article_offsets,
-            article_ids=np.array([a.article_id for a in articles], dtype=str),
-            article_passage_starts=_article_passage_starts(articles, passages),
-        )
-        index_info: dict[str, Any] = {"type": None}
-        if vectors is not None:
-            import faiss
-
-            dense = make_dense_index(vectors)
-            faiss.write_index(dense, str(tmp / DENSE))
-            index_info = dense_index_info(dense)
-        lexical.save(tmp / LEXICAL)
-        files = {str(p.relative_to(tmp)): file_entry(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "build_id": build_id,
-            "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "article_count": len(articles),
-            "passage_count": len(passages),
-            "corpus_digest": corpus_digest(articles),
-            "dense_index": index_info,
-            **manifest_extra,
-            "files": files,
-        }
-        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
-        (tmp / MANIFEST).write_bytes(manifest_bytes)
-        (tmp / MANIFEST_DIGEST).write_text(hashlib.sha256(manifest_bytes).hexdigest() + "\n", encoding="ascii")
+        write_build_folder(tmp, articles, passages, vectors, lexical, manifest_extra, build_id)
         _fsync_tree(tmp)
         final = builds / build_id
         os.rename(tmp, final)
@@ -573,12 +652,7 @@ def _read_dense(folder: Path, manifest: dict[str, Any]):  # -> faiss.Index | Non
     apply_faiss_threads()
     flags = faiss.IO_FLAG_MMAP_IFC if path.stat().st_size > MMAP_BYTES else 0
     dense = faiss.read_index(str(path), flags)
-    kind = dense_index_type(dense)
-    params = manifest.get("dense_index", {})
-    if kind == HNSW:
-        dense.hnsw.efSearch = int(params.get("ef_search", HNSW_EF_SEARCH))
-    elif kind == IVF:
-        dense.nprobe = int(params.get("nprobe", IVF_NPROBE))
+    _set_search_params(dense, manifest.get("dense_index", {}))
     return dense
 
 
@@ -614,6 +688,12 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
     folder = Path(folder)
     manifest = read_manifest(folder)
     integrity = Integrity()
+    if "shards" in manifest:
+        from index.shards import load_sharded
+
+        if verify:
+            verify_files(folder, manifest, full=True)
+        return load_sharded(folder, manifest, verify, full_verify)
     if verify:
         sampled = verify_files(folder, manifest, full=full_verify)
         if sampled:

@@ -103,3 +103,29 @@ def http_settings(**overrides):
         "http_rate_limit": 0,  # tests/bot/test_ratelimit.py covers the limiter; elsewhere it only adds 429s
     }
     return Settings(**(values | overrides))
+
+
+def write_generated_articles(folder: Path, count: int, seed: int = 7) -> Path:
+    """The seed articles plus `count` made-up ones, each a title and paragraphs of sentences drawn
+    (deterministically) from the seeds, so a corpus has many articles that share vocabulary."""
+    import random
+    import re
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sentences: list[str] = []
+    for path in sorted(SEEDS.glob("*.txt")):
+        shutil.copy(path, folder / path.name)
+        text = path.read_text(encoding="utf-8")
+        sentences += [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 6]
+    rng = random.Random(seed)
+    for n in range(count):
+        title = " ".join(rng.choice(sentences).split()[:10])
+        paragraphs = [" ".join(rng.sample(sentences, rng.randint(2, 5))) for _ in range(rng.randint(2, 6))]
+        (folder / f"gen_{n:04d}.txt").write_text(title + "\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def generated_seeds(tmp_path_factory) -> Path:
+    """Seeds plus 300 generated articles (see write_generated_articles). Read-only."""
+    return write_generated_articles(tmp_path_factory.mktemp("generated-seeds"), 300)

@@ -1,0 +1,410 @@
+"""A sharded build: N shards, each a build folder of its own, under one top-level manifest.
+
+    builds/<build id>/
+        manifest.json, manifest.sha256    format, counts, corpus digest, the shard list; its
+                                          "files" are the shards' own manifests and checksums
+        shards/000/ ...                   a complete build folder (see index.store), loadable alone
+        shards/001/ ...
+
+Shards split the corpus at article boundaries, in corpus order, so shard i holds rows
+[first_row, first_row + passages) of the unsharded ranking and an article never spans two shards.
+Every shard's BM25 fields are slices of one index over the whole corpus (`LexicalIndex.slice`),
+so their scores carry the corpus-wide IDF and average length: a passage scores in its shard what it
+would score unsharded. Vectors are searched per shard and merged by score. Searching a sharded
+build therefore ranks exactly as the unsharded build does when the shards' vector indexes are
+exact (flat); approximate ones (HNSW, compressed) rank as their recall allows, which each shard's
+manifest records.
+
+A corpus that fits in one shard is written as a plain build folder, as before sharding existed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from index.lexical import FIELDS, LexicalIndex, LexicalQuery
+from index.models import Article, Passage
+from index.store import (
+    BUILDS,
+    FORMAT_VERSION,
+    MANIFEST,
+    MANIFEST_DIGEST,
+    IndexCorrupt,
+    LazyRowMap,
+    LoadedIndex,
+    _corrupt,
+    _fsync_tree,
+    corpus_digest,
+    file_entry,
+    load_build,
+    new_build_id,
+    write_build_folder,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SHARDS = "shards"
+# A shard of up to this many passages keeps its vectors in RAM-friendly form (1M × 384 float32 is
+# 1.5 GB, plus an HNSW graph); `newsqa index build` cuts a corpus into shards of this size unless
+# told otherwise (NEWSQA_SHARD_PASSAGES, --shards).
+DEFAULT_SHARD_PASSAGES = 1_000_000
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    number: int
+    articles: range  # positions in the build's article list
+    rows: range  # passage rows of the whole build
+    article_docs: range  # documents of the article-level BM25 fields
+
+    @property
+    def name(self) -> str:
+        return f"{SHARDS}/{self.number:03d}"
+
+
+def shard_count(passages: int, shard_passages: int = DEFAULT_SHARD_PASSAGES) -> int:
+    return max(1, math.ceil(passages / max(1, shard_passages)))
+
+
+def plan_shards(articles: Sequence[Article], passages: Sequence[Passage], shards: int) -> list[ShardPlan]:
+    """Cut the corpus into at most `shards` runs of whole articles of about equal passage counts.
+
+    Passages must come grouped by article in article order, as `index.build` makes them.
+    """
+    per_article = [0] * len(articles)
+    position = {a.article_id: i for i, a in enumerate(articles)}
+    for p in passages:
+        per_article[position[p.article_id]] += 1
+    target = max(1, math.ceil(len(passages) / max(1, shards)))
+    plans: list[ShardPlan] = []
+    first_article = first_row = first_doc = 0
+    rows = docs = 0
+    for i, count in enumerate(per_article):
+        rows += count
+        docs += count > 0  # the article fields hold one document per article with passages
+        last = i == len(per_article) - 1
+        if last or (rows - first_row >= target and len(plans) < shards - 1):
+            plans.append(ShardPlan(len(plans), range(first_article, i + 1), range(first_row, rows), range(first_doc, docs)))
+            first_article, first_row, first_doc = i + 1, rows, docs
+    return plans
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+# Writes one shard folder: (folder, articles, passages, vectors, lexical, manifest extra) -> None.
+ShardWriter = Callable[[list[tuple[Path, list[Article], list[Passage], "np.ndarray | None", LexicalIndex, dict]]], None]
+
+
+def write_shards_here(jobs: list[tuple[Path, list[Article], list[Passage], np.ndarray | None, LexicalIndex, dict]]) -> None:
+    """Write shard folders in this process, two at a time: FAISS and the disk overlap with Python."""
+    with ThreadPoolExecutor(max_workers=min(2, len(jobs) or 1), thread_name_prefix="newsqa-shard") as pool:
+        for _ in pool.map(lambda job: write_build_folder(*job), jobs):
+            pass
+
+
+def write_sharded_build(
+    root: Path,
+    articles: Sequence[Article],
+    passages: Sequence[Passage],
+    vectors: np.ndarray | None,
+    lexical: LexicalIndex,
+    manifest_extra: dict[str, Any],
+    plans: Sequence[ShardPlan],
+    write_shards: ShardWriter = write_shards_here,
+) -> Path:
+    """Write the shards and the top-level manifest into builds/<id> (via a temporary name)."""
+    builds = Path(root) / BUILDS
+    builds.mkdir(parents=True, exist_ok=True)
+    build_id = new_build_id()
+    tmp = builds / f".tmp-{build_id}"
+    tmp.mkdir()
+    try:
+        jobs = []
+        for plan in plans:
+            extra = dict(manifest_extra, shard={"number": plan.number, "of": len(plans), "first_row": plan.rows.start})
+            jobs.append(
+                (
+                    tmp / plan.name,
+                    [articles[i] for i in plan.articles],
+                    list(passages[plan.rows.start : plan.rows.stop]),
+                    None if vectors is None else vectors[plan.rows.start : plan.rows.stop],
+                    lexical.slice(plan.rows, plan.article_docs),
+                    extra,
+                )
+            )
+        write_shards(jobs)
+        shard_list = []
+        files: dict[str, Any] = {}
+        for plan in plans:
+            shard_manifest = json.loads((tmp / plan.name / MANIFEST).read_text(encoding="utf-8"))
+            for name in (MANIFEST, MANIFEST_DIGEST):
+                files[f"{plan.name}/{name}"] = file_entry(tmp / plan.name / name)
+            shard_list.append(
+                {
+                    "name": plan.name,
+                    "articles": len(plan.articles),
+                    "passages": len(plan.rows),
+                    "first_row": plan.rows.start,
+                    "build_id": shard_manifest["build_id"],
+                    "dense_index": shard_manifest.get("dense_index", {}),
+                }
+            )
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "build_id": build_id,
+            "built_at": shard_manifest_time(tmp, plans),
+            "article_count": len(articles),
+            "passage_count": len(passages),
+            "corpus_digest": corpus_digest(articles),
+            "dense_index": summarise_dense([s["dense_index"] for s in shard_list]),
+            **manifest_extra,
+            "shards": shard_list,
+            "files": files,
+        }
+        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
+        (tmp / MANIFEST).write_bytes(manifest_bytes)
+        (tmp / MANIFEST_DIGEST).write_text(hashlib.sha256(manifest_bytes).hexdigest() + "\n", encoding="ascii")
+        _fsync_tree(tmp)
+        final = builds / build_id
+        os.rename(tmp, final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def shard_manifest_time(folder: Path, plans: Sequence[ShardPlan]) -> str:
+    """The build time: when its last shard was written."""
+    times = [json.loads((folder / p.name / MANIFEST).read_text(encoding="utf-8"))["built_at"] for p in plans]
+    return max(times)
+
+
+def summarise_dense(infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The top-level manifest's view of the shards' vector indexes (types, worst measured recall)."""
+    types = sorted({str(i.get("type")) for i in infos if i.get("type")})
+    summary: dict[str, Any] = {"type": "+".join(types) if types else None}
+    recalls = [i["recall_at_10"] for i in infos if "recall_at_10" in i]
+    if recalls:
+        summary["recall_at_10"] = min(recalls)
+    return summary
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+class ConcatRows(Sequence[T]):
+    """The shards' row sequences one after the other, as one sequence."""
+
+    def __init__(self, parts: Sequence[Sequence[T]]) -> None:
+        self._parts = list(parts)
+        self._starts = np.cumsum([0] + [len(p) for p in self._parts]).tolist()
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    @property
+    def starts(self) -> list[int]:
+        """The first row of each part."""
+        return self._starts[:-1]
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """(shard, row within it) of row i."""
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        part = bisect.bisect_right(self._starts, i) - 1
+        return part, i - self._starts[part]
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        part, row = self.locate(int(i))
+        return self._parts[part][row]
+
+    def __iter__(self) -> Iterator[T]:
+        for part in self._parts:
+            yield from part
+
+
+class MergedArticles(Mapping[str, Article]):
+    def __init__(self, parts: Sequence[Mapping[str, Article]]) -> None:
+        self._parts = list(parts)
+        self._owner = {article_id: n for n, part in enumerate(self._parts) for article_id in part}
+
+    def __getitem__(self, article_id: str) -> Article:
+        return self._parts[self._owner[article_id]][article_id]
+
+    def __iter__(self) -> Iterator[str]:
+        for part in self._parts:
+            yield from part
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+
+class ShardedLexical:
+    """The shards' BM25 fields answering as one `LexicalIndex` over the whole corpus."""
+
+    def __init__(self, parts: Sequence[LexicalIndex]) -> None:
+        self._parts = list(parts)
+        # Corpus-wide document frequencies, for the IDF the answer composer weighs words by.
+        self._idf: dict[str, tuple[np.ndarray, float]] = {}
+        for name in FIELDS:
+            frequencies = [p.document_frequencies(name) for p in self._parts]
+            df = np.sum([f for f, _ in frequencies], axis=0)
+            n_docs = sum(n for _, n in frequencies)
+            self._idf[name] = (np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)), float(np.log(1.0 + (n_docs + 0.5) / 0.5)))
+
+    @property
+    def parts(self) -> list[LexicalIndex]:
+        return self._parts
+
+    @property
+    def has_articles(self) -> bool:
+        return all(p.has_articles for p in self._parts)
+
+    @property
+    def size(self) -> int:
+        return sum(p.size for p in self._parts)
+
+    def scores(self, query: LexicalQuery) -> np.ndarray:
+        return np.concatenate([p.scores(query) for p in self._parts])
+
+    def article_scores(self, query: LexicalQuery) -> np.ndarray | None:
+        parts = [p.article_scores(query) for p in self._parts]
+        if any(p is None for p in parts):
+            return None
+        return np.concatenate(parts)  # type: ignore[arg-type]
+
+    def known_fraction(self, folded_terms: Sequence[str]) -> float:
+        return self._parts[0].known_fraction(folded_terms)  # every shard holds the whole vocabulary
+
+    def idf_of(self, field: str, tokens: Sequence[str]) -> dict[str, float]:
+        vocab = self._parts[0].vocabulary_of(field)
+        idf, max_idf = self._idf[field]
+        return {t: max_idf if (i := vocab.get(t)) is None else float(idf[i]) for t in tokens}
+
+
+class ShardedDense:
+    """The shards' vector indexes searched as one: each returns its best n, merged by score."""
+
+    def __init__(self, parts: Sequence[Any], starts: Sequence[int]) -> None:
+        self.parts = list(parts)
+        self.starts = list(starts)
+        self.ntotal = sum(int(p.ntotal) for p in self.parts)
+        self.d = int(self.parts[0].d)
+
+    def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        found_scores, found_rows = [], []
+        for part, start in zip(self.parts, self.starts):
+            if part.ntotal == 0:
+                continue
+            scores, rows = part.search(queries, min(n, int(part.ntotal)))
+            found_scores.append(scores)
+            found_rows.append(np.where(rows >= 0, rows + start, -1))
+        scores = np.concatenate(found_scores, axis=1)
+        rows = np.concatenate(found_rows, axis=1)
+        # Ties go to the lower row, as one exact index over the whole corpus orders them.
+        order = np.lexsort((rows, -scores), axis=1)[:, :n]
+        return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
+
+
+def load_sharded(folder: Path, manifest: dict[str, Any], verify: bool, full_verify: bool) -> LoadedIndex:
+    """Open every shard listed in a top-level manifest (already checked) as one index."""
+    shard_list = manifest.get("shards")
+    if not isinstance(shard_list, list) or not shard_list:
+        raise _corrupt(folder, "manifest.json lists no shards")
+    shards: list[LoadedIndex] = []
+    for entry in shard_list:
+        name = str(entry.get("name", ""))
+        shard_folder = Path(folder) / name
+        if not name.startswith(f"{SHARDS}/") or not (shard_folder / MANIFEST).is_file():
+            raise _corrupt(folder, f"shard {name or '?'} is missing")
+        try:
+            shard = load_build(shard_folder, verify=verify, full_verify=full_verify)
+        except IndexCorrupt as exc:
+            raise _corrupt(folder, f"shard {name} is damaged: {shard_reason(exc)}") from None
+        if len(shard.passages) != entry.get("passages") or shard.manifest.get("build_id") != entry.get("build_id"):
+            raise _corrupt(folder, f"shard {name} is not the one the manifest lists")
+        shards.append(shard)
+    dense_parts = [s.dense for s in shards]
+    if any(d is None for d in dense_parts) and not all(d is None for d in dense_parts):
+        raise _corrupt(folder, "some shards have vectors and some do not")
+    passages: ConcatRows[Passage] = ConcatRows([s.passages for s in shards])
+    starts = passages.starts
+    if len(passages) != manifest.get("passage_count"):
+        raise _corrupt(folder, "the passage count does not match the manifest")
+    article_rows: dict[str, range] | None = {}
+    for shard, start in zip(shards, starts):
+        if shard.article_rows is None:
+            article_rows = None
+            break
+        article_rows.update({a: range(r.start + start, r.stop + start) for a, r in shard.article_rows.items()})  # type: ignore[union-attr]
+    integrity = shards[0].integrity if len(shards) == 1 else _merged_integrity(shards)
+    return LoadedIndex(
+        folder=Path(folder),
+        manifest=manifest,
+        articles=MergedArticles([s.articles for s in shards]),
+        passages=passages,
+        lexical=ShardedLexical([s.lexical for s in shards]),  # type: ignore[arg-type]
+        dense=None if dense_parts[0] is None else ShardedDense(dense_parts, starts),
+        passage_rows=LazyRowMap(passages),
+        integrity=integrity,
+        article_rows=article_rows,
+        shards=shards,
+    )
+
+
+def shard_reason(exc: IndexCorrupt) -> str:
+    """The part of a shard's 'is damaged (…)' message that says what is wrong."""
+    text = str(exc)
+    start, end = text.find("("), text.rfind(")")
+    return text[start + 1 : end] if 0 <= start < end else text
+
+
+def _merged_integrity(shards: Sequence[LoadedIndex]):
+    """One verdict over the shards' background checks (see `index.store.Integrity`)."""
+    from index.store import Integrity
+
+    pending = [f"{n}:{name}" for n, s in enumerate(shards) for name in s.integrity.pending]
+    merged = Integrity(pending)
+    if pending:
+        import threading
+
+        def wait() -> None:
+            for s in shards:
+                s.integrity.wait()
+            merged.finish(next((s.integrity.error for s in shards if s.integrity.error), None))
+
+        threading.Thread(target=wait, name="newsqa-verify-shards", daemon=True).start()
+    return merged
+
+
+__all__ = [
+    "DEFAULT_SHARD_PASSAGES",
+    "ConcatRows",
+    "ShardPlan",
+    "ShardedDense",
+    "ShardedLexical",
+    "load_sharded",
+    "plan_shards",
+    "shard_count",
+    "write_sharded_build",
+    "write_shards_here",
+]

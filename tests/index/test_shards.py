@@ -1,0 +1,129 @@
+"""Sharded builds: the same ranking as one index, one top-level manifest, damaged shards refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.build import build_index
+from index.shards import plan_shards
+from index.store import IndexCorrupt, load_build, open_index, resolve_build
+from retrieval.search import HybridSearcher, analyse
+
+QUESTIONS = [
+    "What did Russia demand from NATO?",
+    "Nga yêu cầu NATO những gì?",
+    "nga yeu cau nato gi",
+    "Thủ tướng Anh muốn đề xuất gì với Nga?",
+    "Boris Johnson phát biểu ở đâu?",
+    "căng thẳng giữa Nga và phương Tây",
+    "Putin security guarantees",
+    "đảm bảo an ninh ràng buộc pháp lý",
+]
+
+
+@pytest.fixture(scope="module")
+def one_and_four(generated_seeds, embedder, tmp_path_factory) -> tuple[Path, Path]:
+    """The same corpus built as one index and as four shards (vectors from one shared cache)."""
+    root = tmp_path_factory.mktemp("shards")
+    single = build_index(generated_seeds, root / "one", embedder)
+    shutil.copy(root / "one" / "embeddings.sqlite", root / "embeddings.sqlite")
+    (root / "four").mkdir()
+    shutil.copy(root / "one" / "embeddings.sqlite", root / "four" / "embeddings.sqlite")
+    sharded = build_index(generated_seeds, root / "four", embedder, shards=4)
+    assert single.shards == 1 and sharded.shards == 4
+    assert sharded.embedded == 0  # the cache served every vector
+    return root / "one", root / "four"
+
+
+def test_sharded_search_ranks_exactly_as_one_index(one_and_four, embedder):
+    one, four = (open_index(p) for p in one_and_four)
+    assert len(four.shards) == 4 and not one.shards
+    assert [p.passage_id for p in four.passages] == [p.passage_id for p in one.passages]
+    assert list(four.articles) == list(one.articles)
+    a, b = HybridSearcher(one, embedder), HybridSearcher(four, embedder)
+    for question in QUESTIONS:
+        analysis = analyse(question)
+        np.testing.assert_array_equal(a.lexical_scores(analysis.lexical)[1], b.lexical_scores(analysis.lexical)[1])
+        hits_one, hits_four = a.search(question, 10, analysis), b.search(question, 10, analysis)
+        assert [(h.row, round(h.score, 6)) for h in hits_one] == [(h.row, round(h.score, 6)) for h in hits_four]
+        assert len(hits_one) == 10
+        for token in analysis.lexical.tokens:
+            assert one.lexical.idf_of(analysis.lexical.field, [token]) == pytest.approx(
+                four.lexical.idf_of(analysis.lexical.field, [token])
+            )
+
+
+def test_sharded_service_answers_like_one_index(one_and_four, service_factory):
+    one, four = (service_factory(p) for p in one_and_four)
+    for service in (one, four):
+        service.warm_up()
+    for question in QUESTIONS:
+        x, y = one.ask(question, top_k=5), four.ask(question, top_k=5)
+        assert x.answer == y.answer and x.found == y.found
+        assert [c.passage_id for c in x.citations] == [c.passage_id for c in y.citations]
+    article = next(iter(open_index(one_and_four[1]).articles))
+    assert [p.passage_id for p in four.view().passages_of(article)] == [p.passage_id for p in one.view().passages_of(article)]
+
+
+def test_top_level_manifest_lists_the_shards(one_and_four):
+    four = open_index(one_and_four[1])
+    m = four.manifest
+    assert [s["name"] for s in m["shards"]] == ["shards/000", "shards/001", "shards/002", "shards/003"]
+    assert sum(s["passages"] for s in m["shards"]) == m["passage_count"] == len(four.passages)
+    assert [s["first_row"] for s in m["shards"]] == [0] + list(np.cumsum([s["passages"] for s in m["shards"]])[:-1])
+    assert set(m["files"]) == {f"shards/00{i}/{f}" for i in range(4) for f in ("manifest.json", "manifest.sha256")}
+    # Each shard is a build folder of its own; an article never spans two shards.
+    owners: dict[str, str] = {}
+    for shard in m["shards"]:
+        part = load_build(four.folder / shard["name"])
+        for p in part.passages:
+            assert owners.setdefault(p.article_id, shard["name"]) == shard["name"]
+
+
+@pytest.mark.parametrize("damage", ["delete_shard", "flip_vector_byte", "truncate_passages", "swap_shards"])
+def test_missing_or_corrupt_shard_is_refused_in_one_sentence(one_and_four, tmp_path, damage):
+    root = tmp_path / "idx"
+    shutil.copytree(one_and_four[1], root, symlinks=True)
+    folder = resolve_build(root)
+    shard = folder / "shards" / "002"
+    if damage == "delete_shard":
+        shutil.rmtree(shard)
+    elif damage == "flip_vector_byte":
+        data = bytearray((shard / "dense.faiss").read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (shard / "dense.faiss").write_bytes(bytes(data))
+    elif damage == "truncate_passages":
+        with open(shard / "passages.jsonl", "r+b") as fh:
+            fh.truncate(fh.seek(0, 2) - 10)
+    else:  # two complete shards swapped: each is intact, but not where the manifest says
+        shutil.move(shard, folder / "tmp")
+        shutil.move(folder / "shards" / "001", shard)
+        shutil.move(folder / "tmp", folder / "shards" / "001")
+    with pytest.raises(IndexCorrupt) as caught:
+        open_index(root)
+    message = str(caught.value)
+    assert "\n" not in message and "run `newsqa index build`" in message
+    assert "shard" in message or "shards/00" in message
+
+
+def test_a_corpus_that_fits_one_shard_is_a_plain_build(seed_index):
+    m = open_index(seed_index).manifest
+    assert "shards" not in m and m["files"]["dense.faiss"]
+
+
+def test_plan_cuts_at_article_boundaries_into_balanced_shards(generated_seeds):
+    from index.build import LocalEngine
+
+    articles, passages, _ = LocalEngine().read(generated_seeds, 2_000_000, 150, 50)
+    plans = plan_shards(articles, passages, 4)
+    assert len(plans) == 4
+    assert plans[0].rows.start == 0 and plans[-1].rows.stop == len(passages)
+    assert all(a.rows.stop == b.rows.start and a.articles.stop == b.articles.start for a, b in zip(plans, plans[1:]))
+    sizes = [len(p.rows) for p in plans]
+    assert max(sizes) - min(sizes) <= 2 * max(len([q for q in passages if q.article_id == a.article_id]) for a in articles)
+    assert len(plan_shards(articles[:2], passages[: sum(1 for p in passages if p.article_id in {articles[0].article_id, articles[1].article_id})], 8)) == 2
