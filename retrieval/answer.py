@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from index.lexical import ACCENTED, ENGLISH_STOP_WORDS, EXONYMS, FOLDED
 from index.models import Passage
@@ -77,13 +78,39 @@ def sentence_terms(analysis: QueryAnalysis) -> list[str]:
     return list(dict.fromkeys(fold(t) for t in analysis.lexical.tokens))
 
 
-def _tokens(text: str, field: str = FOLDED) -> set[str]:
+# Passages are read again and again (the same top passages for similar questions, the same titles
+# for every passage of an article), and normalising one costs more than the rest of the answer:
+# their syllables, token sets, names and sentences are kept for the most recent few thousand texts.
+TEXT_CACHE = 2048
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def _syllables(text: str, field: str = FOLDED) -> tuple[str, ...]:
     key = canonical(nfc(text))
-    return set(with_bigrams(syllables(fold(key) if field == FOLDED else key)))
+    return tuple(syllables(fold(key) if field == FOLDED else key))
 
 
-def _folded_tokens(text: str) -> set[str]:
+@lru_cache(maxsize=TEXT_CACHE)
+def _tokens(text: str, field: str = FOLDED) -> frozenset[str]:
+    return frozenset(with_bigrams(list(_syllables(text, field))))
+
+
+def _folded_tokens(text: str) -> frozenset[str]:
     return _tokens(text, FOLDED)
+
+
+def _passage_tokens(passage: Passage, field: str = FOLDED) -> frozenset[str]:
+    """`_tokens(passage.embedding_text(), field)`, from the title's and the text's cached tokens.
+
+    Normalisation and syllables never reach across the newline between them (NFC, case, tone
+    placement and folding act on one character or one word), so the whole is the two parts plus
+    the one word pair that spans the newline.
+    """
+    if not passage.title:
+        return _tokens(passage.text, field)
+    head, body = _syllables(passage.title, field), _syllables(passage.text, field)
+    joined = _tokens(passage.title, field) | _tokens(passage.text, field)
+    return joined | {f"{head[-1]}_{body[0]}"} if head and body else joined
 
 
 def coverage(terms: list[str], idf: dict[str, float], tokens: set[str]) -> float:
@@ -125,9 +152,21 @@ def _name_candidates(question: str) -> list[tuple[str, bool]]:
     return list(found.items())
 
 
-def _name_tokens(text: str) -> set[str]:
+@lru_cache(maxsize=TEXT_CACHE)
+def _name_tokens(text: str) -> frozenset[str]:
     """Folded words written with a capital or a digit: how names appear in the articles."""
-    return {fold(w) for w in re.findall(r"\w+", nfc(text)) if w[0].isupper() or w[0].isdigit()}
+    return frozenset(fold(w) for w in re.findall(r"\w+", nfc(text)) if w[0].isupper() or w[0].isdigit())
+
+
+def _passage_names(passage: Passage) -> frozenset[str]:
+    """`_name_tokens(passage.embedding_text())`: a word never spans the newline after the title."""
+    names_in_text = _name_tokens(passage.text)
+    return _name_tokens(passage.title) | names_in_text if passage.title else names_in_text
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def _sentences(text: str) -> tuple[str, ...]:
+    return tuple(text[span.start : span.end] for span in split_sentences(text))
 
 
 def asked_names(question: str, index: LoadedIndex) -> tuple[str, ...]:
@@ -190,12 +229,11 @@ def gather_evidence(analysis: QueryAnalysis, hits: list[ScoredPassage], index: L
     words = syllables(canonical(nfc(analysis.question))) if field == ACCENTED else analysis.folded_terms
     terms = topic_terms(words, folded=field == FOLDED)
     idf = index.lexical.idf_of(field, terms)
-    texts = [p.embedding_text() for p in top]
-    best = max((coverage(terms, idf, _tokens(t, field)) for t in texts), default=0.0)
+    best = max((coverage(terms, idf, _passage_tokens(p, field)) for p in top), default=0.0)
     asked = asked_names(analysis.question, index)
     # Case matters: "Pháp" (France) is not "pháp lý" (legal).
-    seen = set().union(*(_name_tokens(t) for t in texts)) if texts else set()
-    words = set().union(*(_tokens(t) for t in texts)) if texts else set()
+    seen = frozenset().union(*(_passage_names(p) for p in top))
+    words = frozenset().union(*(_passage_tokens(p) for p in top))
     share = sum(_name_present(n, seen, words) for n in asked) / len(asked) if asked else 1.0
     dense = max((h.dense for h in hits[:EVIDENCE_PASSAGES] if h.dense is not None), default=None)
     return Evidence(analysis.vietnamese, best, dense, asked, share)
@@ -244,8 +282,7 @@ def compose(
     candidates: list[tuple[float, int, int, str]] = []  # (score, hit rank, position, sentence)
     for rank, hit in enumerate(hits[:EVIDENCE_PASSAGES]):
         passage = passages[hit.row]
-        for position, span in enumerate(split_sentences(passage.text)):
-            sentence = passage.text[span.start : span.end]
+        for position, sentence in enumerate(_sentences(passage.text)):
             cov = coverage(terms, idf, _folded_tokens(sentence))
             score = cov + 0.5 * (hit.score / top_score) - 0.02 * position
             candidates.append((score, rank, position, sentence))
