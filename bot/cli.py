@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -15,11 +16,12 @@ from pydantic import ValidationError
 from bot.settings import Settings
 from index.articles import SeedsError
 from index.embedder import ModelUnavailable
+from index.ray_build import RayUnavailable
 from index.store import IndexUnavailable, open_index
 from retrieval.models import Answer
 from retrieval.service import BadQuestion
 
-EXPECTED_ERRORS = (IndexUnavailable, ModelUnavailable, SeedsError, BadQuestion)
+EXPECTED_ERRORS = (IndexUnavailable, ModelUnavailable, SeedsError, BadQuestion, RayUnavailable)
 
 
 def quiet_libraries() -> None:
@@ -102,28 +104,74 @@ class BuildProgress:
 @click.option("--seeds", type=click.Path(path_type=Path), help="Folder of articles [NEWSQA_SEEDS_DIR, ./seeds].")
 @click.option("--index-dir", type=click.Path(path_type=Path), help="Index root [NEWSQA_INDEX_DIR, ./data/index].")
 @click.option("--lexical-only", is_flag=True, help="Build without an embedding model (keyword search only).")
-def index_build(seeds: Path | None, index_dir: Path | None, lexical_only: bool) -> None:
+@click.option(
+    "--engine", type=click.Choice(["local", "ray"]), help="Where the build runs: this process, or Ray [NEWSQA_BUILD_ENGINE, local]."
+)
+@click.option("--address", help="Ray cluster address (ray://host:10001, auto); default: start Ray here [NEWSQA_RAY_ADDRESS].")
+@click.option("--workers", type=click.IntRange(0, 10_000), help="Ray embedding actors; 0 = one per GPU, else one per two CPUs [NEWSQA_RAY_WORKERS].")
+@click.option("--shards", type=click.IntRange(1, 100_000), help="Cut the index into this many shards [default: one per NEWSQA_SHARD_PASSAGES passages].")
+def index_build(
+    seeds: Path | None,
+    index_dir: Path | None,
+    lexical_only: bool,
+    engine: str | None,
+    address: str | None,
+    workers: int | None,
+    shards: int | None,
+) -> None:
     """Build the index from the seeds folder and swap it in atomically."""
-    from index.build import build_index
+    from index.build import LocalEngine, build_index
 
     s = settings()
     seeds = seeds or s.seeds_dir
     root = index_dir or s.index_dir
     embedder = None if lexical_only else s.embedder()
-    click.echo(f"Building the index from {seeds} into {root} with model {'(none)' if lexical_only else s.embedding_model}", err=True)
-    report = build_index(
-        seeds,
-        root,
-        embedder,
-        max_words=s.passage_max_words,
-        min_words=s.passage_min_words,
-        progress=BuildProgress(),
+    engine_name = engine or s.build_engine
+    if engine_name == "ray":
+        from index.ray_build import RayEngine
+
+        runner = RayEngine(
+            None if lexical_only else s.embedder_factory(),
+            address=address or s.ray_address,
+            workers=s.ray_workers if workers is None else workers,
+        )
+    else:
+        if address or workers is not None:
+            fail("--address and --workers are for --engine ray.", code=2)
+        runner = LocalEngine()
+    click.echo(
+        f"Building the index from {seeds} into {root} with model {'(none)' if lexical_only else s.embedding_model}"
+        + (" on Ray" if engine_name == "ray" else ""),
+        err=True,
     )
+    try:
+        report = build_index(
+            seeds,
+            root,
+            embedder,
+            max_words=s.passage_max_words,
+            min_words=s.passage_min_words,
+            progress=BuildProgress(),
+            engine=runner,
+            shards=shards,
+            shard_passages=s.shard_passages,
+        )
+    finally:
+        runner.close()
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)
+    dense = report.dense_index
+    if dense.get("recall_at_10") is not None:
+        click.echo(
+            f"Vector index: {dense['type']}, recall@10 {dense['recall_at_10']:.3f} against exact search "
+            f"({dense.get('recall_queries', 'sampled')} sampled passages as questions)",
+            err=True,
+        )
     click.echo(
         f"Indexed {report.articles} articles as {report.passages} passages "
-        f"({report.embedded} embedded, {report.cached} from cache) in {report.seconds:.1f} s: {report.folder}"
+        f"({report.embedded} embedded, {report.cached} from cache"
+        + (f", {report.shards} shards" if report.shards > 1 else "")
+        + f") in {report.seconds:.1f} s: {report.folder}"
     )
 
 
@@ -142,14 +190,34 @@ def index_info(index_dir: Path | None, as_json: bool) -> None:
     click.echo(f"Index:     {loaded.folder}")
     click.echo(f"Built:     {m['built_at']}  (build {m['build_id']})")
     click.echo(f"Model:     {model.get('id') or '(none: keyword search only)'}  dim={model.get('dimension')}")
-    click.echo(f"Vectors:   {m['dense_index'].get('type') or 'none'}")
+    click.echo(f"Vectors:   {describe_dense(m['dense_index'])}")
     click.echo(f"Articles:  {m['article_count']}   Passages: {m['passage_count']}")
     click.echo(f"Corpus:    sha256 {m['corpus_digest'][:16]}…")
-    for article in loaded.articles.values():
-        count = sum(1 for p in loaded.passages if p.article_id == article.article_id)
+    if m.get("shards"):
+        click.echo(f"Shards:    {len(m['shards'])}  (built with the {m.get('engine', 'local')} engine)")
+        for shard in m["shards"]:
+            click.echo(
+                f"  - {shard['name']}: {shard['articles']:,} articles, {shard['passages']:,} passages "
+                f"from row {shard['first_row']:,}; vectors {describe_dense(shard.get('dense_index', {}))}"
+            )
+    shown = list(itertools.islice(loaded.articles.values(), MAX_LISTED_ARTICLES))
+    for article in shown:
+        count = len(loaded.passages_of(article.article_id))
         click.echo(f"  - {article.article_id}: {article.title}  ({count} passages)")
+    if len(loaded.articles) > len(shown):
+        click.echo(f"  … and {len(loaded.articles) - len(shown):,} more articles")
     for warning in m.get("warnings", []):
         click.echo(f"Warning from the build: {warning}")
+
+
+MAX_LISTED_ARTICLES = 50
+
+
+def describe_dense(info: dict) -> str:
+    kind = info.get("type") or "none"
+    if info.get("recall_at_10") is not None:
+        kind += f" (recall@10 {info['recall_at_10']:.3f} against exact search)"
+    return kind
 
 
 def print_answer(answer: Answer) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.embedder import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL, SentenceTransformerEmbedder, configure_threads
+from index.shards import DEFAULT_SHARD_PASSAGES
 from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
 from retrieval.answer import AnswerConfig
 from retrieval.search import FusionConfig
@@ -32,6 +35,11 @@ class Settings(BaseSettings):
         description="threads of the embedding model (torch, ONNX Runtime); 0 = auto: cores / NEWSQA_HTTP_MAX_CONCURRENCY when serving, all cores otherwise",
     )
     faiss_threads: int = Field(0, ge=0, le=256, description="OpenMP threads of FAISS; 0 = auto: 1 when serving, all cores otherwise")
+    # Building (`newsqa index build`): where it runs, and how the index is cut into shards
+    build_engine: str = Field("local", pattern="^(local|ray)$", description="local (this process) or ray (a Ray cluster)")
+    ray_address: str | None = Field(None, description="Ray cluster to build on, e.g. ray://head:10001 or auto; unset = start one here")
+    ray_workers: int = Field(0, ge=0, le=10_000, description="embedding actors; 0 = one per GPU, else one per two CPUs")
+    shard_passages: int = Field(DEFAULT_SHARD_PASSAGES, ge=1, description="passages per shard; a corpus this size or smaller is one shard")
     passage_max_words: int = Field(DEFAULT_MAX_WORDS, ge=10, le=1000)
     passage_min_words: int = Field(DEFAULT_MIN_WORDS, ge=0, le=1000)
 
@@ -102,8 +110,15 @@ class Settings(BaseSettings):
         )
 
     def embedder(self, model: str | None = None) -> SentenceTransformerEmbedder:
-        return SentenceTransformerEmbedder(
-            model or self.embedding_model,
+        if model is not None and model != self.embedding_model:
+            return self.model_copy(update={"embedding_model": model}).embedder()
+        return self.embedder_factory()()
+
+    def embedder_factory(self) -> Callable[[], SentenceTransformerEmbedder]:
+        """A picklable recipe for this embedder, for a build's Ray actors to load the model with."""
+        return functools.partial(
+            SentenceTransformerEmbedder,
+            self.embedding_model,
             batch_size=self.batch_size,
             backend=self.embedding_backend,
             onnx_cache_dir=self.onnx_dir,
