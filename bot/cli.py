@@ -288,7 +288,10 @@ def telegram_bot() -> None:
 @cli.command("serve")
 @click.option("--host", help="Address to listen on [NEWSQA_HOST, 127.0.0.1].")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on [NEWSQA_PORT, 8000].")
-def serve(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers", type=click.IntRange(1, 256), help="Server processes sharing the port and the index files [NEWSQA_HTTP_WORKERS, 1]."
+)
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the HTTP API and the web chat page (uvicorn); API docs at /docs."""
     import uvicorn
 
@@ -302,9 +305,21 @@ def serve(host: str | None, port: int | None) -> None:
         app = create_app(s)
     except (RuntimeError, ValueError) as exc:  # the Telegram webhook's configuration, in one sentence
         fail(str(exc))
-    click.echo(f"Serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops it.", err=True)
+    workers = workers or s.http_workers
+    click.echo(
+        f"Serving on http://{host}:{port}/ (API docs at /docs)"
+        + (f" with {workers} worker processes" if workers > 1 else "")
+        + "; Ctrl+C stops it.",
+        err=True,
+    )
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        if workers > 1:
+            # Each worker process builds its own app from the same environment (create_app reads
+            # Settings()), loads its own model and memory-maps the same read-only index files.
+            os.environ["NEWSQA_HTTP_WORKERS"] = str(workers)
+            uvicorn.run("bot.http:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+        else:
+            uvicorn.run(app, host=host, port=port, log_level="info")
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after a clean shutdown; that is a normal exit
         pass
 

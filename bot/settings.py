@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="port `newsqa serve` listens on")
     http_max_body_bytes: int = Field(65_536, ge=1024, le=16_777_216, description="largest request body read; more is 413")
     http_max_concurrency: int = Field(2, ge=1, le=64, description="questions embedded and searched at once; more wait")
+    http_workers: int = Field(1, ge=1, le=256, description="server processes of `newsqa serve`, each with its own model, sharing the index files")
     # 120 a minute is far above what a person types and well below what a script can send.
     http_rate_limit: int = Field(
         120, ge=0, le=1_000_000, description="requests a minute per client (API key, else IP); more is 429; 0 = off"
@@ -137,7 +138,7 @@ class Settings(BaseSettings):
         # make them wait on each other (measured: 2 threads per request on 2 cores, 145 req/s at
         # 4 clients; 1 thread, 184 req/s). A single question's FAISS search uses one thread anyway.
         cores = os.cpu_count() or 1
-        model = self.torch_threads or max(1, cores // self.http_max_concurrency)
+        model = self.torch_threads or max(1, cores // (self.http_max_concurrency * self.http_workers))
         return model, self.faiss_threads or 1
 
     def apply_threads(self, serving: bool = False) -> None:

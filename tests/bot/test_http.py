@@ -751,3 +751,47 @@ def test_newsqa_serve_runs_the_api(seed_index, model_path):
             output, _ = process.communicate()
     assert "Serving on http://127.0.0.1:" in output and "serving index build" in output
     assert process.returncode == 0, output
+
+
+@pytest.mark.slow
+def test_newsqa_serve_with_two_worker_processes_over_one_index(seed_index, model_path):
+    """Replicas: two server processes on one port, each with its own model, reading the same files."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSQA_")}
+    env |= {"NEWSQA_INDEX_DIR": str(seed_index), "NEWSQA_EMBEDDING_MODEL": model_path, "HF_HUB_OFFLINE": "1"}
+    before = sorted(p.name for p in seed_index.rglob("*"))
+    newsqa = Path(sys.executable).parent / "newsqa"
+    process = subprocess.Popen(
+        [str(newsqa), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def workers_ready() -> bool:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            servers = [c for c in children if "newsqa" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")
+                       or "multiprocessing" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+            try:
+                ready = httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+            return ready and len(servers) >= 2
+
+        wait_for(workers_ready, timeout=180, what="two newsqa serve workers to be ready")
+        # A new connection per request, so the kernel spreads them over both workers.
+        answers = [httpx.post(f"{url}/ask", json={"question": "nga yeu cau nato gi"}, timeout=60).json() for _ in range(8)]
+        ready = [httpx.get(f"{url}/readyz", timeout=10).status_code for _ in range(8)]
+        assert all(a["found"] is True for a in answers)
+        assert {tuple(c["passage_id"] for c in a["citations"]) for a in answers} == {tuple(c["passage_id"] for c in answers[0]["citations"])}
+        assert set(ready) == {200}
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            output, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+    assert "with 2 worker processes" in output, output
+    assert sorted(p.name for p in seed_index.rglob("*")) == before  # serving wrote nothing into the index

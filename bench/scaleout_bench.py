@@ -1,0 +1,253 @@
+"""Scale-out: the Ray build engine against the local one, and compressed vector indexes at 1M.
+
+    .venv/bin/python bench/scaleout_bench.py build [--backend onnx-int8] [--workers 1,2] [--max-load 3]
+    .venv/bin/python bench/scaleout_bench.py compressed [--types flat,ivf-pq,hnsw-fp16] [--passages 1000000]
+
+`build`: the 500 ViNewsQA dev articles (bench/common.py `source_articles`, copy 0 of each: the
+real articles), in one run and each into an empty index root (no embedding cache):
+raw batch `encode` of every passage (the floor), `build_index` with the local engine, and
+`build_index` with the Ray engine on a local Ray instance with 1 and 2 embedding actors. Prints
+passages/s per build and per actor, and a 10M-passage projection from the measured per-actor
+rate (stated as a projection, with its assumptions).
+
+`compressed`: the product's compressed index kinds (`index.store.make_dense_index`) over 1M
+passage vectors (the same corpus and vectors as bench/scale_bench.py: approximate model vectors
+when its cache has them, else random unit vectors, said in the output), searched with ViNewsQA
+questions embedded by the real model: recall@10 against exact search, the recall the build
+measured itself (sampled passages as questions, as `newsqa index build` reports it), search
+p50, build time, RSS after loading the file in a fresh process, size on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+import common  # noqa: F401
+from common import (
+    PYTHON,
+    REPO,
+    WORK_DIR,
+    machine_line,
+    model_label,
+    model_path,
+    rss_mb,
+    source_articles,
+    table,
+    wait_for_quiet,
+    write_seeds,
+)
+
+K = 10
+TARGET = 10_000_000
+
+
+# -- build ----------------------------------------------------------------------------------------
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+def build_bench(args: argparse.Namespace, log) -> None:
+    from index.build import LocalEngine, build_index
+    from index.embedder import SentenceTransformerEmbedder
+    from index.ray_build import RayEngine
+
+    work = WORK_DIR / "scaleout"
+    sources = source_articles()
+    seeds = write_seeds(work / "seeds-vinewsqa-dev", sources, len(sources))
+    make = functools.partial(
+        SentenceTransformerEmbedder, model_path(), backend=args.backend, onnx_cache_dir=WORK_DIR / "onnx"
+    )
+    embedder = make()
+    embedder.warm_up()
+    articles, passages, _ = LocalEngine().read(seeds, 2_000_000, 150, 50)
+    texts = list(dict.fromkeys(p.embedding_text() for p in passages))
+    log(f"{len(articles)} articles, {len(passages)} passages ({len(texts)} distinct texts)")
+
+    rows = []
+    wait_for_quiet(args.max_load, args.wait, log)
+    raw_s, _ = timed(embedder.encode_passages, texts)
+    rows.append({"run": "raw batch encode (floor)", "workers": 1, "seconds": raw_s, "embedded": len(texts)})
+    log(json.dumps(rows[-1]))
+
+    def fresh(name: str) -> Path:
+        root = work / "roots" / name
+        shutil.rmtree(root, ignore_errors=True)
+        return root
+
+    wait_for_quiet(args.max_load, args.wait, log)
+    seconds, report = timed(build_index, seeds, fresh("local"), embedder)
+    rows.append({"run": "build, local engine", "workers": 1, "seconds": seconds, "embedded": report.embedded})
+    log(json.dumps(rows[-1]))
+    for workers in [int(w) for w in args.workers.split(",")]:
+        engine = RayEngine(make, workers=workers)
+        try:
+            started = time.perf_counter()
+            engine.start()
+            init_s = time.perf_counter() - started
+            wait_for_quiet(args.max_load, args.wait, log)
+            seconds, report = timed(build_index, seeds, fresh(f"ray-{workers}"), embedder, engine=engine)
+        finally:
+            engine.close()
+        rows.append({"run": "build, Ray engine", "workers": workers, "seconds": seconds, "embedded": report.embedded,
+                     "ray_init_s": init_s})
+        log(json.dumps(rows[-1]))
+
+    print(f"model: {model_label(model_path())}, backend {args.backend}; {machine_line()}")
+    print(f"corpus: ViNewsQA dev, {len(articles)} articles, {len(passages):,} passages; every build into an empty "
+          "index root (no embedding cache); Ray: a local instance started before the timed build (its start-up "
+          "is shown apart)")
+    print()
+    print(table(
+        ["run", "embedding workers", "seconds", "passages/s", "passages/s per worker", "vs raw encode", "Ray start s"],
+        [[r["run"], r["workers"], r["seconds"], len(passages) / r["seconds"], len(passages) / r["seconds"] / r["workers"],
+          f"{raw_s / r['seconds']:.2f}", f"{r['ray_init_s']:.1f}" if "ray_init_s" in r else "-"] for r in rows],
+    ))
+    ray_rows = [r for r in rows if r["run"].startswith("build, Ray")]
+    if ray_rows:
+        best = max(ray_rows, key=lambda r: len(passages) / r["seconds"] / r["workers"])
+        per_worker = len(passages) / best["seconds"] / best["workers"]
+        print()
+        print(f"Projection (not a measurement) for {TARGET:,} passages, from the measured Ray rate of "
+              f"{per_worker:.0f} passages/s per worker ({best['workers']} worker(s), one CPU core each, on this machine):")
+        projection = []
+        for workers in (8, 32, 128):
+            projection.append([f"{workers} CPU workers (1 core each, like here)", f"{TARGET / (per_worker * workers) / 3600:.1f} h"])
+        print(table(["cluster", "embedding time"], projection))
+        print("GPU workers are not measured here (no GPU on this machine). sentence-transformers lists "
+              "all-MiniLM-L6-v2 at ~14,200 sentences/s on one V100 for short sentences; at 150-word passages "
+              "(~8x the tokens) assume ~1,800 passages/s per GPU: 10M passages ≈ 1.5 h on one GPU, ≈ 12 min "
+              "on 8 (assumed rate, to be measured on the cluster itself with this script).")
+
+
+# -- compressed indexes ------------------------------------------------------------------------------
+
+
+def probe(path: str, kind: str, queries: str, truth: str) -> dict:
+    """In a fresh process: load one index file as the product does, search, report."""
+    from index import store
+
+    import faiss
+
+    base = rss_mb()
+    q = np.load(queries)
+    gt = np.load(truth)
+    manifest_params = json.loads(Path(path).with_suffix(".json").read_text())
+    started = time.perf_counter()
+    flags = faiss.IO_FLAG_MMAP_IFC if Path(path).stat().st_size > store.MMAP_BYTES else 0
+    index = faiss.read_index(path, flags)
+    store._set_search_params(index, manifest_params)
+    load_s = time.perf_counter() - started
+    rss_load = rss_mb() - base
+    faiss.omp_set_num_threads(1)
+    for x in q[:20]:
+        index.search(x[None, :], K)
+    times, found = [], []
+    for x in q:
+        t = time.perf_counter()
+        _, ids = index.search(x[None, :], K)
+        times.append((time.perf_counter() - t) * 1000)
+        found.append(ids[0])
+    recall = float(np.mean([len(set(f.tolist()) & set(g.tolist())) / K for f, g in zip(found, gt)]))
+    return {"load_s": load_s, "rss_load_mb": rss_load, "rss_after_mb": rss_mb() - base, "p50_ms": float(np.percentile(times, 50)),
+            "p99_ms": float(np.percentile(times, 99)), "recall": recall, "mmap": bool(flags)}
+
+
+def compressed_bench(args: argparse.Namespace, log) -> None:
+    import faiss
+
+    import scale_bench
+    from index import store
+    from index.embedder import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder(model_path())
+    embedder.warm_up()
+    queries = scale_bench.query_vectors(args.queries, embedder)
+    log(f"generating the {args.passages:,}-passage corpus (bench/scale_bench.py) ...")
+    _, passages = scale_bench.corpus(args.passages)
+    label = {1_000_000: "1m", 100_000: "100k"}.get(args.passages, str(args.passages))
+    work = WORK_DIR / f"scale-{label}" / scale_bench.corpus_key(passages)
+    work.mkdir(parents=True, exist_ok=True)
+    approx = work / "vectors-approx.npy"
+    if approx.is_file() and args.vectors == "approx":
+        vectors, kind_v = np.load(approx, mmap_mode="r"), "approx (model vectors of sentences, averaged)"
+    else:
+        vectors = scale_bench.cached_array(work / "vectors-random.npy", lambda: scale_bench.random_vectors(len(passages), queries.shape[1]))
+        kind_v = "random unit vectors"
+    del passages
+    np.save(work / "queries.npy", queries)
+    truth = scale_bench.truth_ids(work / f"truth-{'approx' if kind_v.startswith('approx') else 'random'}.npy", np.asarray(vectors), queries)
+    rows = []
+    for kind in args.types.split(","):
+        path = work / f"product-{kind}-{'approx' if kind_v.startswith('approx') else 'random'}.faiss"
+        if not path.is_file():
+            log(f"building {kind} over {len(vectors):,} vectors ...")
+            started = time.perf_counter()
+            index = store.make_dense_index(np.ascontiguousarray(vectors), kind=kind)
+            build_s = time.perf_counter() - started
+            started = time.perf_counter()
+            info = store.dense_index_info(index, np.asarray(vectors))
+            info["build_s"], info["recall_check_s"] = build_s, time.perf_counter() - started
+            faiss.write_index(index, str(path))
+            path.with_suffix(".json").write_text(json.dumps(info))
+            del index
+        info = json.loads(path.with_suffix(".json").read_text())
+        wait_for_quiet(args.max_load, args.wait, log)
+        out = subprocess.run([PYTHON, __file__, "probe", str(path), kind, str(work / "queries.npy"), str(truth)],
+                             cwd=REPO, capture_output=True, text=True, timeout=3600)
+        if out.returncode:
+            raise RuntimeError(out.stderr[-3000:])
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append({"type": kind, **info, **result, "disk_mb": path.stat().st_size / 2**20})
+        log(json.dumps(rows[-1]))
+    print(f"model: {model_label(model_path())}; {machine_line()}; {len(vectors):,} passages, {kind_v}; "
+          f"{len(queries)} ViNewsQA questions, one at a time, 1 FAISS thread; recall against exact inner-product search")
+    print()
+    print(table(
+        ["type", "search p50 ms", "p99 ms", "recall@10 (questions)", "recall@10 at build (sampled passages)", "build s",
+         "load s", "RSS after load MB", "RSS after search MB", "disk MB", "mmap"],
+        [[r["type"], r["p50_ms"], r["p99_ms"], f"{r['recall']:.3f}",
+          f"{r['recall_at_10']:.3f}" if "recall_at_10" in r else "exact", r["build_s"], f"{r['load_s']:.3f}",
+          r["rss_load_mb"], r["rss_after_mb"], r["disk_mb"], "yes" if r["mmap"] else "no"] for r in rows],
+    ))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("--backend", default="onnx-int8")
+    b.add_argument("--workers", default="1,2")
+    c = sub.add_parser("compressed")
+    c.add_argument("--types", default="flat,ivf-pq,hnsw-fp16")
+    c.add_argument("--passages", type=int, default=1_000_000)
+    c.add_argument("--vectors", default="approx", choices=["approx", "random"])
+    c.add_argument("--queries", type=int, default=500)
+    for p in (b, c):
+        p.add_argument("--max-load", type=float, default=0.7)
+        p.add_argument("--wait", type=float, default=600, help="seconds to wait for a quiet machine before measuring anyway")
+    pr = sub.add_parser("probe")
+    pr.add_argument("args", nargs=4)
+    args = parser.parse_args(argv)
+    if args.command == "probe":
+        print(json.dumps(probe(*args.args)))
+        return
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    (build_bench if args.command == "build" else compressed_bench)(args, log)
+
+
+if __name__ == "__main__":
+    main()
