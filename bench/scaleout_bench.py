@@ -181,9 +181,12 @@ def compressed_bench(args: argparse.Namespace, log) -> None:
     label = {1_000_000: "1m", 100_000: "100k"}.get(args.passages, str(args.passages))
     work = WORK_DIR / f"scale-{label}" / scale_bench.corpus_key(passages)
     work.mkdir(parents=True, exist_ok=True)
-    approx = work / "vectors-approx.npy"
-    if approx.is_file() and args.vectors == "approx":
-        vectors, kind_v = np.load(approx, mmap_mode="r"), "approx (model vectors of sentences, averaged)"
+    if args.vectors == "approx":
+        from common import SentenceVectors
+
+        sentence_table = SentenceVectors(embedder, WORK_DIR / "sentences.sqlite")
+        vectors = scale_bench.cached_array(work / "vectors-approx.npy", lambda: scale_bench.approx_vectors(passages, sentence_table, log))
+        kind_v = "approximate model vectors (word-weighted mean of the model's sentence vectors, bench/scale_bench.py)"
     else:
         vectors = scale_bench.cached_array(work / "vectors-random.npy", lambda: scale_bench.random_vectors(len(passages), queries.shape[1]))
         kind_v = "random unit vectors"

@@ -58,10 +58,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SHARDS = "shards"
-# A shard of up to this many passages keeps its vectors in RAM-friendly form (1M × 384 float32 is
-# 1.5 GB, plus an HNSW graph); `newsqa index build` cuts a corpus into shards of this size unless
-# told otherwise (NEWSQA_SHARD_PASSAGES, --shards).
-DEFAULT_SHARD_PASSAGES = 1_000_000
+# `newsqa index build` cuts a corpus into shards of at most this many passages unless told
+# otherwise (NEWSQA_SHARD_PASSAGES, --shards). Past index.store.COMPRESS_THRESHOLD (1M) a shard's
+# vectors are compressed (IVF-PQ: ~430 bytes a passage instead of 1,536 for 384 float32 dimensions),
+# so a full shard's vectors take ~2 GB of memory and one machine can serve a few shards.
+DEFAULT_SHARD_PASSAGES = 5_000_000
 
 
 @dataclass(frozen=True)

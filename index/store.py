@@ -67,14 +67,14 @@ KEEP_BUILDS = 3
 # size a question's search would cost more than embedding it, so we switch to HNSW.
 FLAT, HNSW, IVF = "flat", "hnsw", "ivf"
 # Compressed kinds, for shards past COMPRESS_THRESHOLD: HNSW over float16 vectors (half the vector
-# memory, recall within a point of float32 HNSW), or IVF-PQ codes re-ranked from 8-bit vectors
+# memory of HNSW), or IVF-PQ codes re-ranked from 8-bit vectors
 # (about a quarter of flat's memory). Their recall@10 against exact search is measured at build time
 # and recorded in the manifest.
 HNSW_FP16, IVF_PQ = "hnsw-fp16", "ivf-pq"
 INDEX_TYPES = (FLAT, HNSW, IVF, HNSW_FP16, IVF_PQ)
 HNSW_THRESHOLD = 20_000
 COMPRESS_THRESHOLD = 1_000_000
-COMPRESSED_TYPE = HNSW_FP16
+COMPRESSED_TYPE = IVF_PQ  # builds in minutes at millions of passages on CPU; HNSW graphs take hours
 # Measured at 100k passages (bench/scale_bench.py): M=32/efC 80/efSearch 128 gave recall@10 0.87;
 # these give 0.95 at ~1 ms a query.
 HNSW_M = 48

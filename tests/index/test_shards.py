@@ -127,3 +127,72 @@ def test_plan_cuts_at_article_boundaries_into_balanced_shards(generated_seeds):
     sizes = [len(p.rows) for p in plans]
     assert max(sizes) - min(sizes) <= 2 * max(len([q for q in passages if q.article_id == a.article_id]) for a in articles)
     assert len(plan_shards(articles[:2], passages[: sum(1 for p in passages if p.article_id in {articles[0].article_id, articles[1].article_id})], 8)) == 2
+
+
+# -- compressed vector indexes ------------------------------------------------------------------------
+
+
+def clustered_vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    """Unit vectors around a few hundred centres: structure like text embeddings have."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((200, dim)).astype(np.float32)
+    x = centres[rng.integers(0, 200, n)] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind", ["ivf-pq", "hnsw-fp16"])
+def test_compressed_index_records_its_measured_recall_and_survives_a_round_trip(kind, tmp_path):
+    import faiss
+
+    from index import store
+
+    vectors = clustered_vectors(12_000)
+    index = store.make_dense_index(vectors, kind=kind)
+    info = store.dense_index_info(index, vectors)
+    assert info["type"] == kind and info["recall_queries"] == 200
+    # Measured against exact search on sampled passages: a real figure, not a constant.
+    assert 0.8 <= info["recall_at_10"] <= 1.0
+    faiss.write_index(index, str(tmp_path / "dense.faiss"))
+    reread = store._read_dense(tmp_path, {"dense_index": info})
+    assert store.dense_index_type(reread) == kind
+    assert store.measure_recall(reread, vectors) == pytest.approx(info["recall_at_10"], abs=1e-4)
+    bytes_per_vector = (tmp_path / "dense.faiss").stat().st_size / len(vectors)
+    assert bytes_per_vector < (vectors.shape[1] * 4 if kind == "ivf-pq" else vectors.shape[1] * 4 + 2 * store.HNSW_M * 4)
+
+
+def test_recall_of_a_poor_index_is_reported_as_poor():
+    from index import store
+
+    vectors = clustered_vectors(5_000)
+    index = store.make_dense_index(vectors, kind="ivf")
+    index.nprobe = 1
+    assert store.measure_recall(index, vectors) < store.measure_recall(store.make_dense_index(vectors, kind="flat"), vectors) == 1.0
+
+
+def test_index_type_follows_the_size_of_the_shard():
+    from index import store
+
+    assert store.choose_index_type(19_999) == "flat"
+    assert store.choose_index_type(500_000) == "hnsw"
+    assert store.choose_index_type(store.COMPRESS_THRESHOLD + 1) == store.COMPRESSED_TYPE
+
+
+def test_build_reports_the_recall_of_an_approximate_index(one_and_four, generated_seeds, embedder, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+    from index import store
+
+    (tmp_path / "idx").mkdir()
+    shutil.copy(one_and_four[0] / "embeddings.sqlite", tmp_path / "idx" / "embeddings.sqlite")  # vectors known
+    monkeypatch.setattr(store, "HNSW_THRESHOLD", 100)
+    monkeypatch.setattr(store, "COMPRESS_THRESHOLD", 400)
+    report = build_index(generated_seeds, tmp_path / "idx", embedder, shards=2)
+    shards = open_index(tmp_path / "idx").manifest["shards"]
+    assert [s["dense_index"]["type"] for s in shards] == ["ivf-pq", "ivf-pq"]
+    assert all(0 < s["dense_index"]["recall_at_10"] <= 1 for s in shards)
+    assert report.dense_index["recall_at_10"] == min(s["dense_index"]["recall_at_10"] for s in shards)
+    monkeypatch.setenv("NEWSQA_INDEX_DIR", str(tmp_path / "idx"))
+    out = CliRunner().invoke(cli, ["index", "info"])
+    assert out.exit_code == 0, out.output
+    assert "Shards:    2" in out.output and "ivf-pq (recall@10 " in out.output
