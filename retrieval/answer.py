@@ -7,6 +7,7 @@ nothing beyond the search itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -193,7 +194,7 @@ def _name_present(name: str, names_seen: set[str], words_seen: set[str]) -> bool
     return parts <= words_seen and bool(parts & names_seen)
 
 
-def diversify(hits: list[ScoredPassage], passages: list[Passage]) -> list[ScoredPassage]:
+def diversify(hits: list[ScoredPassage], passages: Sequence[Passage] | Mapping[int, Passage]) -> list[ScoredPassage]:
     """Drop passages that say what a better-ranked one already says (repeated or wire-copied text).
 
     A passage is dropped when most of its words and word pairs are in one passage kept before it;
@@ -222,8 +223,15 @@ class Evidence:
     names_found: float  # share of `names` in the top passages (1.0 when there are none)
 
 
-def gather_evidence(analysis: QueryAnalysis, hits: list[ScoredPassage], index: LoadedIndex) -> Evidence:
-    top = [index.passages[h.row] for h in hits[:EVIDENCE_PASSAGES]]
+def gather_evidence(
+    analysis: QueryAnalysis,
+    hits: list[ScoredPassage],
+    index: LoadedIndex,
+    passages: Sequence[Passage] | Mapping[int, Passage] | None = None,
+) -> Evidence:
+    """`passages` (row → passage) defaults to the index's own."""
+    passages = index.passages if passages is None else passages
+    top = [passages[h.row] for h in hits[:EVIDENCE_PASSAGES]]
     # An accented question is matched accented: "Thủ đô" must not be covered by "thủ tướng ... do".
     field = ACCENTED if analysis.lexical.field == ACCENTED else FOLDED
     words = syllables(canonical(nfc(analysis.question))) if field == ACCENTED else analysis.folded_terms
@@ -253,6 +261,32 @@ def decide(evidence: Evidence, config: AnswerConfig = AnswerConfig()) -> bool:
     return evidence.dense >= (config.min_dense_named if named else config.min_dense)
 
 
+def warm(
+    analysis: QueryAnalysis, index: LoadedIndex, rows: Sequence[int], stop: Callable[[], bool] = lambda: False
+) -> int:
+    """Normalise the passages `compose` is likely to read (the best lexical candidates, best first)
+    into the text caches, until `stop()` says to stop; returns how many were done.
+
+    The search runs this while the question is embedded on another thread: the passages that
+    end up cited are then already tokenised, and composing the answer costs little more than a
+    few set operations. Nothing here changes a result; a passage not warmed is tokenised then.
+    """
+    field = ACCENTED if analysis.lexical.field == ACCENTED else FOLDED
+    done = 0
+    for row in rows:
+        if stop():
+            break
+        passage = index.passages[row]
+        _tokens(passage.text)
+        _passage_tokens(passage, field)
+        _passage_tokens(passage)
+        _passage_names(passage)
+        for sentence in _sentences(passage.text):
+            _folded_tokens(sentence)
+        done += 1
+    return done
+
+
 @dataclass(frozen=True)
 class Composed:
     text: str
@@ -268,9 +302,10 @@ def compose(
     index: LoadedIndex,
     config: AnswerConfig = AnswerConfig(),
 ) -> Composed:
-    passages = index.passages
+    # Each hit's passage read once (an index on disk parses a JSON line per read).
+    passages = {h.row: index.passages[h.row] for h in hits}
     hits = diversify(hits, passages)
-    evidence = gather_evidence(analysis, hits, index)
+    evidence = gather_evidence(analysis, hits, index, passages)
     if not hits or not decide(evidence, config):
         message = NOT_FOUND_VI if analysis.vietnamese else NOT_FOUND_EN
         return Composed(message, False, [], evidence.coverage)

@@ -1,0 +1,165 @@
+"""The latency work changed how results are computed, never what they are: each fast path here is
+checked against the plain computation it replaced."""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+
+import numpy as np
+import pytest
+
+import retrieval.search as search_module
+from index.build import build_index
+from index.models import Passage
+from index.store import resolve_build
+from index.text import _lower, _place_tone, canonical, fold, nfc, syllables, with_bigrams
+from retrieval import answer
+from retrieval.search import top_k_positive
+from tests.conftest import write_generated_articles
+
+TRICKY = [
+    "ΟΔΟΣ Σ ΑΣ Β",  # final sigma: str.lower() of the whole string differs from per character
+    "İstanbul İ",  # lower-cases to two characters
+    "Ðà Nẵng ðó",  # eth for Đ
+    "a\u200bb\u00adc\ufeffd\u2060e",  # invisible characters
+    "ctrl\x01\x7f\x9fchars\ttab\nline",
+    "hoà thuý quý giá Hoà Bình",  # old and new tone placement
+    "Nga yêu cầu NATO chấm dứt mở rộng về phía đông",
+    "e\u0301 a\u0300 combining marks, ǅ ǆ ß ẞ ﬁ",
+    "x_y 123 under_score ASCII only words",
+    "",
+]
+
+
+def _reference_nfc(text: str) -> str:
+    invisible = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+    import re
+
+    text = unicodedata.normalize("NFC", text).translate(invisible)
+    text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", " ", text)
+    return unicodedata.normalize("NFC", text)
+
+
+def _reference_canonical(text: str) -> str:
+    import re
+
+    lowered = "".join(map(_lower, text)).translate(str.maketrans({"Ð": "đ", "ð": "đ"}))
+    return re.sub(r"\w+", lambda m: _place_tone(m.group(0)), lowered)
+
+
+def _reference_fold(text: str) -> str:
+    def one(ch: str) -> str:
+        if ch in "đĐðÐ":
+            return "d"
+        return _lower(unicodedata.normalize("NFD", ch)[0])
+
+    return "".join(one(ch) if ord(ch) > 127 else ch.lower() for ch in text)
+
+
+def _random_texts(n: int, seed: int = 3) -> list[str]:
+    rng = random.Random(seed)
+    alphabet = "aăâbcdđeêghiklmnoôơpqrstuưvxyÀÁẢÃẠàáảãạĐđÐðΣσςİI \u0300\u0301\u0303\u0309\u0323\u200b\x01_.,1"
+    out = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25))) for _ in range(n)]
+    out += ["".join(chr(rng.randint(32, 0x2FFF)) for _ in range(rng.randint(0, 12))) for _ in range(n)]
+    return [t for t in out if not any(0xD800 <= ord(c) <= 0xDFFF for c in t)]
+
+
+def test_normalisation_equals_the_per_character_definitions():
+    for text in TRICKY + _random_texts(2000):
+        assert nfc(text) == _reference_nfc(text), text
+        assert canonical(text) == _reference_canonical(text), text
+        assert fold(text) == _reference_fold(text), text
+        key = nfc(text)
+        assert canonical(key) == _reference_canonical(key), text
+        assert fold(canonical(key)) == _reference_fold(_reference_canonical(key)), text
+
+
+def _plain_tokens(text: str, field: str) -> set[str]:
+    key = canonical(nfc(text))
+    return set(with_bigrams(syllables(fold(key) if field == answer.FOLDED else key)))
+
+
+@pytest.mark.parametrize("title", ["", "Nga yêu cầu NATO", "ΟΔΟΣ Σ", "123 --", "İstanbul ðó"])
+@pytest.mark.parametrize("text", ["", "chấm dứt mở rộng về phía đông.", "\u0301 bắt đầu bằng dấu", "ASCII Words 42"])
+def test_passage_tokens_and_names_equal_those_of_the_embedding_text(title, text):
+    passage = Passage("p", "a", title, 1, 0, len(text), text)
+    whole = passage.embedding_text()
+    for field in (answer.FOLDED, answer.ACCENTED):
+        assert answer._passage_tokens(passage, field) == _plain_tokens(whole, field)
+    assert answer._passage_names(passage) == answer._name_tokens(whole)
+
+
+def _stable_top(values: np.ndarray, k: int) -> np.ndarray:
+    positive = np.flatnonzero(values > 0)
+    if len(positive) > k:
+        positive = positive[np.argsort(-values[positive], kind="stable")[:k]]
+    return np.sort(positive)
+
+
+def test_top_k_positive_is_the_stable_sort_s_first_k():
+    rng = np.random.default_rng(0)
+    for trial in range(3000):
+        n, k = int(rng.integers(0, 200)), int(rng.integers(0, 120))
+        if trial % 2:
+            values = rng.integers(-2, 5, n).astype(np.float64)  # many ties, zeros and negatives
+        else:
+            values = np.where(rng.random(n) < 0.3, 0.0, rng.random(n))
+        assert np.array_equal(top_k_positive(values, k), _stable_top(values, k)), (values, k)
+
+
+@pytest.fixture(scope="module")
+def generated_service(tmp_path_factory, embedder, service_factory):
+    seeds = write_generated_articles(tmp_path_factory.mktemp("fast-seeds"), 120)
+    root = tmp_path_factory.mktemp("fast-index")
+    build_index(seeds, root, embedder)
+    assert resolve_build(root) is not None
+    return service_factory(root)
+
+
+QUESTIONS = [
+    "Nga yêu cầu NATO những gì?",
+    "nga yeu cau nato gi",
+    "Anh có thể tăng gấp đôi bao nhiêu quân ở Đông Âu?",
+    "What did Russia demand from NATO?",
+    "How many troops could Britain double in Eastern Europe?",
+    "Thủ đô của Úc là gì?",
+]
+
+
+def test_embedding_alongside_bm25_gives_the_same_answers(generated_service, monkeypatch):
+    """Embedding on a worker thread while BM25 runs (and warming the answer's caches meanwhile)
+    answers exactly as embedding first does."""
+    service = generated_service
+    service.warm_up()
+    embedder = service._current().searcher.embedder
+
+    def answers(threshold: int) -> list[dict]:
+        monkeypatch.setattr(search_module, "PARALLEL_EMBED_PASSAGES", threshold)
+        out = []
+        for q in QUESTIONS:
+            embedder._query_cache.clear()  # the worker thread really embeds
+            for cache in (answer._syllables, answer._tokens, answer._name_tokens, answer._sentences):
+                cache.cache_clear()
+            a = service.ask(q, 5).model_dump()
+            a.pop("took_ms")
+            s = service.search(q, 10).model_dump()
+            s.pop("took_ms")
+            out.append({"ask": a, "search": s})
+        return out
+
+    assert answers(0) == answers(10**9)
+
+
+def test_warm_fills_the_caches_compose_reads(generated_service):
+    service = generated_service
+    snap = service._current()
+    analysis = search_module.analyse("Nga yêu cầu NATO những gì?")
+    for cache in (answer._syllables, answer._tokens, answer._name_tokens, answer._sentences):
+        cache.cache_clear()
+    assert answer.warm(analysis, snap.index, [0, 1, 2]) == 3
+    assert answer.warm(analysis, snap.index, [3, 4], stop=lambda: True) == 0
+    misses = answer._tokens.cache_info().misses
+    hits = [search_module.ScoredPassage(row, 1.0 - row / 10, 1.0, 0.5) for row in (0, 1, 2)]
+    answer.compose("Nga yêu cầu NATO những gì?", analysis, hits, snap.index)
+    assert answer._tokens.cache_info().misses == misses  # every token set was already there
