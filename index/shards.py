@@ -262,9 +262,8 @@ class MergedArticles(Mapping[str, Article]):
 class ShardedLexical:
     """The shards' BM25 fields answering as one `LexicalIndex` over the whole corpus."""
 
-    def __init__(self, parts: Sequence[LexicalIndex], starts: Sequence[int]) -> None:
+    def __init__(self, parts: Sequence[LexicalIndex]) -> None:
         self._parts = list(parts)
-        self._bounds = list(zip(starts, [*starts[1:], sum(p.size for p in self._parts)]))
         # Corpus-wide document frequencies, for the IDF the answer composer weighs words by.
         self._idf: dict[str, tuple[np.ndarray, float]] = {}
         for name in FIELDS:
@@ -293,26 +292,6 @@ class ShardedLexical:
         if any(p is None for p in parts):
             return None
         return np.concatenate(parts)  # type: ignore[arg-type]
-
-    def top_scores(
-        self, query: LexicalQuery, k: int, article_weight: float = 0.0, rows: Sequence[int] | np.ndarray = ()
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`LexicalIndex.top_scores` over all shards: each shard's best k (and the given rows it
-        holds), then the best k of those. The corpus' best k are among the shards' best k, and
-        rows come back in order, so ties still go to the lower row."""
-        extra = np.unique(np.asarray(rows, dtype=np.int64))
-        found_rows, found_passage, found_combined = [], [], []
-        for part, (start, stop) in zip(self._parts, self._bounds):
-            mine = extra[(extra >= start) & (extra < stop)] - start
-            r, p, c = part.top_scores(query, k, article_weight, mine)
-            found_rows.append(r + start)
-            found_passage.append(p)
-            found_combined.append(c)
-        all_rows = np.concatenate(found_rows)
-        passage, combined = np.concatenate(found_passage), np.concatenate(found_combined)
-        positive = np.flatnonzero(combined > 0) if k > 0 else np.zeros(0, dtype=np.int64)
-        keep = np.union1d(positive[top_k_positions(combined[positive], k)], np.searchsorted(all_rows, extra))
-        return all_rows[keep], passage[keep], combined[keep]
 
     def known_fraction(self, folded_terms: Sequence[str]) -> float:
         return self._parts[0].known_fraction(folded_terms)  # every shard holds the whole vocabulary
@@ -345,13 +324,6 @@ class ShardedDense:
         # Ties go to the lower row, as one exact index over the whole corpus orders them.
         order = np.lexsort((rows, -scores), axis=1)[:, :n]
         return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
-
-
-def top_k_positions(values: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the k largest values, ties to the lower position, as a stable sort gives."""
-    if len(values) <= k:
-        return np.arange(len(values))
-    return np.sort(np.argsort(-values, kind="stable")[:k])
 
 
 def load_sharded(folder: Path, manifest: dict[str, Any], verify: bool, full_verify: bool) -> LoadedIndex:
@@ -391,7 +363,7 @@ def load_sharded(folder: Path, manifest: dict[str, Any], verify: bool, full_veri
         manifest=manifest,
         articles=MergedArticles([s.articles for s in shards]),
         passages=passages,
-        lexical=ShardedLexical([s.lexical for s in shards], starts),  # type: ignore[arg-type]
+        lexical=ShardedLexical([s.lexical for s in shards]),  # type: ignore[arg-type]
         dense=None if dense_parts[0] is None else ShardedDense(dense_parts, starts),
         passage_rows=LazyRowMap(passages),
         integrity=integrity,
