@@ -7,7 +7,7 @@ nothing beyond the search itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -86,8 +86,14 @@ TEXT_CACHE = 2048
 
 
 @lru_cache(maxsize=TEXT_CACHE)
+def _canonical(text: str) -> str:
+    """canonical(nfc(text)), shared by both fields' syllables (it is most of their cost)."""
+    return canonical(nfc(text))
+
+
+@lru_cache(maxsize=TEXT_CACHE)
 def _syllables(text: str, field: str = FOLDED) -> tuple[str, ...]:
-    key = canonical(nfc(text))
+    key = _canonical(text)
     return tuple(syllables(fold(key) if field == FOLDED else key))
 
 
@@ -259,32 +265,6 @@ def decide(evidence: Evidence, config: AnswerConfig = AnswerConfig()) -> bool:
         return False
     named = bool(evidence.names) and evidence.names_found >= config.min_names_other
     return evidence.dense >= (config.min_dense_named if named else config.min_dense)
-
-
-def warm(
-    analysis: QueryAnalysis, index: LoadedIndex, rows: Sequence[int], stop: Callable[[], bool] = lambda: False
-) -> int:
-    """Normalise the passages `compose` is likely to read (the best lexical candidates, best first)
-    into the text caches, until `stop()` says to stop; returns how many were done.
-
-    The search runs this while the question is embedded on another thread: the passages that
-    end up cited are then already tokenised, and composing the answer costs little more than a
-    few set operations. Nothing here changes a result; a passage not warmed is tokenised then.
-    """
-    field = ACCENTED if analysis.lexical.field == ACCENTED else FOLDED
-    done = 0
-    for row in rows:
-        if stop():
-            break
-        passage = index.passages[row]
-        _tokens(passage.text)
-        _passage_tokens(passage, field)
-        _passage_tokens(passage)
-        _passage_names(passage)
-        for sentence in _sentences(passage.text):
-            _folded_tokens(sentence)
-        done += 1
-    return done
 
 
 @dataclass(frozen=True)

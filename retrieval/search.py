@@ -14,9 +14,6 @@ usually about one article, and the article as a whole says which one better than
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,23 +32,6 @@ RRF_K = 60
 # An unaccented question is Vietnamese when at least this share of its words are well-formed
 # Vietnamese syllables (measured separation: Vietnamese ≥ 0.7, English ≤ 0.45, 99% of each).
 VIETNAMESE_SHARE = 0.5
-# From this many passages on, the question is embedded in a worker thread while this one scores
-# BM25 (which needs no vector): the model's forward pass and the lexical scoring overlap instead of
-# adding up. Below it BM25 costs less than handing the work to another thread (measured: 0.1 ms at
-# 9 passages, 1.7 ms at 100k; a hand-off ~0.05 ms).
-PARALLEL_EMBED_PASSAGES = 5_000
-_POOL_LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _embed_pool() -> ThreadPoolExecutor:
-    """Threads that embed questions for searches in flight (each waits for its own, so a search
-    never needs more than one; requests are already bounded by the HTTP concurrency limit)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="newsqa-embed")
-        return _POOL
 
 
 @dataclass(frozen=True)
@@ -170,35 +150,18 @@ class HybridSearcher:
         k: int,
         analysis: QueryAnalysis | None = None,
         query_vector: np.ndarray | None = None,
-        while_embedding: Callable[[np.ndarray, Callable[[], bool]], object] | None = None,
     ) -> list[ScoredPassage]:
-        """The k best passages for the question.
-
-        `while_embedding(rows, done)`, when given, is called while the question is being embedded
-        on another thread (large indexes only) with the lexical candidates, best first, and a
-        function that says when the embedding is ready: work that can use the spare time.
-        """
         n_passages = len(self.index.passages)
         if n_passages == 0 or k <= 0:
             return []
         analysis = analysis or analyse(question)
         method = self.fusion.method
-        use_dense = method != LEXICAL_ONLY and self.embedder is not None and self.index.dense is not None
-        pending: Future | None = None
-        if use_dense and query_vector is None and n_passages >= PARALLEL_EMBED_PASSAGES:
-            pending = _embed_pool().submit(self.embedder.encode_queries, [question])  # type: ignore[union-attr]
-        try:
-            raw_lexical, lexical = self.lexical_scores(analysis.lexical)
-            # The fusion sees the best `candidates` passages by lexical score (ties to the lower
-            # row) and the dense neighbours.
-            lex_rows = top_k_positive(lexical, self.fusion.candidates) if method != DENSE_ONLY else np.zeros(0, np.int64)
-            if pending is not None and while_embedding is not None and not pending.done():
-                while_embedding(lex_rows[np.argsort(-lexical[lex_rows], kind="stable")], pending.done)
-        finally:
-            if pending is not None:
-                query_vector = pending.result()
+        raw_lexical, lexical = self.lexical_scores(analysis.lexical)
+        # The fusion sees the best `candidates` passages by lexical score (ties to the lower row)
+        # and the dense neighbours.
+        lex_rows = top_k_positive(lexical, self.fusion.candidates) if method != DENSE_ONLY else np.zeros(0, np.int64)
         dense: dict[int, float] = {}
-        if use_dense:
+        if method != LEXICAL_ONLY:
             dense = self.dense_scores(question, min(max(self.fusion.candidates, k), n_passages), query_vector)
         rows = np.union1d(lex_rows, np.fromiter(dense, dtype=np.int64, count=len(dense)))
         if len(rows) == 0:

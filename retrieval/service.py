@@ -17,7 +17,7 @@ from index.embedder import Embedder, ModelUnavailable, SentenceTransformerEmbedd
 from index.models import Article, Passage
 from index.store import IndexUnavailable, LoadedIndex, load_build, resolve_build
 from index.text import nfc
-from retrieval.answer import AnswerConfig, compose, warm
+from retrieval.answer import AnswerConfig, compose
 from retrieval.models import Answer, SearchHit, SearchResult
 from retrieval.search import FusionConfig, HybridSearcher, analyse
 
@@ -191,10 +191,7 @@ class QAService:
         cleaned, k = self._validate(question, top_k)
         snap = self._current()
         analysis = analyse(cleaned, snap.index)
-        # While the question is embedded, tokenise the passages the answer will most likely quote.
-        hits = snap.searcher.search(
-            cleaned, k, analysis, while_embedding=lambda rows, done: warm(analysis, snap.index, rows[: 2 * k], done)
-        )
+        hits = snap.searcher.search(cleaned, k, analysis)
         composed = compose(cleaned, analysis, hits, snap.index, self.config.answer)
         return Answer(
             question=question,

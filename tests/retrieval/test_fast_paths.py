@@ -9,14 +9,10 @@ import unicodedata
 import numpy as np
 import pytest
 
-import retrieval.search as search_module
-from index.build import build_index
 from index.models import Passage
-from index.store import resolve_build
 from index.text import _lower, _place_tone, canonical, fold, nfc, syllables, with_bigrams
 from retrieval import answer
 from retrieval.search import top_k_positive
-from tests.conftest import write_generated_articles
 
 TRICKY = [
     "ΟΔΟΣ Σ ΑΣ Β",  # final sigma: str.lower() of the whole string differs from per character
@@ -106,60 +102,3 @@ def test_top_k_positive_is_the_stable_sort_s_first_k():
         else:
             values = np.where(rng.random(n) < 0.3, 0.0, rng.random(n))
         assert np.array_equal(top_k_positive(values, k), _stable_top(values, k)), (values, k)
-
-
-@pytest.fixture(scope="module")
-def generated_service(tmp_path_factory, embedder, service_factory):
-    seeds = write_generated_articles(tmp_path_factory.mktemp("fast-seeds"), 120)
-    root = tmp_path_factory.mktemp("fast-index")
-    build_index(seeds, root, embedder)
-    assert resolve_build(root) is not None
-    return service_factory(root)
-
-
-QUESTIONS = [
-    "Nga yêu cầu NATO những gì?",
-    "nga yeu cau nato gi",
-    "Anh có thể tăng gấp đôi bao nhiêu quân ở Đông Âu?",
-    "What did Russia demand from NATO?",
-    "How many troops could Britain double in Eastern Europe?",
-    "Thủ đô của Úc là gì?",
-]
-
-
-def test_embedding_alongside_bm25_gives_the_same_answers(generated_service, monkeypatch):
-    """Embedding on a worker thread while BM25 runs (and warming the answer's caches meanwhile)
-    answers exactly as embedding first does."""
-    service = generated_service
-    service.warm_up()
-    embedder = service._current().searcher.embedder
-
-    def answers(threshold: int) -> list[dict]:
-        monkeypatch.setattr(search_module, "PARALLEL_EMBED_PASSAGES", threshold)
-        out = []
-        for q in QUESTIONS:
-            embedder._query_cache.clear()  # the worker thread really embeds
-            for cache in (answer._syllables, answer._tokens, answer._name_tokens, answer._sentences):
-                cache.cache_clear()
-            a = service.ask(q, 5).model_dump()
-            a.pop("took_ms")
-            s = service.search(q, 10).model_dump()
-            s.pop("took_ms")
-            out.append({"ask": a, "search": s})
-        return out
-
-    assert answers(0) == answers(10**9)
-
-
-def test_warm_fills_the_caches_compose_reads(generated_service):
-    service = generated_service
-    snap = service._current()
-    analysis = search_module.analyse("Nga yêu cầu NATO những gì?")
-    for cache in (answer._syllables, answer._tokens, answer._name_tokens, answer._sentences):
-        cache.cache_clear()
-    assert answer.warm(analysis, snap.index, [0, 1, 2]) == 3
-    assert answer.warm(analysis, snap.index, [3, 4], stop=lambda: True) == 0
-    misses = answer._tokens.cache_info().misses
-    hits = [search_module.ScoredPassage(row, 1.0 - row / 10, 1.0, 0.5) for row in (0, 1, 2)]
-    answer.compose("Nga yêu cầu NATO những gì?", analysis, hits, snap.index)
-    assert answer._tokens.cache_info().misses == misses  # every token set was already there
