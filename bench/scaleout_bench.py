@@ -156,17 +156,25 @@ def probe(path: str, kind: str, queries: str, truth: str) -> dict:
     load_s = time.perf_counter() - started
     rss_load = rss_mb() - base
     faiss.omp_set_num_threads(1)
-    for x in q[:20]:
-        index.search(x[None, :], K)
-    times, found = [], []
-    for x in q:
-        t = time.perf_counter()
-        _, ids = index.search(x[None, :], K)
-        times.append((time.perf_counter() - t) * 1000)
-        found.append(ids[0])
-    recall = float(np.mean([len(set(f.tolist()) & set(g.tolist())) / K for f, g in zip(found, gt)]))
-    return {"load_s": load_s, "rss_load_mb": rss_load, "rss_after_mb": rss_mb() - base, "p50_ms": float(np.percentile(times, 50)),
-            "p99_ms": float(np.percentile(times, 99)), "recall": recall, "mmap": bool(flags)}
+    # The product's search parameter first, then the others a deployment could choose.
+    sweep = {"ivf-pq": ("nprobe", (manifest_params.get("nprobe", 32), 16, 64, 128)),
+             "hnsw-fp16": ("ef_search", (manifest_params.get("ef_search", 256), 128, 512))}.get(kind, (None, (None,)))
+    rows = []
+    for value in dict.fromkeys(sweep[1]):
+        if value is not None:
+            store._set_search_params(index, {**manifest_params, sweep[0]: value})
+        for x in q[:20]:
+            index.search(x[None, :], K)
+        times, found = [], []
+        for x in q:
+            t = time.perf_counter()
+            _, ids = index.search(x[None, :], K)
+            times.append((time.perf_counter() - t) * 1000)
+            found.append(ids[0])
+        recall = float(np.mean([len(set(f.tolist()) & set(g.tolist())) / K for f, g in zip(found, gt)]))
+        rows.append({"param": f"{sweep[0]}={value}" if value is not None else "-", "p50_ms": float(np.percentile(times, 50)),
+                     "p99_ms": float(np.percentile(times, 99)), "recall": recall})
+    return {"load_s": load_s, "rss_load_mb": rss_load, "rss_after_mb": rss_mb() - base, "rows": rows, "mmap": bool(flags)}
 
 
 def compressed_bench(args: argparse.Namespace, log) -> None:
@@ -217,15 +225,16 @@ def compressed_bench(args: argparse.Namespace, log) -> None:
         if out.returncode:
             raise RuntimeError(out.stderr[-3000:])
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append({"type": kind, **info, **result, "disk_mb": path.stat().st_size / 2**20})
-        log(json.dumps(rows[-1]))
+        for row in result.pop("rows"):
+            rows.append({"type": kind, **info, **result, **row, "disk_mb": path.stat().st_size / 2**20})
+            log(json.dumps(rows[-1]))
     print(f"model: {model_label(model_path())}; {machine_line()}; {len(vectors):,} passages, {kind_v}; "
           f"{len(queries)} ViNewsQA questions, one at a time, 1 FAISS thread; recall against exact inner-product search")
     print()
     print(table(
-        ["type", "search p50 ms", "p99 ms", "recall@10 (questions)", "recall@10 at build (sampled passages)", "build s",
+        ["type", "search parameter", "search p50 ms", "p99 ms", "recall@10 (questions)", "recall@10 at build (sampled passages)", "build s",
          "load s", "RSS after load MB", "RSS after search MB", "disk MB", "mmap"],
-        [[r["type"], r["p50_ms"], r["p99_ms"], f"{r['recall']:.3f}",
+        [[r["type"], r["param"], r["p50_ms"], r["p99_ms"], f"{r['recall']:.3f}",
           f"{r['recall_at_10']:.3f}" if "recall_at_10" in r else "exact", r["build_s"], f"{r['load_s']:.3f}",
           r["rss_load_mb"], r["rss_after_mb"], r["disk_mb"], "yes" if r["mmap"] else "no"] for r in rows],
     ))
