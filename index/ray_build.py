@@ -50,6 +50,9 @@ class RayUnavailable(RuntimeError):
 
 
 def _import_ray():
+    # Ray Data logs each dataset's progress and its own tuning advice; the build reports progress
+    # itself, and real failures arrive as exceptions.
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     try:
         import ray
         import ray.data
@@ -128,7 +131,7 @@ class RayEngine:
                     num_cpus=None if self.address else (self.cpus or os.cpu_count()),
                     include_dashboard=False,
                     log_to_driver=False,
-                    logging_level=logging.WARNING,
+                    logging_level=logging.ERROR,
                     runtime_env={"env_vars": _forwarded_env()},
                 )
             except (ConnectionError, RuntimeError, ValueError) as exc:
