@@ -1,7 +1,7 @@
 """Scale-out: the Ray build engine against the local one, and compressed vector indexes at 1M.
 
     .venv/bin/python bench/scaleout_bench.py build [--backend onnx-int8] [--workers 1,2] [--max-load 3]
-    .venv/bin/python bench/scaleout_bench.py compressed [--types flat,ivf-pq,hnsw-fp16] [--passages 1000000]
+    .venv/bin/python bench/scaleout_bench.py compressed [--types flat,ivf-sq8,ivf-pq,hnsw-fp16] [--passages 1000000]
 
 `build`: the 500 ViNewsQA dev articles (bench/common.py `source_articles`, copy 0 of each: the
 real articles), in one run and each into an empty index root (no embedding cache):
@@ -158,6 +158,7 @@ def probe(path: str, kind: str, queries: str, truth: str) -> dict:
     faiss.omp_set_num_threads(1)
     # The product's search parameter first, then the others a deployment could choose.
     sweep = {"ivf-pq": ("nprobe", (manifest_params.get("nprobe", 32), 16, 64, 128)),
+             "ivf-sq8": ("nprobe", (manifest_params.get("nprobe", 64), 16, 32, 128)),
              "hnsw-fp16": ("ef_search", (manifest_params.get("ef_search", 256), 128, 512))}.get(kind, (None, (None,)))
     rows = []
     for value in dict.fromkeys(sweep[1]):
@@ -247,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     b.add_argument("--backend", default="onnx-int8")
     b.add_argument("--workers", default="1,2")
     c = sub.add_parser("compressed")
-    c.add_argument("--types", default="flat,ivf-pq,hnsw-fp16")
+    c.add_argument("--types", default="flat,ivf-sq8,ivf-pq")
     c.add_argument("--passages", type=int, default=1_000_000)
     c.add_argument("--vectors", default="approx", choices=["approx", "random"])
     c.add_argument("--queries", type=int, default=500)
