@@ -21,12 +21,9 @@ A corpus that fits in one shard is written as a plain build folder, as before sh
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import logging
 import math
-import os
-import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +35,6 @@ import numpy as np
 from index.lexical import FIELDS, LexicalIndex, LexicalQuery
 from index.models import Article, Passage
 from index.store import (
-    BUILDS,
     FORMAT_VERSION,
     MANIFEST,
     MANIFEST_DIGEST,
@@ -46,12 +42,12 @@ from index.store import (
     LazyRowMap,
     LoadedIndex,
     _corrupt,
-    _fsync_tree,
     corpus_digest,
     file_entry,
     load_build,
-    new_build_id,
+    publish_build,
     write_build_folder,
+    write_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -128,12 +124,9 @@ def write_sharded_build(
     write_shards: ShardWriter = write_shards_here,
 ) -> Path:
     """Write the shards and the top-level manifest into builds/<id> (via a temporary name)."""
-    builds = Path(root) / BUILDS
-    builds.mkdir(parents=True, exist_ok=True)
-    build_id = new_build_id()
-    tmp = builds / f".tmp-{build_id}"
-    tmp.mkdir()
-    try:
+
+    def write(tmp: Path, build_id: str) -> None:
+        tmp.mkdir()
         jobs = []
         for plan in plans:
             extra = dict(manifest_extra, shard={"number": plan.number, "of": len(plans), "first_row": plan.rows.start})
@@ -164,28 +157,23 @@ def write_sharded_build(
                     "dense_index": shard_manifest.get("dense_index", {}),
                 }
             )
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "build_id": build_id,
-            "built_at": shard_manifest_time(tmp, plans),
-            "article_count": len(articles),
-            "passage_count": len(passages),
-            "corpus_digest": corpus_digest(articles),
-            "dense_index": summarise_dense([s["dense_index"] for s in shard_list]),
-            **manifest_extra,
-            "shards": shard_list,
-            "files": files,
-        }
-        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
-        (tmp / MANIFEST).write_bytes(manifest_bytes)
-        (tmp / MANIFEST_DIGEST).write_text(hashlib.sha256(manifest_bytes).hexdigest() + "\n", encoding="ascii")
-        _fsync_tree(tmp)
-        final = builds / build_id
-        os.rename(tmp, final)
-        return final
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_manifest(
+            tmp,
+            {
+                "format_version": FORMAT_VERSION,
+                "build_id": build_id,
+                "built_at": shard_manifest_time(tmp, plans),
+                "article_count": len(articles),
+                "passage_count": len(passages),
+                "corpus_digest": corpus_digest(articles),
+                "dense_index": summarise_dense([s["dense_index"] for s in shard_list]),
+                **manifest_extra,
+                "shards": shard_list,
+                "files": files,
+            },
+        )
+
+    return publish_build(root, write)
 
 
 def shard_manifest_time(folder: Path, plans: Sequence[ShardPlan]) -> str:

@@ -409,9 +409,32 @@ def write_build_folder(
         **manifest_extra,
         "files": files,
     }
+    write_manifest(folder, manifest)
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """The manifest and its own checksum (so its fields are checked too), written last."""
     manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
     (folder / MANIFEST).write_bytes(manifest_bytes)
     (folder / MANIFEST_DIGEST).write_text(hashlib.sha256(manifest_bytes).hexdigest() + "\n", encoding="ascii")
+
+
+def publish_build(root: Path, write: Callable[[Path, str], None]) -> Path:
+    """Run write(folder, build id) on a temporary folder under builds/, fsync it and rename it to
+    builds/<id>; on any failure remove it. Returns the final folder (not yet `current`)."""
+    builds = Path(root) / BUILDS
+    builds.mkdir(parents=True, exist_ok=True)
+    build_id = new_build_id()
+    tmp = builds / f".tmp-{build_id}"
+    try:
+        write(tmp, build_id)
+        _fsync_tree(tmp)
+        final = builds / build_id
+        os.rename(tmp, final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_build(
@@ -423,19 +446,9 @@ def write_build(
     manifest_extra: dict[str, Any],
 ) -> Path:
     """Write a complete build into builds/<id> (via a temporary name) and return its folder."""
-    builds = Path(root) / BUILDS
-    builds.mkdir(parents=True, exist_ok=True)
-    build_id = new_build_id()
-    tmp = builds / f".tmp-{build_id}"
-    try:
-        write_build_folder(tmp, articles, passages, vectors, lexical, manifest_extra, build_id)
-        _fsync_tree(tmp)
-        final = builds / build_id
-        os.rename(tmp, final)
-        return final
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return publish_build(
+        root, lambda folder, build_id: write_build_folder(folder, articles, passages, vectors, lexical, manifest_extra, build_id)
+    )
 
 
 def swap_current(root: Path, build_folder: Path) -> None:

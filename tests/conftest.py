@@ -129,3 +129,18 @@ def write_generated_articles(folder: Path, count: int, seed: int = 7) -> Path:
 def generated_seeds(tmp_path_factory) -> Path:
     """Seeds plus 300 generated articles (see write_generated_articles). Read-only."""
     return write_generated_articles(tmp_path_factory.mktemp("generated-seeds"), 300)
+
+
+@pytest.fixture(scope="session")
+def mixed_questions() -> list[str]:
+    """Questions over the seed articles in English, Vietnamese and Vietnamese without diacritics."""
+    return [
+        "What did Russia demand from NATO?",
+        "Nga yêu cầu NATO những gì?",
+        "nga yeu cau nato gi",
+        "Thủ tướng Anh muốn đề xuất gì với Nga?",
+        "Boris Johnson phát biểu ở đâu?",
+        "căng thẳng giữa Nga và phương Tây",
+        "Putin security guarantees",
+        "đảm bảo an ninh ràng buộc pháp lý",
+    ]

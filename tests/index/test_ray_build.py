@@ -18,16 +18,6 @@ from index.ray_build import RayEngine, RayUnavailable  # noqa: E402
 from index.store import open_index  # noqa: E402
 from retrieval.search import HybridSearcher  # noqa: E402
 
-QUESTIONS = [
-    "What did Russia demand from NATO?",
-    "Nga yêu cầu NATO những gì?",
-    "nga yeu cau nato gi",
-    "Thủ tướng Anh muốn đề xuất gì với Nga?",
-    "Boris Johnson phát biểu ở đâu?",
-    "căng thẳng giữa Nga và phương Tây",
-    "Putin security guarantees",
-    "đảm bảo an ninh ràng buộc pháp lý",
-]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +35,7 @@ def local_and_ray(generated_seeds, embedder, ray_engine, tmp_path_factory) -> tu
     return root / "local", root / "ray", report
 
 
-def test_ray_build_gives_the_same_passages_and_top_10(local_and_ray, embedder):
+def test_ray_build_gives_the_same_passages_and_top_10(local_and_ray, embedder, mixed_questions):
     local, on_ray, report = local_and_ray
     a, b = open_index(local), open_index(on_ray)
     # An empty cache: the actors embedded every distinct passage text.
@@ -55,7 +45,7 @@ def test_ray_build_gives_the_same_passages_and_top_10(local_and_ray, embedder):
     assert [x.to_json() for x in a.articles.values()] == [x.to_json() for x in b.articles.values()]
     assert a.manifest["corpus_digest"] == b.manifest["corpus_digest"]
     sa, sb = HybridSearcher(a, embedder), HybridSearcher(b, embedder)
-    for question in QUESTIONS:
+    for question in mixed_questions:
         top_a = [(h.row, round(h.score, 5)) for h in sa.search(question, 10)]
         top_b = [(h.row, round(h.score, 5)) for h in sb.search(question, 10)]
         assert top_a == top_b and len(top_a) == 10, question

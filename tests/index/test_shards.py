@@ -14,16 +14,6 @@ from index.shards import plan_shards
 from index.store import IndexCorrupt, load_build, open_index, resolve_build
 from retrieval.search import HybridSearcher, analyse
 
-QUESTIONS = [
-    "What did Russia demand from NATO?",
-    "Nga yêu cầu NATO những gì?",
-    "nga yeu cau nato gi",
-    "Thủ tướng Anh muốn đề xuất gì với Nga?",
-    "Boris Johnson phát biểu ở đâu?",
-    "căng thẳng giữa Nga và phương Tây",
-    "Putin security guarantees",
-    "đảm bảo an ninh ràng buộc pháp lý",
-]
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +30,13 @@ def one_and_four(generated_seeds, embedder, tmp_path_factory) -> tuple[Path, Pat
     return root / "one", root / "four"
 
 
-def test_sharded_search_ranks_exactly_as_one_index(one_and_four, embedder):
+def test_sharded_search_ranks_exactly_as_one_index(one_and_four, embedder, mixed_questions):
     one, four = (open_index(p) for p in one_and_four)
     assert len(four.shards) == 4 and not one.shards
     assert [p.passage_id for p in four.passages] == [p.passage_id for p in one.passages]
     assert list(four.articles) == list(one.articles)
     a, b = HybridSearcher(one, embedder), HybridSearcher(four, embedder)
-    for question in QUESTIONS:
+    for question in mixed_questions:
         analysis = analyse(question)
         np.testing.assert_array_equal(a.lexical_scores(analysis.lexical)[1], b.lexical_scores(analysis.lexical)[1])
         hits_one, hits_four = a.search(question, 10, analysis), b.search(question, 10, analysis)
@@ -58,11 +48,11 @@ def test_sharded_search_ranks_exactly_as_one_index(one_and_four, embedder):
             )
 
 
-def test_sharded_service_answers_like_one_index(one_and_four, service_factory):
+def test_sharded_service_answers_like_one_index(one_and_four, service_factory, mixed_questions):
     one, four = (service_factory(p) for p in one_and_four)
     for service in (one, four):
         service.warm_up()
-    for question in QUESTIONS:
+    for question in mixed_questions:
         x, y = one.ask(question, top_k=5), four.ask(question, top_k=5)
         assert x.answer == y.answer and x.found == y.found
         assert [c.passage_id for c in x.citations] == [c.passage_id for c in y.citations]
