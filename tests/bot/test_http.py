@@ -758,7 +758,8 @@ def test_newsqa_serve_with_two_worker_processes_over_one_index(seed_index, model
     """Replicas: two server processes on one port, each with its own model, reading the same files."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSQA_")}
-    env |= {"NEWSQA_INDEX_DIR": str(seed_index), "NEWSQA_EMBEDDING_MODEL": model_path, "HF_HUB_OFFLINE": "1"}
+    env |= {"NEWSQA_INDEX_DIR": str(seed_index), "NEWSQA_EMBEDDING_MODEL": model_path, "HF_HUB_OFFLINE": "1",
+            "NEWSQA_HTTP_RATE_LIMIT": "0"}
     before = sorted(p.name for p in seed_index.rglob("*"))
     newsqa = Path(sys.executable).parent / "newsqa"
     process = subprocess.Popen(
@@ -774,14 +775,17 @@ def test_newsqa_serve_with_two_worker_processes_over_one_index(seed_index, model
             servers = [c for c in children if "newsqa" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")
                        or "multiprocessing" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
             try:
-                ready = httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+                # Every worker loads on its own: wait until a run of new connections all find one ready.
+                ready = all(httpx.get(f"{url}/readyz", timeout=5).status_code == 200 for _ in range(12))
             except httpx.HTTPError:
                 return False
             return ready and len(servers) >= 2
 
         wait_for(workers_ready, timeout=180, what="two newsqa serve workers to be ready")
         # A new connection per request, so the kernel spreads them over both workers.
-        answers = [httpx.post(f"{url}/ask", json={"question": "nga yeu cau nato gi"}, timeout=60).json() for _ in range(8)]
+        responses = [httpx.post(f"{url}/ask", json={"question": "nga yeu cau nato gi"}, timeout=60) for _ in range(8)]
+        assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+        answers = [r.json() for r in responses]
         ready = [httpx.get(f"{url}/readyz", timeout=10).status_code for _ in range(8)]
         assert all(a["found"] is True for a in answers)
         assert {tuple(c["passage_id"] for c in a["citations"]) for a in answers} == {tuple(c["passage_id"] for c in answers[0]["citations"])}
