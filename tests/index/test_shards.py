@@ -189,3 +189,14 @@ def test_build_reports_the_recall_of_an_approximate_index(one_and_four, generate
     out = CliRunner().invoke(cli, ["index", "info"])
     assert out.exit_code == 0, out.output
     assert "Shards:    2" in out.output and "ivf-sq8 (recall@10 " in out.output
+
+
+def test_hnsw_search_widens_as_the_graph_grows():
+    from index import store
+
+    sizes = [20_000, 100_000, 300_000, 1_000_000, 3_000_000]
+    widths = [store.hnsw_ef_search(n) for n in sizes]
+    assert widths[0] == widths[1] == store.HNSW_EF_SEARCH and widths[3] == widths[4] == store.HNSW_EF_SEARCH_MAX
+    assert widths == sorted(widths) and widths[1] < widths[2] < widths[3]
+    index = store.make_dense_index(clustered_vectors(store.HNSW_THRESHOLD + 10), kind="hnsw")
+    assert store.dense_index_info(index)["ef_search"] == store.HNSW_EF_SEARCH
