@@ -159,8 +159,7 @@ class RayEngine:
         total = self.start().cluster_resources()
         return int(total.get("CPU", 1)), int(total.get("GPU", 0))
 
-    def pool_size(self) -> int:
-        cpus, gpus = self.resources()
+    def pool_size(self, cpus: int, gpus: int) -> int:
         if self.workers:
             return self.workers
         return gpus if gpus else max(1, cpus // 2)
@@ -225,7 +224,7 @@ class RayEngine:
                 raise RayUnavailable("The Ray engine was given no model to load in its actors.")
             ray = self.start()
             cpus, gpus = self.resources()
-            size = self.pool_size()
+            size = self.pool_size(cpus, gpus)
             chunks = [{"chunk": n, "texts": texts[i : i + CACHE_CHUNK]} for n, i in enumerate(range(0, len(texts), CACHE_CHUNK))]
             threads = max(1, cpus // size) if not gpus else 1
             dataset = ray.data.from_items(chunks, override_num_blocks=len(chunks)).map_batches(
@@ -259,7 +258,7 @@ class RayEngine:
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail in seconds on an address nothing listens at: ray.init retries one for minutes."""
-    if address in ("auto", "local") or "://" in address and not address.startswith("ray://"):
+    if address in ("auto", "local") or ("://" in address and not address.startswith("ray://")):
         return
     hostport = address.removeprefix("ray://").rstrip("/")
     host, _, port = hostport.rpartition(":")

@@ -24,6 +24,7 @@ import bisect
 import json
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from index.store import (
     MANIFEST,
     MANIFEST_DIGEST,
     IndexCorrupt,
+    Integrity,
     LazyRowMap,
     LoadedIndex,
     _corrupt,
@@ -142,9 +144,11 @@ def write_sharded_build(
             )
         write_shards(jobs)
         shard_list = []
+        built_at = []
         files: dict[str, Any] = {}
         for plan in plans:
             shard_manifest = json.loads((tmp / plan.name / MANIFEST).read_text(encoding="utf-8"))
+            built_at.append(shard_manifest["built_at"])
             for name in (MANIFEST, MANIFEST_DIGEST):
                 files[f"{plan.name}/{name}"] = file_entry(tmp / plan.name / name)
             shard_list.append(
@@ -162,7 +166,7 @@ def write_sharded_build(
             {
                 "format_version": FORMAT_VERSION,
                 "build_id": build_id,
-                "built_at": shard_manifest_time(tmp, plans),
+                "built_at": max(built_at),  # when the last shard was written
                 "article_count": len(articles),
                 "passage_count": len(passages),
                 "corpus_digest": corpus_digest(articles),
@@ -174,12 +178,6 @@ def write_sharded_build(
         )
 
     return publish_build(root, write)
-
-
-def shard_manifest_time(folder: Path, plans: Sequence[ShardPlan]) -> str:
-    """The build time: when its last shard was written."""
-    times = [json.loads((folder / p.name / MANIFEST).read_text(encoding="utf-8"))["built_at"] for p in plans]
-    return max(times)
 
 
 def summarise_dense(infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -261,10 +259,6 @@ class ShardedLexical:
             self._idf[name] = (np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)), float(np.log(1.0 + (n_docs + 0.5) / 0.5)))
 
     @property
-    def parts(self) -> list[LexicalIndex]:
-        return self._parts
-
-    @property
     def has_articles(self) -> bool:
         return all(p.has_articles for p in self._parts)
 
@@ -297,7 +291,6 @@ class ShardedDense:
         self.parts = list(parts)
         self.starts = list(starts)
         self.ntotal = sum(int(p.ntotal) for p in self.parts)
-        self.d = int(self.parts[0].d)
 
     def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         found_scores, found_rows = [], []
@@ -367,14 +360,11 @@ def shard_reason(exc: IndexCorrupt) -> str:
     return text[start + 1 : end] if 0 <= start < end else text
 
 
-def _merged_integrity(shards: Sequence[LoadedIndex]):
+def _merged_integrity(shards: Sequence[LoadedIndex]) -> Integrity:
     """One verdict over the shards' background checks (see `index.store.Integrity`)."""
-    from index.store import Integrity
-
     pending = [f"{n}:{name}" for n, s in enumerate(shards) for name in s.integrity.pending]
     merged = Integrity(pending)
     if pending:
-        import threading
 
         def wait() -> None:
             for s in shards:

@@ -715,6 +715,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def interrupt(process: subprocess.Popen[str], timeout: float) -> str:
+    """Ctrl+C a server process (killed if it does not stop within `timeout`); its output."""
+    process.send_signal(signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    return output
+
+
 @pytest.mark.slow
 def test_newsqa_serve_runs_the_api(seed_index, model_path):
     port = free_port()
@@ -743,12 +754,7 @@ def test_newsqa_serve_runs_the_api(seed_index, model_path):
         answer = httpx.post(f"{url}/ask", json={"question": "nga yeu cau nato gi"}, timeout=60).json()
         assert answer["found"] is True
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            output, _ = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
+        output = interrupt(process, timeout=30)
     assert "Serving on http://127.0.0.1:" in output and "serving index build" in output
     assert process.returncode == 0, output
 
@@ -791,11 +797,6 @@ def test_newsqa_serve_with_two_worker_processes_over_one_index(seed_index, model
         assert {tuple(c["passage_id"] for c in a["citations"]) for a in answers} == {tuple(c["passage_id"] for c in answers[0]["citations"])}
         assert set(ready) == {200}
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            output, _ = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
+        output = interrupt(process, timeout=60)
     assert "with 2 worker processes" in output, output
     assert sorted(p.name for p in seed_index.rglob("*")) == before  # serving wrote nothing into the index
