@@ -168,6 +168,12 @@ class SentenceTransformerEmbedder:
         return self._name
 
     @property
+    def releases_gil(self) -> bool:
+        """Whether encoding lets other Python threads run meanwhile: ONNX Runtime releases the GIL
+        for a whole run; torch takes it back between its many small ops."""
+        return self.active_backend not in (None, TORCH_BACKEND)
+
+    @property
     def dimension(self) -> int:
         self.warm_up()
         return int(self._model.get_embedding_dimension())  # type: ignore[union-attr]

@@ -1,0 +1,102 @@
+"""Large indexes run the dense side of a question on a worker thread while BM25 scores: the
+results must be exactly those of the plain, one-thread search, and failures must surface alike."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from index.embedder import ModelUnavailable
+from retrieval import search
+from retrieval.search import HybridSearcher, analyse
+
+
+class Recording:
+    """The real embedder, recording the thread each encoding ran on; `releases_gil` as told."""
+
+    def __init__(self, inner, releases_gil: bool, fail: bool = False) -> None:
+        self.inner = inner
+        self.releases_gil = releases_gil
+        self.fail = fail
+        self.threads: list[str] = []
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def encode_queries(self, texts):
+        self.threads.append(threading.current_thread().name)
+        if self.fail:
+            raise ModelUnavailable("the model went away")
+        return self.inner.encode_queries(texts)
+
+    def encode_passages(self, texts, progress=None):
+        return self.inner.encode_passages(texts, progress)
+
+
+def _results(searcher: HybridSearcher, questions, k: int = 5):
+    return [[(h.row, h.score, h.lexical, h.dense) for h in searcher.search(q, k, analyse(q))] for q in questions]
+
+
+@pytest.fixture
+def index(seed_service):
+    return seed_service._current().index
+
+
+@pytest.mark.parametrize("releases_gil", [False, True])
+def test_overlapped_search_equals_inline_search(index, embedder, mixed_questions, monkeypatch, releases_gil):
+    recording = Recording(embedder, releases_gil)
+    searcher = HybridSearcher(index, recording)
+    monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", 10**9)
+    inline = _results(searcher, mixed_questions)
+    assert all(name == threading.current_thread().name for name in recording.threads)
+
+    recording.threads.clear()
+    monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", 0)
+    overlapped = _results(searcher, mixed_questions)
+    assert overlapped == inline
+    assert any(hits for hits in overlapped)
+    # An ONNX-like model embeds on the worker; a torch-like one embeds here, before handing off.
+    expected = "newsqa-dense" if releases_gil else threading.current_thread().name
+    assert recording.threads and all(name.startswith(expected) for name in recording.threads)
+
+
+def test_overlapped_search_passes_a_given_vector_through(index, embedder, monkeypatch):
+    monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", 0)
+    recording = Recording(embedder, releases_gil=True)
+    searcher = HybridSearcher(index, recording)
+    question = "Nga yêu cầu NATO những gì?"
+    vector = np.asarray(embedder.encode_queries([question]))
+    hits = searcher.search(question, 5, analyse(question), query_vector=vector)
+    assert recording.threads == []  # the vector given was used, the model not asked again
+    assert hits and all(h.dense is not None for h in hits[:1])
+
+
+@pytest.mark.parametrize("overlap_from", [0, 10**9])
+@pytest.mark.parametrize("releases_gil", [False, True])
+def test_a_failing_model_fails_the_search_the_same_way(index, embedder, monkeypatch, overlap_from, releases_gil):
+    monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", overlap_from)
+    searcher = HybridSearcher(index, Recording(embedder, releases_gil, fail=True))
+    with pytest.raises(ModelUnavailable, match="went away"):
+        searcher.search("What did Russia demand from NATO?", 5)
+
+
+def test_small_indexes_search_on_the_calling_thread(index, embedder):
+    assert len(index.passages) < search.OVERLAP_MIN_PASSAGES
+    recording = Recording(embedder, releases_gil=True)
+    HybridSearcher(index, recording).search("Nga yêu cầu NATO những gì?", 5)
+    assert recording.threads == [threading.current_thread().name]
+
+
+def test_the_real_embedder_says_whether_it_releases_the_gil(embedder):
+    assert embedder.active_backend == "torch"
+    assert embedder.releases_gil is False
