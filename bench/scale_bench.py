@@ -14,7 +14,9 @@ into passages by the product's splitter. Vectors, two kinds, stated in every tab
 Queries: ViNewsQA dev questions embedded by the real model. Ground truth: exact inner-product
 top-10 (IndexFlatIP). For each index type (flat, HNSW as the product builds it, IVF as
 `make_dense_index` builds it) and search parameter: single-query search p50/p99 (one thread),
-recall@10 against exact, plus load time, RSS after load and after searching, and size on disk,
+recall@10 against exact (strictly by row; with bit-identical vectors counted as one neighbour,
+since exact search's choice among copies is just the lowest rows, and synthetic articles reuse
+sentences; and with neighbours within 0.001 of the 10th exact score counted as tied), plus load time, RSS after load and after searching, and size on disk,
 each measured in a fresh process so nothing else sits in its memory.
 
 --product-load writes a whole product build of the largest size (passages.jsonl, articles.jsonl,
@@ -57,7 +59,7 @@ from common import (
 )
 
 SIZES = {"10k": 10_000, "20k": 20_000, "100k": 100_000, "1m": 1_000_000}
-HNSW_EF = (64, 128, 256, 512, 1024, 1536, 2048)
+HNSW_EF = (64, 128, 256, 512, 640, 768, 1024, 1536, 2048)
 IVF_NPROBE = (8, 16, 32, 64, 128)
 K = 10
 TIE = 1e-3  # cosine difference under which two neighbours count as tied
@@ -263,18 +265,27 @@ def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence
     # The K-th exact score of each query: a returned passage scoring within TIE of it is as good
     # an answer as the one it displaced (synthetic corpora hold near-duplicate passages).
     kth = np.load(scores_path)[:, -1] if scores_path.is_file() else None
+    # Copy number of every vector (rows with bit-identical vectors share one): exact search picks
+    # the lowest rows among identical copies, any other copy is the same neighbour.
+    groups_path = Path(truth).with_suffix(".groups.npy")
+    groups = np.load(groups_path, mmap_mode="r") if groups_path.is_file() else None
     started = time.perf_counter()
     flags = faiss.IO_FLAG_MMAP_IFC if os.path.getsize(path) > store.MMAP_BYTES else 0
-    index = faiss.read_index(path, flags)
+    index = inner = faiss.read_index(path, flags)
+    copies_file = Path(path).with_suffix(".copies.npz")
+    if copies_file.is_file():  # built over distinct vectors, as the product does (index/copies.py)
+        from index.copies import Copies, CopiesExpanded
+
+        index = CopiesExpanded(inner, Copies.load(copies_file))
     load_s = time.perf_counter() - started
     rss_load = rss_mb() - base_rss
     faiss.omp_set_num_threads(threads)
     rows = []
     for value in params or [0]:
         if kind == "hnsw":
-            index.hnsw.efSearch = value
+            inner.hnsw.efSearch = value
         elif kind == "ivf":
-            index.nprobe = value
+            inner.nprobe = value
         for x in q[:20]:  # warm the pages a search touches
             index.search(x[None, :], K)
         times, found, scores = [], [], []
@@ -286,10 +297,29 @@ def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence
             scores.append(d[0])
         recall = float(np.mean([len(set(f) & set(g)) / K for f, g in zip(found, gt)]))
         tolerant = (float(np.mean([(s >= k - TIE).sum() / K for s, k in zip(scores, kth)])) if kth is not None else float("nan"))
+        copies = (float(np.mean([same_neighbours(groups, f, g) / K for f, g in zip(found, gt)]))
+                  if groups is not None else float("nan"))
         rows.append({"param": value, "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
-                     "recall": recall, "recall_tie": tolerant})
+                     "recall": recall, "recall_copies": copies, "recall_tie": tolerant})
     return {"load_s": load_s, "rss_load_mb": rss_load, "rss_after_mb": rss_mb() - base_rss, "rows": rows,
             "mmap": bool(flags)}
+
+
+def same_neighbours(groups: np.ndarray, found: np.ndarray, truth: np.ndarray) -> int:
+    """How many of `found` are among `truth` when identical vectors count as one neighbour:
+    the size of the multiset intersection of their copy-group numbers."""
+    from collections import Counter
+
+    got = Counter(int(groups[i]) for i in found if i >= 0)
+    want = Counter(int(groups[i]) for i in truth)
+    return sum((got & want).values())
+
+
+def duplicate_groups(vectors: np.ndarray) -> np.ndarray:
+    """A number per row, shared by rows whose vectors are bit for bit the same."""
+    rows = np.ascontiguousarray(vectors)
+    _, groups = np.unique(rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel(), return_inverse=True)
+    return groups.ravel().astype(np.int64)
 
 
 def probe_load(folder: str, mode: str) -> dict:
@@ -331,12 +361,15 @@ def in_child(*args: str) -> dict:
 # -- the benchmark -------------------------------------------------------------------------------------
 
 
-def build_type(kind: str, vectors: np.ndarray, path: Path, log, hnsw: tuple[int, int] | None = None) -> float:
+def build_type(kind: str, vectors: np.ndarray, path: Path, log, hnsw: tuple[int, int] | None = None,
+               copies_once: bool = False) -> float:
     """Build one index type with the product's make_dense_index and write it; return build seconds.
-    `hnsw` = (M, efConstruction) to build with instead of the product's constants."""
+    `hnsw` = (M, efConstruction) to build with instead of the product's constants; `copies_once`
+    indexes each distinct vector once, with a copies file beside it, as a product build does."""
     import faiss
 
     from index import store
+    from index.copies import Copies
 
     if path.is_file() and (path.with_suffix(".seconds")).is_file():
         return float(path.with_suffix(".seconds").read_text())
@@ -346,6 +379,10 @@ def build_type(kind: str, vectors: np.ndarray, path: Path, log, hnsw: tuple[int,
         store.HNSW_M, store.HNSW_EF_CONSTRUCTION = hnsw
     started = time.perf_counter()
     try:
+        copies = Copies.find(vectors) if copies_once else None
+        if copies is not None:
+            copies.save(path.with_suffix(".copies.npz"))
+            vectors = np.asarray(vectors)[copies.first_rows]
         index = store.make_dense_index(np.ascontiguousarray(vectors), kind=kind)
     finally:
         store.HNSW_M, store.HNSW_EF_CONSTRUCTION = saved
@@ -425,6 +462,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-load", type=float, default=0.7)
     parser.add_argument("--wait", type=float, default=1800)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--copies-once", action="store_true",
+                        help="index each distinct vector once, as product builds do (index/copies.py); "
+                             "without it every row goes into the index")
     parser.add_argument("--probe-index", nargs=5, metavar=("FILE", "KIND", "QUERIES", "TRUTH", "PARAMS"), help=argparse.SUPPRESS)
     parser.add_argument("--probe-load", nargs=2, metavar=("FOLDER", "MODE"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -473,13 +513,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             else:
                 vectors = cached_array(work / "vectors-random.npy", lambda: random_vectors(n_actual, queries.shape[1]))
             truth_path = truth_ids(work / f"truth-{kind_v}.npy", np.asarray(vectors), queries)
+            groups = cached_array(truth_path.with_suffix(".groups.npy"), lambda: duplicate_groups(np.asarray(vectors)))
+            notes.append(f"{label} {kind_v}: {len(groups) - len(np.unique(groups)):,} of {len(groups):,} vectors are "
+                         f"exact copies of another (synthetic articles reuse sentences)")
             variants = [(k, None) for k in args.types.split(",") if k != "hnsw"]
             if "hnsw" in args.types.split(","):
                 variants += [("hnsw", tuple(int(x) for x in spec.split(":"))) for spec in args.hnsw.split(",")]
             for kind, hnsw in variants:
-                name = f"hnsw-M{hnsw[0]}-efc{hnsw[1]}" if hnsw else kind
+                name = (f"hnsw-M{hnsw[0]}-efc{hnsw[1]}" if hnsw else kind) + ("-copies-once" if args.copies_once else "")
                 path = work / f"{name}-{kind_v}.faiss"
-                build_s = build_type(kind, np.asarray(vectors), path, log, hnsw)
+                build_s = build_type(kind, np.asarray(vectors), path, log, hnsw, args.copies_once)
                 params = {"hnsw": HNSW_EF, "ivf": IVF_NPROBE}.get(kind, ())
                 wait_for_quiet(args.max_load, args.wait, log)
                 probe = in_child("--probe-index", str(path), kind, str(work / "queries.npy"), str(truth_path),
@@ -510,10 +553,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(note)
     print()
     print(table(
-        ["size", "vectors", "type", "param", "search p50 ms", "p99 ms", "recall@10", f"recall@10 ties ≤{TIE:g}", "build s",
+        ["size", "vectors", "type", "param", "search p50 ms", "p99 ms", "recall@10", "recall@10, copies as one", f"recall@10 ties ≤{TIE:g}", "build s",
          "load s", "RSS after load MB", "RSS after search MB", "disk MB"],
         [[f"{r['passages']:,}", r["vectors"], r["type"], r["param"] or "-", r["p50_ms"], r["p99_ms"], f"{r['recall']:.3f}",
-          f"{r.get('recall_tie', float('nan')):.3f}", r["build_s"], f"{r['load_s']:.3f}", r["rss_load_mb"], r["rss_after_mb"],
+          f"{r.get('recall_copies', float('nan')):.3f}", f"{r.get('recall_tie', float('nan')):.3f}", r["build_s"], f"{r['load_s']:.3f}", r["rss_load_mb"], r["rss_after_mb"],
           r["disk_mb"]] for r in results],
     ))
     if load_rows:

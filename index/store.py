@@ -8,7 +8,10 @@ Layout under the index root (NEWSQA_INDEX_DIR):
         articles.jsonl, passages.jsonl
         rows.npz                      byte offset of every row of both, and the article ids, so a
                                       large build reads rows on demand instead of parsing them all
-        dense.faiss                   absent when the build had no embedding model
+        dense.faiss                   absent when the build had no embedding model; one entry
+                                      per distinct vector
+        copies.npz                    only when passages share a vector: which rows each entry
+                                      stands for (index/copies.py)
         lexical/accented/*, lexical/folded/*
     embeddings.sqlite                 embedding cache shared by builds
     .build.lock                       one build at a time
@@ -43,6 +46,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
+from index.copies import COPIES, Copies, CopiesExpanded
 from index.embedder import apply_faiss_threads
 from index.lexical import LexicalIndex
 from index.models import Article, Passage
@@ -403,9 +407,14 @@ def write_build_folder(
     if vectors is not None:
         import faiss
 
-        dense = make_dense_index(vectors)
+        copies = Copies.find(vectors)
+        distinct = vectors if copies is None else np.ascontiguousarray(vectors)[copies.first_rows]
+        dense = make_dense_index(distinct)
         faiss.write_index(dense, str(folder / DENSE))
-        index_info = dense_index_info(dense, vectors)
+        index_info = dense_index_info(dense, distinct)
+        if copies is not None:
+            copies.save(folder / COPIES)
+            index_info["distinct_vectors"] = copies.groups
     lexical.save(folder / LEXICAL)
     files = {str(p.relative_to(folder)): file_entry(p) for p in sorted(folder.rglob("*")) if p.is_file()}
     manifest = {
@@ -688,6 +697,8 @@ def _read_dense(folder: Path, manifest: dict[str, Any]):  # -> faiss.Index | Non
     flags = faiss.IO_FLAG_MMAP_IFC if path.stat().st_size > MMAP_BYTES else 0
     dense = faiss.read_index(str(path), flags)
     _set_search_params(dense, manifest.get("dense_index", {}))
+    if (folder / COPIES).is_file():
+        return CopiesExpanded(dense, Copies.load(folder / COPIES))
     return dense
 
 
