@@ -374,18 +374,12 @@ def build_type(kind: str, vectors: np.ndarray, path: Path, log, hnsw: tuple[int,
     if path.is_file() and (path.with_suffix(".seconds")).is_file():
         return float(path.with_suffix(".seconds").read_text())
     log(f"building {path.stem} over {len(vectors):,} vectors ...")
-    saved = store.HNSW_M, store.HNSW_EF_CONSTRUCTION
-    if hnsw:
-        store.HNSW_M, store.HNSW_EF_CONSTRUCTION = hnsw
     started = time.perf_counter()
-    try:
-        copies = Copies.find(vectors) if copies_once else None
-        if copies is not None:
-            copies.save(path.with_suffix(".copies.npz"))
-            vectors = np.asarray(vectors)[copies.first_rows]
-        index = store.make_dense_index(np.ascontiguousarray(vectors), kind=kind)
-    finally:
-        store.HNSW_M, store.HNSW_EF_CONSTRUCTION = saved
+    copies = Copies.find(vectors) if copies_once else None
+    if copies is not None:
+        copies.save(path.with_suffix(".copies.npz"))
+        vectors = np.asarray(vectors)[copies.first_rows]
+    index = store.make_dense_index(np.ascontiguousarray(vectors), kind=kind, hnsw=hnsw)
     seconds = time.perf_counter() - started
     faiss.write_index(index, str(path))
     path.with_suffix(".seconds").write_text(str(seconds))

@@ -86,16 +86,30 @@ COMPRESSED_TYPE = IVF_SQ8
 HNSW_M = 48
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 256
-# The same graph needs a wider search as it grows: at 1M passages efSearch 256 measured recall@10
-# 0.85 and 1024 measured 0.93 in 4.8 ms (docs/README-performance.md), so efSearch grows from 256 at
-# 100k passages to 1024 at 1M (a power law through those two points).
-HNSW_EF_SEARCH_MAX = 1024
+# The same settings lose recall as the graph grows: at 1M passages (864k distinct vectors) efC 200
+# with efSearch 256 measured recall@10 0.88 (by row), and even efSearch 1024 only 0.94 in 5.7 ms.
+# A wider construction search builds a better graph (efC 400: 0.94 at efSearch 768 in 4.4 ms, 0.96
+# counting identical copies as one neighbour; docs/README-performance.md) for twice the graph's
+# build time, which is small beside embedding that many passages. So both widen from their 100k
+# values to these at 1M (a power law through the two points).
+HNSW_EF_CONSTRUCTION_MAX = 400
+HNSW_EF_SEARCH_MAX = 768
+
+
+def _widen(n: int, at_100k: int, at_1m: int) -> int:
+    if n <= 100_000:
+        return at_100k
+    return min(at_1m, round(at_100k * (n / 100_000) ** np.log10(at_1m / at_100k)))
 
 
 def hnsw_ef_search(n: int) -> int:
-    if n <= 100_000:
-        return HNSW_EF_SEARCH
-    return min(HNSW_EF_SEARCH_MAX, round(HNSW_EF_SEARCH * (n / 100_000) ** np.log10(HNSW_EF_SEARCH_MAX / HNSW_EF_SEARCH)))
+    return _widen(n, HNSW_EF_SEARCH, HNSW_EF_SEARCH_MAX)
+
+
+def hnsw_ef_construction(n: int) -> int:
+    return _widen(n, HNSW_EF_CONSTRUCTION, HNSW_EF_CONSTRUCTION_MAX)
+
+
 # IVF is not chosen by size; bench/scale_bench.py measures it against HNSW (build time, recall).
 IVF_NPROBE = 32
 IVF_MAX_LISTS = 16_384
@@ -231,8 +245,11 @@ def choose_index_type(n: int, compressed: str = COMPRESSED_TYPE) -> str:
     return HNSW if n <= COMPRESS_THRESHOLD else compressed
 
 
-def make_dense_index(vectors: np.ndarray, kind: str | None = None):  # -> faiss.Index
-    """The vector index for `vectors`: `kind` (one of INDEX_TYPES) or the one chosen by their number."""
+def make_dense_index(
+    vectors: np.ndarray, kind: str | None = None, hnsw: tuple[int, int] | None = None
+):  # -> faiss.Index
+    """The vector index for `vectors`: `kind` (one of INDEX_TYPES) or the one chosen by their number.
+    `hnsw` = (M, efConstruction) instead of the ones chosen by size (benchmarks compare graphs)."""
     import faiss
 
     apply_faiss_threads()
@@ -243,12 +260,13 @@ def make_dense_index(vectors: np.ndarray, kind: str | None = None):  # -> faiss.
     if kind == FLAT:
         index = faiss.IndexFlatIP(dim)
     elif kind in (HNSW, HNSW_FP16):
+        m, ef_construction = hnsw or (HNSW_M, hnsw_ef_construction(n))
         if kind == HNSW:
-            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
         else:
-            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, m, faiss.METRIC_INNER_PRODUCT)
             index.train(data[:1])  # fp16 needs no statistics; faiss still wants train() called
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efConstruction = ef_construction
         index.hnsw.efSearch = hnsw_ef_search(n)
     elif kind in (IVF, IVF_PQ, IVF_SQ8):
         # The compressed kinds use fewer, larger lists: k-means over 4·√n lists of 1M vectors
@@ -326,7 +344,11 @@ def dense_index_info(index, vectors: np.ndarray | None = None) -> dict[str, Any]
     kind = dense_index_type(index)
     info: dict[str, Any] = {"type": kind}
     if kind in (HNSW, HNSW_FP16):
-        info.update(m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, ef_search=int(index.hnsw.efSearch))
+        info.update(
+            m=int(index.hnsw.nb_neighbors(1)),
+            ef_construction=int(index.hnsw.efConstruction),
+            ef_search=int(index.hnsw.efSearch),
+        )
     elif kind in (IVF, IVF_SQ8):
         info.update(nlist=int(index.nlist), nprobe=int(index.nprobe))
     elif kind == IVF_PQ:

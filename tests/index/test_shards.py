@@ -191,12 +191,31 @@ def test_build_reports_the_recall_of_an_approximate_index(one_and_four, generate
     assert "Shards:    2" in out.output and "ivf-sq8 (recall@10 " in out.output
 
 
-def test_hnsw_search_widens_as_the_graph_grows():
+@pytest.mark.parametrize(
+    "width, small, large",
+    [("hnsw_ef_search", "HNSW_EF_SEARCH", "HNSW_EF_SEARCH_MAX"),
+     ("hnsw_ef_construction", "HNSW_EF_CONSTRUCTION", "HNSW_EF_CONSTRUCTION_MAX")],
+)
+def test_hnsw_search_and_construction_widen_as_the_graph_grows(width, small, large):
     from index import store
 
     sizes = [20_000, 100_000, 300_000, 1_000_000, 3_000_000]
-    widths = [store.hnsw_ef_search(n) for n in sizes]
-    assert widths[0] == widths[1] == store.HNSW_EF_SEARCH and widths[3] == widths[4] == store.HNSW_EF_SEARCH_MAX
+    widths = [getattr(store, width)(n) for n in sizes]
+    assert widths[0] == widths[1] == getattr(store, small) and widths[3] == widths[4] == getattr(store, large)
     assert widths == sorted(widths) and widths[1] < widths[2] < widths[3]
-    index = store.make_dense_index(clustered_vectors(store.HNSW_THRESHOLD + 10), kind="hnsw")
-    assert store.dense_index_info(index)["ef_search"] == store.HNSW_EF_SEARCH
+
+
+def test_the_manifest_records_the_graph_as_built(tmp_path):
+    from index import store
+
+    vectors = clustered_vectors(store.HNSW_THRESHOLD + 10)
+    info = store.dense_index_info(store.make_dense_index(vectors, kind="hnsw"))
+    assert (info["m"], info["ef_construction"], info["ef_search"]) == (
+        store.HNSW_M, store.HNSW_EF_CONSTRUCTION, store.HNSW_EF_SEARCH)
+    other = store.make_dense_index(vectors[:500], kind="hnsw", hnsw=(16, 40))
+    faiss_file = tmp_path / "dense.faiss"
+    import faiss
+
+    faiss.write_index(other, str(faiss_file))
+    reread = store.dense_index_info(faiss.read_index(str(faiss_file)))
+    assert (reread["m"], reread["ef_construction"]) == (16, 40)
