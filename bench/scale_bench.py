@@ -420,21 +420,28 @@ def product_build(work: Path, articles, passages, vectors: np.ndarray, hnsw_file
 
     from index import store
 
-    root = work / "product"
+    from index.copies import Copies
+
+    copies_file = hnsw_file.with_suffix(".copies.npz")
+    copies = Copies.load(copies_file) if copies_file.is_file() else None
+    root = work / ("product-copies-once" if copies else "product")
     if (root / "current").exists():
         return store.resolve_build(root)  # type: ignore[return-value]
     log("building BM25 fields for the product build ...")
     lexical = ScaledLexical(passages)
-    original = store.make_dense_index
-    store.make_dense_index = lambda v, kind=None: faiss.read_index(str(hnsw_file))  # built already
+    original = store.make_dense_index, store.Copies.find
+    store.make_dense_index = lambda v, kind=None, hnsw=None: faiss.read_index(str(hnsw_file))  # built already
+    # The copies were found when that index was built. Without copies a one-row stand-in for the
+    # vectors keeps the build from holding them all (it only measures the index's recall on them).
+    store.Copies.find = lambda v: copies  # type: ignore[method-assign]
     try:
-        log("writing the product build (jsonl, rows, BM25, HNSW, checksums) ...")
-        folder = store.write_build(root, articles, passages, vectors[:1], lexical, {
+        log("writing the product build (jsonl, rows, BM25, HNSW, copies, checksums) ...")
+        folder = store.write_build(root, articles, passages, np.asarray(vectors) if copies else vectors[:1], lexical, {
             "model": {"id": model_path(), "dimension": int(vectors.shape[1]), "query_prompt": "", "passage_prompt": ""},
             "splitter": {}, "warnings": [],
         })
     finally:
-        store.make_dense_index = original
+        store.make_dense_index, store.Copies.find = original
     store.swap_current(root, folder)
     return folder
 
@@ -532,7 +539,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             log(f"max |score difference| of the vectorised BM25 against LexicalIndex.build: {check_lexical_equivalence(passages):.2e}")
             vectors = np.load(work / "vectors-approx.npy", mmap_mode="r")
             m, efc = (int(x) for x in args.hnsw.split(",")[0].split(":"))
-            folder = product_build(work, articles, passages, vectors, work / f"hnsw-M{m}-efc{efc}-approx.faiss", log)
+            once = "-copies-once" if args.copies_once else ""
+            folder = product_build(work, articles, passages, vectors, work / f"hnsw-M{m}-efc{efc}{once}-approx.faiss", log)
             del articles, passages
             gc.collect()
             for mode in ("lazy", "no-verify", "eager-full"):

@@ -75,6 +75,10 @@ def embed_with_cache(
     # Duplicate texts inside one build are embedded once.
     todo = list(dict.fromkeys(hashes[i] for i in missing))
     first_text = {hashes[i]: texts[i] for i in reversed(missing)}
+    # Shortest first, before the texts are cut into cache chunks: a model batch is padded to its
+    # longest text, and sorting only within each chunk left mixed lengths in every batch (the build
+    # embedded at 0.94 × the raw batch encode, which sorts all texts at once).
+    todo.sort(key=lambda digest: len(first_text[digest]))
     done = 0
     progress("embed", 0, len(todo))
 
