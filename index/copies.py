@@ -70,7 +70,9 @@ class Copies:
             and starts[0] == 0
             and starts[-1] == n
             and bool(np.all(np.diff(starts) > 0))
-            and np.array_equal(np.sort(rows), np.arange(n))
+            and int(rows.min()) >= 0
+            and int(rows.max()) < n
+            and bool(np.all(np.bincount(rows, minlength=n) == 1))  # every row exactly once
         )
         if not valid:
             raise ValueError(f"{path.name} does not describe groups of passage rows")

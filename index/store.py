@@ -88,12 +88,13 @@ HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 256
 # The same settings lose recall as the graph grows: at 1M passages (864k distinct vectors) efC 200
 # with efSearch 256 measured recall@10 0.88 (by row), and even efSearch 1024 only 0.94 in 5.7 ms.
-# A wider construction search builds a better graph (efC 400: 0.94 at efSearch 768 in 4.4 ms, 0.96
-# counting identical copies as one neighbour; docs/README-performance.md) for twice the graph's
-# build time, which is small beside embedding that many passages. So both widen from their 100k
-# values to these at 1M (a power law through the two points).
+# A wider construction search builds a better graph (efC 400 with efSearch 640: recall@10 0.940,
+# 0.952 counting identical copies as one neighbour, in 3.6-4.5 ms over three runs; efSearch 768
+# adds 0.004 for ~0.8 ms; docs/README-performance.md) for twice the graph's build time, which is
+# small beside embedding that many passages. So both widen from their 100k values to these at 1M
+# (a power law through the two points).
 HNSW_EF_CONSTRUCTION_MAX = 400
-HNSW_EF_SEARCH_MAX = 768
+HNSW_EF_SEARCH_MAX = 640
 
 
 def _widen(n: int, at_100k: int, at_1m: int) -> int:
