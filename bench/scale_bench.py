@@ -319,9 +319,10 @@ def same_neighbours(groups: np.ndarray, found: np.ndarray, truth: np.ndarray) ->
 
 def duplicate_groups(vectors: np.ndarray) -> np.ndarray:
     """A number per row, shared by rows whose vectors are bit for bit the same."""
-    rows = np.ascontiguousarray(vectors)
-    _, groups = np.unique(rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel(), return_inverse=True)
-    return groups.ravel().astype(np.int64)
+    from index.copies import Copies
+
+    copies = Copies.find(vectors)
+    return np.arange(len(vectors), dtype=np.int64) if copies is None else copies.group_of_rows()
 
 
 def probe_load(folder: str, mode: str) -> dict:
@@ -438,10 +439,11 @@ def product_build(work: Path, articles, passages, vectors: np.ndarray, hnsw_file
     store.Copies.find = lambda v: copies  # type: ignore[method-assign]
     try:
         log("writing the product build (jsonl, rows, BM25, HNSW, copies, checksums) ...")
-        folder = store.write_build(root, articles, passages, np.asarray(vectors) if copies else vectors[:1], lexical, {
-            "model": {"id": model_path(), "dimension": int(vectors.shape[1]), "query_prompt": "", "passage_prompt": ""},
-            "splitter": {}, "warnings": [],
-        })
+        folder = store.write_build(root, store.BuildContents(
+            articles, passages, np.asarray(vectors) if copies else vectors[:1], lexical, {
+                "model": {"id": model_path(), "dimension": int(vectors.shape[1]), "query_prompt": "", "passage_prompt": ""},
+                "splitter": {}, "warnings": [],
+            }))
     finally:
         store.make_dense_index, store.Copies.find = original
     store.swap_current(root, folder)

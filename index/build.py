@@ -16,9 +16,9 @@ from index.cache import EmbeddingCache, text_hash
 from index.embedder import Embedder, ModelUnavailable
 from index.lexical import LexicalIndex
 from index.models import Article, Passage
-from index.shards import DEFAULT_SHARD_PASSAGES, plan_shards, shard_count, write_sharded_build, write_shards_here
+from index.shards import DEFAULT_SHARD_PASSAGES, ShardJob, plan_shards, shard_count, write_sharded_build, write_shards_here
 from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS, split_passages
-from index.store import CACHE, build_lock, load_build, prune_builds, swap_current, write_build
+from index.store import CACHE, BuildContents, build_lock, load_build, prune_builds, swap_current, write_build
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class LocalEngine:
     def encoder(self, embedder: Embedder) -> Encoder:
         return local_encoder(embedder)
 
-    def write_shards(self, jobs: list) -> None:
+    def write_shards(self, jobs: list[ShardJob]) -> None:
         write_shards_here(jobs)
 
     def close(self) -> None:
@@ -141,7 +141,7 @@ class BuildEngine(Protocol):
 
     def encoder(self, embedder: Embedder) -> Encoder: ...
 
-    def write_shards(self, jobs: list) -> None: ...
+    def write_shards(self, jobs: list[ShardJob]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -204,12 +204,11 @@ def build_index(
 
         progress("write", 0, 1)
         plans = plan_shards(articles, passages, shards or shard_count(len(passages), shard_passages))
+        contents = BuildContents(articles, passages, vectors, lexical, extra)
         if len(plans) > 1:
-            folder = write_sharded_build(
-                root, articles, passages, vectors, lexical, extra, plans, write_shards=engine.write_shards
-            )
+            folder = write_sharded_build(root, contents, plans, write_shards=engine.write_shards)
         else:
-            folder = write_build(root, articles, passages, vectors, lexical, extra)
+            folder = write_build(root, contents)
         loaded = load_build(folder, verify=True)  # never swap in a build we cannot read back
         swap_current(root, folder)
         prune_builds(root)

@@ -37,6 +37,12 @@ class Copies:
         """The row each distinct vector is taken from (its lowest), in group order."""
         return self.rows[self.starts[:-1]]
 
+    def group_of_rows(self) -> np.ndarray:
+        """The group of every row."""
+        out = np.empty(len(self.rows), dtype=np.int64)
+        out[self.rows] = np.repeat(np.arange(self.groups, dtype=np.int64), np.diff(self.starts))
+        return out
+
     @classmethod
     def find(cls, vectors: np.ndarray) -> Copies | None:
         """The groups of identical rows of `vectors`, or None when every row is distinct."""
@@ -96,14 +102,14 @@ class CopiesExpanded:
         out_rows = np.full((len(queries), n), -1, dtype=np.int64)
         starts, rows = self.copies.starts, self.copies.rows
         for q in range(len(queries)):
-            found = ids[q][ids[q] >= 0]
+            valid = ids[q] >= 0
+            found = ids[q][valid]
             sizes = starts[found + 1] - starts[found]
             take = min(n, int(sizes.sum()))
             if not take:
                 continue
             # Each group's rows, in the order the index ranked the groups, cut at n.
             offsets = np.repeat(starts[found] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
-            expanded = rows[offsets[:take] + np.arange(take)]
-            out_rows[q, :take] = expanded
-            out_scores[q, :take] = np.repeat(scores[q][ids[q] >= 0], sizes)[:take]
+            out_rows[q, :take] = rows[offsets[:take] + np.arange(take)]
+            out_scores[q, :take] = np.repeat(scores[q][valid], sizes)[:take]
         return out_scores, out_rows

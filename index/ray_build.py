@@ -35,6 +35,7 @@ import numpy as np
 
 from index.articles import list_article_files, read_article_file, unique_article_id
 from index.build import CACHE_CHUNK, Encoder
+from index.shards import ShardJob
 from index.embedder import Embedder, configure_threads
 from index.models import Article, Passage
 from index.split import split_passages
@@ -250,7 +251,7 @@ class RayEngine:
 
         return encode
 
-    def write_shards(self, jobs: list) -> None:
+    def write_shards(self, jobs: list[ShardJob]) -> None:
         ray = self.start()
         write = ray.remote(num_cpus=1)(write_build_folder)
         ray.get([write.remote(*job) for job in jobs])

@@ -39,6 +39,7 @@ from index.store import (
     FORMAT_VERSION,
     MANIFEST,
     MANIFEST_DIGEST,
+    BuildContents,
     IndexCorrupt,
     Integrity,
     LazyRowMap,
@@ -104,11 +105,11 @@ def plan_shards(articles: Sequence[Article], passages: Sequence[Passage], shards
 
 # -- writing ------------------------------------------------------------------------------------
 
-# Writes one shard folder: (folder, articles, passages, vectors, lexical, manifest extra) -> None.
-ShardWriter = Callable[[list[tuple[Path, list[Article], list[Passage], "np.ndarray | None", LexicalIndex, dict]]], None]
+ShardJob = tuple[Path, BuildContents]  # a shard folder to write, and what goes in it
+ShardWriter = Callable[[list[ShardJob]], None]
 
 
-def write_shards_here(jobs: list[tuple[Path, list[Article], list[Passage], np.ndarray | None, LexicalIndex, dict]]) -> None:
+def write_shards_here(jobs: list[ShardJob]) -> None:
     """Write shard folders in this process, two at a time: FAISS and the disk overlap with Python."""
     with ThreadPoolExecutor(max_workers=min(2, len(jobs) or 1), thread_name_prefix="newsqa-shard") as pool:
         for _ in pool.map(lambda job: write_build_folder(*job), jobs):
@@ -116,32 +117,26 @@ def write_shards_here(jobs: list[tuple[Path, list[Article], list[Passage], np.nd
 
 
 def write_sharded_build(
-    root: Path,
-    articles: Sequence[Article],
-    passages: Sequence[Passage],
-    vectors: np.ndarray | None,
-    lexical: LexicalIndex,
-    manifest_extra: dict[str, Any],
-    plans: Sequence[ShardPlan],
-    write_shards: ShardWriter = write_shards_here,
+    root: Path, contents: BuildContents, plans: Sequence[ShardPlan], write_shards: ShardWriter = write_shards_here
 ) -> Path:
     """Write the shards and the top-level manifest into builds/<id> (via a temporary name)."""
+    articles, passages, vectors, manifest_extra = (
+        contents.articles, contents.passages, contents.vectors, contents.manifest_extra
+    )
 
     def write(tmp: Path, build_id: str) -> None:
         tmp.mkdir()
         jobs = []
         for plan in plans:
             extra = dict(manifest_extra, shard={"number": plan.number, "of": len(plans), "first_row": plan.rows.start})
-            jobs.append(
-                (
-                    tmp / plan.name,
-                    [articles[i] for i in plan.articles],
-                    list(passages[plan.rows.start : plan.rows.stop]),
-                    None if vectors is None else vectors[plan.rows.start : plan.rows.stop],
-                    lexical.slice(plan.rows, plan.article_docs),
-                    extra,
-                )
+            shard = BuildContents(
+                [articles[i] for i in plan.articles],
+                list(passages[plan.rows.start : plan.rows.stop]),
+                None if vectors is None else vectors[plan.rows.start : plan.rows.stop],
+                contents.lexical.slice(plan.rows, plan.article_docs),
+                extra,
             )
+            jobs.append((tmp / plan.name, shard))
         write_shards(jobs)
         shard_list = []
         built_at = []
@@ -378,6 +373,7 @@ def _merged_integrity(shards: Sequence[LoadedIndex]) -> Integrity:
 __all__ = [
     "DEFAULT_SHARD_PASSAGES",
     "ConcatRows",
+    "ShardJob",
     "ShardPlan",
     "ShardedDense",
     "ShardedLexical",

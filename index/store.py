@@ -406,16 +406,20 @@ def new_build_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%f") + "-" + uuid.uuid4().hex[:4]
 
 
-def write_build_folder(
-    folder: Path,
-    articles: Sequence[Article],
-    passages: Sequence[Passage],
-    vectors: np.ndarray | None,
-    lexical: LexicalIndex,
-    manifest_extra: dict[str, Any],
-    build_id: str | None = None,
-) -> None:
+@dataclass(frozen=True)
+class BuildContents:
+    """What one build (or one shard of a build) holds, before it is written."""
+
+    articles: Sequence[Article]
+    passages: Sequence[Passage]
+    vectors: np.ndarray | None  # None: built without an embedding model
+    lexical: LexicalIndex
+    manifest_extra: dict[str, Any]  # model, splitter, warnings, engine, shard: added to the manifest
+
+
+def write_build_folder(folder: Path, contents: BuildContents, build_id: str | None = None) -> None:
     """Write the files of one build (or one shard of a build) into `folder`, manifest last."""
+    articles, passages, vectors = contents.articles, contents.passages, contents.vectors
     folder.mkdir(parents=True)
     article_offsets = _write_jsonl(folder / ARTICLES, (a.to_json() for a in articles))
     passage_offsets = _write_jsonl(folder / PASSAGES, (p.to_json() for p in passages))
@@ -431,14 +435,14 @@ def write_build_folder(
         import faiss
 
         copies = Copies.find(vectors)
-        distinct = vectors if copies is None else np.ascontiguousarray(vectors)[copies.first_rows]
+        distinct = vectors if copies is None else np.asarray(vectors)[copies.first_rows]
         dense = make_dense_index(distinct)
         faiss.write_index(dense, str(folder / DENSE))
         index_info = dense_index_info(dense, distinct)
         if copies is not None:
             copies.save(folder / COPIES)
             index_info["distinct_vectors"] = copies.groups
-    lexical.save(folder / LEXICAL)
+    contents.lexical.save(folder / LEXICAL)
     files = {str(p.relative_to(folder)): file_entry(p) for p in sorted(folder.rglob("*")) if p.is_file()}
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -448,7 +452,7 @@ def write_build_folder(
         "passage_count": len(passages),
         "corpus_digest": corpus_digest(articles),
         "dense_index": index_info,
-        **manifest_extra,
+        **contents.manifest_extra,
         "files": files,
     }
     write_manifest(folder, manifest)
@@ -479,18 +483,9 @@ def publish_build(root: Path, write: Callable[[Path, str], None]) -> Path:
         raise
 
 
-def write_build(
-    root: Path,
-    articles: Sequence[Article],
-    passages: Sequence[Passage],
-    vectors: np.ndarray | None,
-    lexical: LexicalIndex,
-    manifest_extra: dict[str, Any],
-) -> Path:
+def write_build(root: Path, contents: BuildContents) -> Path:
     """Write a complete build into builds/<id> (via a temporary name) and return its folder."""
-    return publish_build(
-        root, lambda folder, build_id: write_build_folder(folder, articles, passages, vectors, lexical, manifest_extra, build_id)
-    )
+    return publish_build(root, lambda folder, build_id: write_build_folder(folder, contents, build_id))
 
 
 def swap_current(root: Path, build_folder: Path) -> None:

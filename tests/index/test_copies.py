@@ -35,6 +35,7 @@ def test_groups_hold_every_row_once_ascending_and_numbered_by_first_row():
     groups = [copies.rows[a:b].tolist() for a, b in zip(copies.starts, copies.starts[1:])]
     assert groups == [[0, 2, 5], [1, 4], [3]]
     assert copies.first_rows.tolist() == [0, 1, 3]
+    assert copies.group_of_rows().tolist() == [0, 1, 0, 2, 1, 0]
 
 
 def test_all_distinct_or_tiny_needs_no_copies_file():
@@ -95,7 +96,8 @@ def test_a_build_with_copies_stores_each_vector_once_and_searches_every_row(tmp_
     passages = [Passage(passage_id=f"a:{i}", article_id="a", title="t", paragraph=0, start=0, end=1, text="x")
                 for i in range(len(vectors))]
     folder = tmp_path / "build"
-    store.write_build_folder(folder, articles, passages, vectors, LexicalIndex.build(["t\nx"] * len(vectors)), {})
+    lexical = LexicalIndex.build(["t\nx"] * len(vectors))
+    store.write_build_folder(folder, store.BuildContents(articles, passages, vectors, lexical, {}))
     loaded = store.load_build(folder)
     assert loaded.manifest["dense_index"]["distinct_vectors"] == 30
     assert (folder / COPIES).is_file() and loaded.dense.ntotal == 80 and loaded.dense.index.ntotal == 30
