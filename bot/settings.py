@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         DEFAULT_BACKEND, pattern=f"^({'|'.join(BACKENDS)})$", description="torch, onnx or onnx-int8 (exported locally)"
     )
     onnx_dir: Path | None = Field(None, description="where ONNX exports are cached; default the model folder's onnx/ (else <index_dir>/models)")
+    torch_trace: bool = Field(
+        True, description="torch backend: run the transformer as a TorchScript trace, used only once it reproduces the model's output; false = eager"
+    )
     torch_threads: int = Field(
         0, ge=0, le=256,
         description="threads of the embedding model (torch, ONNX Runtime); 0 = auto: cores / NEWSQA_HTTP_MAX_CONCURRENCY when serving, all cores otherwise",
@@ -124,6 +127,7 @@ class Settings(BaseSettings):
             backend=self.embedding_backend,
             onnx_cache_dir=self.onnx_dir,
             onnx_fallback_dir=self.index_dir / "models",
+            trace=self.torch_trace,
         )
 
     def qa_service(self) -> QAService:

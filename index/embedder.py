@@ -143,6 +143,7 @@ class SentenceTransformerEmbedder:
         backend: str = TORCH_BACKEND,
         onnx_cache_dir: Path | None = None,
         onnx_fallback_dir: Path | None = None,
+        trace: bool = True,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown embedding backend {backend!r}; expected one of {', '.join(BACKENDS)}")
@@ -157,6 +158,9 @@ class SentenceTransformerEmbedder:
         self._passage_prompt = passage_prompt
         self._max_seq_length = max_seq_length
         self._model = None
+        # The torch backend's forward pass as a TorchScript trace (index/traced.py), when it matches.
+        self._trace = trace
+        self._traced = None  # TracedSentenceModel | None
         self._lock = threading.Lock()
         # Repeated questions ("nga yeu cau nato gi" from many users) skip the model entirely.
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -197,6 +201,10 @@ class SentenceTransformerEmbedder:
         if model is None:
             model = self._load_torch()
             self.active_backend = TORCH_BACKEND
+            if self._trace:
+                from index.traced import trace_model
+
+                self._traced = trace_model(model)
         else:
             self.active_backend = self.backend
         self._apply_prompts(model)
@@ -263,13 +271,16 @@ class SentenceTransformerEmbedder:
         for start in range(0, len(texts), self.batch_size):
             rows = order[start : start + self.batch_size]
             batch = [prompt + texts[i] for i in rows]
-            vectors = model.encode(  # type: ignore[union-attr]
-                batch,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            if self._traced is not None:
+                vectors = self._traced.encode(batch)
+            else:
+                vectors = model.encode(  # type: ignore[union-attr]
+                    batch,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
             out[rows] = vectors
             if progress:
                 progress(len(batch))
