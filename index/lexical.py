@@ -15,6 +15,7 @@ less than 0.3, so bm25s' Lucene scoring with k1=1.2, b=0.75 stays.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -299,10 +300,44 @@ class LexicalIndex:
 def _score(field: _Field, query: LexicalQuery, n_docs: int) -> np.ndarray:
     total = np.zeros(n_docs, dtype=np.float32)
     for weight, tokens in query.groups:
-        known = [t for t in tokens if t in field.vocab]
-        if known and weight:
-            total += weight * np.asarray(field.retriever.get_scores(known), dtype=np.float32)
+        ids = [field.vocab[t] for t in tokens if t in field.vocab]
+        if ids and weight:
+            total += weight * _postings_sum(field.retriever.scores, ids, n_docs)
     return total
+
+
+def _postings_sum(scores: dict, ids: Sequence[int], n_docs: int) -> np.ndarray:
+    """Each document's sum of the precomputed BM25 scores of tokens `ids` (a token listed twice
+    counts twice): what bm25s' `get_scores` computes, to the bit, in the same order.
+
+    bm25s scatter-adds with `np.add.at`, which holds the GIL. scipy's CSC mat-vec kernel runs the
+    same loop in C++ with the GIL released, so the question's embedding (ONNX Runtime, a torch
+    trace) and FAISS search progress on the other core meanwhile; it is also ~1.8x faster (at 100k
+    passages ~200k postings a question: 0.98 vs 1.80 ms). Each token is a one-column matrix whose
+    column pointers index straight into the full posting arrays, so nothing is copied."""
+    data = np.asarray(scores["data"])
+    indices = np.asarray(scores["indices"])
+    indptr = np.asarray(scores["indptr"])
+    out = np.zeros(n_docs, dtype=np.float32)
+    ids = [i for i in ids if i < len(indptr) - 1]  # bm25s' vocabulary holds "" past its columns
+    kernel = _csc_matvec()
+    if kernel is None or data.dtype != np.float32 or indptr[-1] > np.iinfo(indices.dtype).max:
+        for i in ids:  # the kernel needs column pointers of the row indices' type
+            np.add.at(out, indices[indptr[i] : indptr[i + 1]], data[indptr[i] : indptr[i + 1]])
+        return out
+    one = np.ones(1, dtype=np.float32)
+    for i in ids:
+        kernel(n_docs, 1, np.array([indptr[i], indptr[i + 1]], dtype=indices.dtype), indices, data, one, out)
+    return out
+
+
+@functools.cache
+def _csc_matvec():  # -> the kernel, or None where scipy's private module moved
+    try:
+        from scipy.sparse._sparsetools import csc_matvec
+    except ImportError:  # pragma: no cover - a future scipy
+        return None
+    return csc_matvec
 
 
 def _slice_retriever(retriever: bm25s.BM25, rows: range) -> bm25s.BM25:

@@ -102,3 +102,30 @@ def test_top_k_positive_is_the_stable_sort_s_first_k():
         else:
             values = np.where(rng.random(n) < 0.3, 0.0, rng.random(n))
         assert np.array_equal(top_k_positive(values, k), _stable_top(values, k)), (values, k)
+
+
+def test_bm25_sums_are_bm25s_get_scores_to_the_bit(seed_service, monkeypatch):
+    """The GIL-free posting sum (scipy's CSC kernel) and its np.add.at fallback both give exactly
+    what bm25s' own get_scores gives, token order and repeated tokens included."""
+    from index import lexical
+
+    index = seed_service._current().index.lexical
+    rng = random.Random(11)
+    for name in lexical.FIELDS:
+        field = index._fields[name]
+        columns = len(field.retriever.scores["indptr"]) - 1  # bm25s' vocabulary also holds "" past them
+        vocab = [t for t, i in field.vocab.items() if i < columns]
+        queries = [[rng.choice(vocab) for _ in range(rng.randint(1, 30))] for _ in range(60)]
+        queries += [[vocab[0]] * 3, vocab[:200]]
+        for tokens in queries:
+            expected = np.asarray(field.retriever.get_scores(tokens), dtype=np.float32)
+            ids = [field.vocab[t] for t in tokens]
+            got = lexical._postings_sum(field.retriever.scores, ids, index.size)
+            np.testing.assert_array_equal(got, expected)
+    monkeypatch.setattr(lexical, "_csc_matvec", lambda: None)
+    field = index._fields[lexical.ACCENTED]
+    tokens = [t for t, i in field.vocab.items() if i < 50] * 2
+    np.testing.assert_array_equal(
+        lexical._postings_sum(field.retriever.scores, [field.vocab[t] for t in tokens], index.size),
+        np.asarray(field.retriever.get_scores(tokens), dtype=np.float32),
+    )
