@@ -174,8 +174,11 @@ class SentenceTransformerEmbedder:
     @property
     def releases_gil(self) -> bool:
         """Whether encoding lets other Python threads run meanwhile: ONNX Runtime releases the GIL
-        for a whole run; torch takes it back between its many small ops."""
-        return self.active_backend not in (None, TORCH_BACKEND)
+        for a whole run, and so, but for a few moments, does a torch trace, which runs its ops in
+        C++; eager torch takes the GIL back between its many small ops."""
+        if self.active_backend == TORCH_BACKEND:
+            return self._traced is not None
+        return self.active_backend is not None
 
     @property
     def dimension(self) -> int:

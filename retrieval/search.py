@@ -36,9 +36,9 @@ RRF_K = 60
 VIETNAMESE_SHARE = 0.5
 # From this many passages on, the dense side of a question (its embedding when the model lets go
 # of the GIL, then the FAISS search, which always does) runs on a worker thread while this thread
-# scores BM25: at 100k passages BM25 takes ~1.9 ms and the HNSW search ~1 ms, so overlapping them
-# saves ~1 ms with the torch model and ~2 ms with ONNX int8 (docs/README-performance.md). Below it
-# BM25 costs less than handing work to a thread.
+# scores BM25 (its posting sums release the GIL too): at 100k passages BM25 takes 1-2 ms and the
+# HNSW search 1-2 ms, so overlapping saves ~1 ms with eager torch, ~2 ms with ONNX int8 and ~4 ms
+# with a torch trace (docs/README-performance.md). Below it BM25 costs less than a thread hand-off.
 OVERLAP_MIN_PASSAGES = 5_000
 DENSE_THREADS = 32  # at most one per question in flight; idle ones cost nothing
 
@@ -152,10 +152,11 @@ class HybridSearcher:
 
     def _start_dense(self, question: str, n: int, vector: np.ndarray | None) -> Future[dict[int, float]] | None:
         """The dense side of a question started on a worker thread, or None when it should run
-        inline (small corpus, no model). A model that holds the GIL while it encodes (torch runs
-        many small ops, each taking the GIL back) would stall the BM25 scoring it overlapped
-        (measured at 100k: 21.1 against 14.4 ms inline with two model threads), so its question is embedded here first and only
-        the FAISS search moves; an ONNX Runtime session releases the GIL for its whole run."""
+        inline (small corpus, no model). A model that holds the GIL while it encodes (eager torch
+        runs many small ops, each taking the GIL back) would stall the BM25 scoring it overlapped
+        (measured at 100k: 21.1 against 14.4 ms inline with two model threads), so its question is
+        embedded here first and only the FAISS search moves; an ONNX Runtime session or a torch
+        trace releases the GIL while it runs (traced torch at 100k: 27.0 against 30.9 ms inline)."""
         if self.embedder is None or self.index.dense is None or len(self.index.passages) < OVERLAP_MIN_PASSAGES:
             return None
         if vector is None and not getattr(self.embedder, "releases_gil", False):

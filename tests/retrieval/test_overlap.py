@@ -97,6 +97,12 @@ def test_small_indexes_search_on_the_calling_thread(index, embedder):
     assert recording.threads == [threading.current_thread().name]
 
 
-def test_the_real_embedder_says_whether_it_releases_the_gil(embedder):
+def test_the_real_embedder_says_whether_it_releases_the_gil(embedder, model_path):
+    from index.embedder import SentenceTransformerEmbedder
+
     assert embedder.active_backend == "torch"
-    assert embedder.releases_gil is False
+    assert embedder.releases_gil is True  # traced (tests/index/test_traced.py)
+    eager = SentenceTransformerEmbedder(model_path, trace=False)
+    assert eager.releases_gil is False  # not loaded yet: nothing known to release it
+    eager.warm_up()
+    assert eager.active_backend == "torch" and eager.releases_gil is False
