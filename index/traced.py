@@ -4,8 +4,9 @@
 the time is Python: building masks, dispatching attention, wrapping outputs, one interpreter round
 trip per op. A trace records the ops once and replays them in C++, which measured ~30% faster for
 one question on this machine (all-MiniLM-L6-v2, one thread) with bit-identical output. The trace is
-only used after it reproduces `model.encode` on probe texts (one short, one past the length limit,
-a padded batch); anything it cannot mirror keeps the eager path.
+only used after it reproduces `model.encode` on probe texts (one question, a padded batch of two);
+anything it cannot mirror keeps the eager path. Truncation and padding are the tokenizer's, shared
+by both paths.
 
 Only the transformer is traced. The modules after it (pooling, normalisation, dense layers) are the
 model's own, run as `encode` runs them.
