@@ -289,6 +289,15 @@ class SentenceTransformerEmbedder:
                 progress(len(batch))
         return out
 
+    def cached_query(self, text: str) -> np.ndarray | None:
+        """The question's vector when it is in the query cache (a repeat), else None; never
+        runs the model."""
+        with self._cache_lock:
+            vector = self._query_cache.get(text)
+            if vector is not None:
+                self._query_cache.move_to_end(text)
+        return vector
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         self.warm_up()
         if self._query_cache_size <= 0:

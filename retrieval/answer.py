@@ -7,7 +7,7 @@ nothing beyond the search itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -275,15 +275,44 @@ class Composed:
     best_coverage: float
 
 
+def prepare(
+    analysis: QueryAnalysis,
+    rows: Sequence[int],
+    index: LoadedIndex,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> dict[int, Passage]:
+    """Read the passages at `rows` and do the text work `compose` would do on them (tokens,
+    names, sentences; cached by text), row by row while `keep_going()` says so: the best lexical
+    passages, prepared while the question is still being embedded, are usually the answer's.
+    Returns the passages read, for `compose(passages=...)`; the answer is the same either way."""
+    field = ACCENTED if analysis.lexical.field == ACCENTED else FOLDED
+    read: dict[int, Passage] = {}
+    for row in rows:
+        if not keep_going():
+            break
+        passage = index.passages[row]
+        read[row] = passage
+        _tokens(passage.text)
+        _passage_tokens(passage, field)
+        _passage_tokens(passage)
+        _passage_names(passage)
+        for sentence in _sentences(passage.text):
+            _folded_tokens(sentence)
+    return read
+
+
 def compose(
     question: str,
     analysis: QueryAnalysis,
     hits: list[ScoredPassage],
     index: LoadedIndex,
     config: AnswerConfig = AnswerConfig(),
+    passages: Mapping[int, Passage] | None = None,
 ) -> Composed:
-    # Each hit's passage read once (an index on disk parses a JSON line per read).
-    passages = {h.row: index.passages[h.row] for h in hits}
+    """`passages`: rows already read (by `prepare`); the other hits are read here, each once (an
+    index on disk parses a JSON line per read)."""
+    known = passages or {}
+    passages = {h.row: known[h.row] if h.row in known else index.passages[h.row] for h in hits}
     hits = diversify(hits, passages)
     evidence = gather_evidence(analysis, hits, index, passages)
     if not hits or not decide(evidence, config):

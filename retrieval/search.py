@@ -36,9 +36,10 @@ RRF_K = 60
 VIETNAMESE_SHARE = 0.5
 # From this many passages on, the dense side of a question (its embedding when the model lets go
 # of the GIL, then the FAISS search, which always does) runs on a worker thread while this thread
-# scores BM25 (its posting sums release the GIL too): at 100k passages BM25 takes 1-2 ms and the
-# HNSW search 1-2 ms, so overlapping saves ~1 ms with eager torch, ~2 ms with ONNX int8 and ~4 ms
-# with a torch trace (docs/README-performance.md). Below it BM25 costs less than a thread hand-off.
+# scores BM25 (its posting sums release the GIL too) and the service prepares the best lexical
+# passages for the answer: at 100k passages BM25 takes 1-2 ms and the HNSW search 1-2 ms, so
+# overlapping saves ~1 ms with eager torch, ~2 ms with ONNX int8 and ~4 ms with a torch trace
+# (docs/README-performance.md). Below it BM25 costs less than a thread hand-off.
 OVERLAP_MIN_PASSAGES = 5_000
 DENSE_THREADS = 32  # at most one per question in flight; idle ones cost nothing
 
@@ -120,6 +121,51 @@ def _minmax(values: np.ndarray) -> np.ndarray:
     return (values - lo) / (hi - lo)
 
 
+def cached_query(embedder: Embedder, question: str) -> np.ndarray | None:
+    """The question's vector if the model has it cached (repeated questions), else None."""
+    lookup = getattr(embedder, "cached_query", None)
+    return lookup(question) if lookup is not None else None
+
+
+@dataclass
+class PendingSearch:
+    """A search whose BM25 side is done and whose dense side may still be running."""
+
+    searcher: HybridSearcher
+    question: str
+    k: int
+    analysis: QueryAnalysis
+    n_dense: int
+    query_vector: np.ndarray | None
+    dense_job: Future[dict[int, float]] | None
+    raw_lexical: np.ndarray  # passage BM25, every passage
+    lexical: np.ndarray  # plus the article's share
+    lex_rows: np.ndarray  # the best `candidates` rows by `lexical`, in row order
+
+    @property
+    def waiting(self) -> bool:
+        """True while the dense side is still running on its worker."""
+        return self.dense_job is not None and not self.dense_job.done()
+
+    def leaders(self, n: int) -> list[int]:
+        """The n best rows by lexical score, best first (ties to the lower row)."""
+        if n <= 0 or len(self.lex_rows) == 0:
+            return []
+        order = np.argsort(-self.lexical[self.lex_rows], kind="stable")[:n]
+        return [int(r) for r in self.lex_rows[order]]
+
+    def finish(self) -> list[ScoredPassage]:
+        searcher = self.searcher
+        if self.k <= 0:
+            return []
+        dense: dict[int, float] = {}
+        if self.dense_job is not None:
+            dense = self.dense_job.result()
+        elif searcher.fusion.method != LEXICAL_ONLY:
+            dense = searcher.dense_scores(self.question, self.n_dense, self.query_vector)
+        return searcher._fuse(self, dense)
+
+
 class HybridSearcher:
     def __init__(
         self,
@@ -152,11 +198,17 @@ class HybridSearcher:
 
     def _start_dense(self, question: str, n: int, vector: np.ndarray | None) -> Future[dict[int, float]] | None:
         """The dense side of a question started on a worker thread, or None when it should run
-        inline (small corpus, no model). A model that holds the GIL while it encodes (eager torch
-        runs many small ops, each taking the GIL back) would stall the BM25 scoring it overlapped
-        (measured at 100k: 21.1 against 14.4 ms inline with two model threads), so its question is
-        embedded here first and only the FAISS search moves; an ONNX Runtime session or a torch
-        trace releases the GIL while it runs (traced torch at 100k: 27.0 against 30.9 ms inline)."""
+        inline (small corpus, no model).
+
+        A model that holds the GIL while it encodes (eager torch runs many small ops, each taking
+        the GIL back) would stall the BM25 scoring it overlapped (measured at 100k: 21.1 against
+        14.4 ms inline with two model threads), so its question is embedded here first and only
+        the FAISS search moves; an ONNX Runtime session or a torch trace releases the GIL while it
+        runs, so a question still to embed is embedded on the worker too. Below
+        OVERLAP_MIN_PASSAGES nothing moves: BM25 then costs less than the hand-off, and on this
+        2-core machine a forward pass overlapped with Python work slows by about what it
+        overlapped (measured: 1 ms of work beside a 17.6 ms int8 encode, 18.7 ms; after it, 18.4).
+        """
         if self.embedder is None or self.index.dense is None or len(self.index.passages) < OVERLAP_MIN_PASSAGES:
             return None
         if vector is None and not getattr(self.embedder, "releases_gil", False):
@@ -177,6 +229,35 @@ class HybridSearcher:
                 combined = passage + self.fusion.article_weight * article
         return passage, combined
 
+    def begin(
+        self,
+        question: str,
+        k: int,
+        analysis: QueryAnalysis | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> PendingSearch:
+        """Start a search: the dense side (on a worker when that pays), then the question's
+        analysis and BM25 here. `finish()` waits for the dense side and fuses; in between the
+        caller may use `pending.leaders()` (the best lexical passages) for work of its own."""
+        n_passages = len(self.index.passages)
+        method = self.fusion.method
+        n_dense = min(max(self.fusion.candidates, k), n_passages)
+        empty = n_passages == 0 or k <= 0
+        dense_job = None
+        if not empty and method != LEXICAL_ONLY:
+            if query_vector is None and self.embedder is not None:
+                query_vector = cached_query(self.embedder, question)
+            dense_job = self._start_dense(question, n_dense, query_vector)
+        analysis = analysis or analyse(question)
+        if empty:
+            zeros = np.zeros(n_passages)
+            return PendingSearch(self, question, 0, analysis, 0, query_vector, None, zeros, zeros, np.zeros(0, np.int64))
+        raw_lexical, lexical = self.lexical_scores(analysis.lexical)
+        # The fusion sees the best `candidates` passages by lexical score (ties to the lower row)
+        # and the dense neighbours.
+        lex_rows = top_k_positive(lexical, self.fusion.candidates) if method != DENSE_ONLY else np.zeros(0, np.int64)
+        return PendingSearch(self, question, k, analysis, n_dense, query_vector, dense_job, raw_lexical, lexical, lex_rows)
+
     def search(
         self,
         question: str,
@@ -184,23 +265,12 @@ class HybridSearcher:
         analysis: QueryAnalysis | None = None,
         query_vector: np.ndarray | None = None,
     ) -> list[ScoredPassage]:
-        n_passages = len(self.index.passages)
-        if n_passages == 0 or k <= 0:
-            return []
-        analysis = analysis or analyse(question)
+        return self.begin(question, k, analysis, query_vector).finish()
+
+    def _fuse(self, pending: PendingSearch, dense: dict[int, float]) -> list[ScoredPassage]:
         method = self.fusion.method
-        n_dense = min(max(self.fusion.candidates, k), n_passages)
-        dense_job = self._start_dense(question, n_dense, query_vector) if method != LEXICAL_ONLY else None
-        raw_lexical, lexical = self.lexical_scores(analysis.lexical)
-        # The fusion sees the best `candidates` passages by lexical score (ties to the lower row)
-        # and the dense neighbours.
-        lex_rows = top_k_positive(lexical, self.fusion.candidates) if method != DENSE_ONLY else np.zeros(0, np.int64)
-        dense: dict[int, float] = {}
-        if dense_job is not None:
-            dense = dense_job.result()
-        elif method != LEXICAL_ONLY:
-            dense = self.dense_scores(question, n_dense, query_vector)
-        rows = np.union1d(lex_rows, np.fromiter(dense, dtype=np.int64, count=len(dense)))
+        lexical, raw_lexical = pending.lexical, pending.raw_lexical
+        rows = np.union1d(pending.lex_rows, np.fromiter(dense, dtype=np.int64, count=len(dense)))
         if len(rows) == 0:
             return []
         lex = lexical[rows] if method != DENSE_ONLY else np.zeros(len(rows))
@@ -212,10 +282,10 @@ class HybridSearcher:
         elif method == DENSE_ONLY:
             fused = np.where(np.isnan(den), -np.inf, den)
         elif method == RRF:
-            fused = self._rrf(lex, den, analysis.vietnamese)
+            fused = self._rrf(lex, den, pending.analysis.vietnamese)
         else:
-            fused = self._weighted(lex, den, analysis.vietnamese)
-        order = np.argsort(-fused, kind="stable")[:k]
+            fused = self._weighted(lex, den, pending.analysis.vietnamese)
+        order = np.argsort(-fused, kind="stable")[: pending.k]
         return [
             ScoredPassage(
                 row=int(rows[i]),
@@ -259,6 +329,7 @@ __all__ = [
     "WEIGHTED",
     "FusionConfig",
     "HybridSearcher",
+    "PendingSearch",
     "QueryAnalysis",
     "ScoredPassage",
     "analyse",

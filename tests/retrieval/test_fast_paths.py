@@ -129,3 +129,42 @@ def test_bm25_sums_are_bm25s_get_scores_to_the_bit(seed_service, monkeypatch):
         lexical._postings_sum(field.retriever.scores, [field.vocab[t] for t in tokens], index.size),
         np.asarray(field.retriever.get_scores(tokens), dtype=np.float32),
     )
+
+
+def test_answers_are_the_same_with_passages_prepared_while_the_question_embeds(seed_service, mixed_questions):
+    snap = seed_service._current()
+    searcher, index, config = snap.searcher, snap.index, seed_service.config.answer
+    for question in mixed_questions:
+        pending = searcher.begin(question, 5)
+        leaders = pending.leaders(8)
+        hits = pending.finish()
+        answer._sentences.cache_clear()
+        answer._tokens.cache_clear()
+        answer._name_tokens.cache_clear()
+        plain = answer.compose(question, pending.analysis, hits, index, config)
+        answer._sentences.cache_clear()
+        answer._tokens.cache_clear()
+        answer._name_tokens.cache_clear()
+        prepared = answer.prepare(pending.analysis, leaders, index)
+        assert sorted(prepared) == sorted(leaders)
+        assert all(prepared[row] == index.passages[row] for row in leaders)
+        assert answer.compose(question, pending.analysis, hits, index, config, prepared) == plain
+    assert any(answer.compose(q, *_analysed(searcher, q), index, config).found for q in mixed_questions)
+
+
+def _analysed(searcher, question):
+    pending = searcher.begin(question, 5)
+    return pending.analysis, pending.finish()
+
+
+def test_preparing_stops_when_told_and_leaders_are_the_best_lexical_rows_first(seed_service):
+    snap = seed_service._current()
+    pending = snap.searcher.begin("Nga yêu cầu NATO những gì?", 5)
+    leaders = pending.leaders(6)
+    scores = [pending.lexical[r] for r in leaders]
+    assert len(leaders) == 6 and scores == sorted(scores, reverse=True) and scores[-1] > 0
+    assert set(leaders) <= set(pending.lex_rows.tolist())
+    assert answer.prepare(pending.analysis, leaders, snap.index, keep_going=lambda: False) == {}
+    calls = iter([True, True, False])
+    assert len(answer.prepare(pending.analysis, leaders, snap.index, keep_going=lambda: next(calls))) == 2
+    pending.finish()

@@ -14,12 +14,15 @@ from retrieval.search import HybridSearcher, analyse
 
 
 class Recording:
-    """The real embedder, recording the thread each encoding ran on; `releases_gil` as told."""
+    """The real embedder, recording the thread each encoding ran on; `releases_gil` as told;
+    with `cache=False` the searcher never sees a cached vector, so every search asks the model
+    (whose own cache may still answer)."""
 
-    def __init__(self, inner, releases_gil: bool, fail: bool = False) -> None:
+    def __init__(self, inner, releases_gil: bool, fail: bool = False, cache: bool = True) -> None:
         self.inner = inner
         self.releases_gil = releases_gil
         self.fail = fail
+        self.cache = cache
         self.threads: list[str] = []
 
     @property
@@ -32,6 +35,9 @@ class Recording:
 
     def warm_up(self) -> None:
         self.inner.warm_up()
+
+    def cached_query(self, text):
+        return self.inner.cached_query(text) if self.cache else None
 
     def encode_queries(self, texts):
         self.threads.append(threading.current_thread().name)
@@ -54,15 +60,14 @@ def index(seed_service):
 
 @pytest.mark.parametrize("releases_gil", [False, True])
 def test_overlapped_search_equals_inline_search(index, embedder, mixed_questions, monkeypatch, releases_gil):
-    recording = Recording(embedder, releases_gil)
-    searcher = HybridSearcher(index, recording)
     monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", 10**9)
-    inline = _results(searcher, mixed_questions)
-    assert all(name == threading.current_thread().name for name in recording.threads)
+    plain = Recording(embedder, releases_gil=False, cache=False)
+    inline = _results(HybridSearcher(index, plain), mixed_questions)
+    assert plain.threads and all(name == threading.current_thread().name for name in plain.threads)
 
-    recording.threads.clear()
     monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", 0)
-    overlapped = _results(searcher, mixed_questions)
+    recording = Recording(embedder, releases_gil, cache=False)
+    overlapped = _results(HybridSearcher(index, recording), mixed_questions)
     assert overlapped == inline
     assert any(hits for hits in overlapped)
     # An ONNX-like model embeds on the worker; a torch-like one embeds here, before handing off.
@@ -85,16 +90,28 @@ def test_overlapped_search_passes_a_given_vector_through(index, embedder, monkey
 @pytest.mark.parametrize("releases_gil", [False, True])
 def test_a_failing_model_fails_the_search_the_same_way(index, embedder, monkeypatch, overlap_from, releases_gil):
     monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", overlap_from)
-    searcher = HybridSearcher(index, Recording(embedder, releases_gil, fail=True))
+    searcher = HybridSearcher(index, Recording(embedder, releases_gil, fail=True, cache=False))
     with pytest.raises(ModelUnavailable, match="went away"):
         searcher.search("What did Russia demand from NATO?", 5)
 
 
 def test_small_indexes_search_on_the_calling_thread(index, embedder):
     assert len(index.passages) < search.OVERLAP_MIN_PASSAGES
-    recording = Recording(embedder, releases_gil=True)
+    recording = Recording(embedder, releases_gil=True, cache=False)
     HybridSearcher(index, recording).search("Nga yêu cầu NATO những gì?", 5)
     assert recording.threads == [threading.current_thread().name]
+
+
+def test_a_cached_question_vector_is_used_without_asking_the_model(index, embedder, monkeypatch):
+    monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", 0)
+    recording = Recording(embedder, releases_gil=True)
+    searcher = HybridSearcher(index, recording)
+    question = "Nga yêu cầu NATO những gì? (asked twice)"
+    first = searcher.search(question, 5)
+    assert [name.split("_")[0] for name in recording.threads] == ["newsqa-dense"]
+    assert embedder.cached_query(question) is not None
+    assert searcher.search(question, 5) == first
+    assert len(recording.threads) == 1  # the second time the model was not asked
 
 
 def test_the_real_embedder_says_whether_it_releases_the_gil(embedder, model_path):
