@@ -113,6 +113,8 @@ class QAService:
         self._model_error: str | None = None
         self._snapshot: _Snapshot | None = None
         self._reload_lock = threading.Lock()
+        self._asking = 0  # questions in flight (prepare only uses a core no other question needs)
+        self._asking_lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -193,12 +195,22 @@ class QAService:
         started = time.perf_counter()
         cleaned, k = self._validate(question, top_k)
         snap = self._current()
-        pending = snap.searcher.begin(cleaned, k)
-        # While the model embeds the question on its worker, the best lexical passages are read
-        # and their text prepared for the answer (a Vietnamese question's top hits are nearly
-        # always among them); this stops as soon as the dense side is done.
-        prepared = prepare(pending.analysis, pending.leaders(PREPARE_PASSAGES), snap.index, lambda: pending.waiting)
-        hits = pending.finish()
+        with self._asking_lock:
+            self._asking += 1
+            alone = self._asking == 1
+        try:
+            pending = snap.searcher.begin(cleaned, k)
+            # While the model embeds the question on its worker, the best lexical passages are
+            # read and their text prepared for the answer (a Vietnamese question's top hits are
+            # nearly always among them), until the dense side is done. Only for a question asked
+            # alone: with others in flight no core is idle, and the passages prepared that the
+            # answer does not use would cost them throughput.
+            leaders = pending.leaders(PREPARE_PASSAGES) if alone else []
+            prepared = prepare(pending.analysis, leaders, snap.index, lambda: pending.waiting)
+            hits = pending.finish()
+        finally:
+            with self._asking_lock:
+                self._asking -= 1
         composed = compose(cleaned, pending.analysis, hits, snap.index, self.config.answer, prepared)
         return Answer(
             question=question,

@@ -10,6 +10,7 @@ import pytest
 
 from index.embedder import ModelUnavailable
 from retrieval import search
+from retrieval import service as service_module
 from retrieval.search import HybridSearcher, analyse
 
 
@@ -123,3 +124,23 @@ def test_the_real_embedder_says_whether_it_releases_the_gil(embedder, model_path
     assert eager.releases_gil is False  # not loaded yet: nothing known to release it
     eager.warm_up()
     assert eager.active_backend == "torch" and eager.releases_gil is False
+
+
+def test_answers_are_the_same_when_passages_are_prepared_during_the_embedding(seed_service, mixed_questions, monkeypatch):
+    """A large index prepares the best lexical passages while the worker embeds the question."""
+    prepared: list[int] = []
+    real_prepare = service_module.prepare
+
+    def counting(analysis, rows, index, keep_going):
+        out = real_prepare(analysis, rows, index, keep_going)
+        prepared.append(len(out))
+        return out
+
+    monkeypatch.setattr(service_module, "prepare", counting)
+    fresh = [f"{q} (prepared)" for q in mixed_questions]
+    monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", 0)
+    overlapped = [seed_service.ask(q).model_dump(exclude={"took_ms"}) for q in fresh]
+    assert sum(prepared) > 0  # the model took long enough for some passages to be prepared
+    monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", 10**9)
+    inline = [seed_service.ask(q).model_dump(exclude={"took_ms"}) for q in fresh]
+    assert overlapped == inline and any(a["found"] for a in inline)
