@@ -205,7 +205,7 @@ class QAService:
             # nearly always among them), until the dense side is done. Only for a question asked
             # alone: with others in flight no core is idle, and the passages prepared that the
             # answer does not use would cost them throughput.
-            leaders = pending.leaders(PREPARE_PASSAGES) if alone else []
+            leaders = pending.leaders(PREPARE_PASSAGES) if alone and pending.waiting else []
             prepared = prepare(pending.analysis, leaders, snap.index, lambda: pending.waiting)
             hits = pending.finish()
         finally:
