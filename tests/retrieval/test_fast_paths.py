@@ -11,7 +11,7 @@ import pytest
 
 from index.models import Passage
 from index.text import _lower, _place_tone, canonical, fold, nfc, syllables, with_bigrams
-from retrieval import answer
+from retrieval import answer, search
 from retrieval.search import top_k_positive
 
 TRICKY = [
@@ -102,6 +102,28 @@ def test_top_k_positive_is_the_stable_sort_s_first_k():
         else:
             values = np.where(rng.random(n) < 0.3, 0.0, rng.random(n))
         assert np.array_equal(top_k_positive(values, k), _stable_top(values, k)), (values, k)
+
+
+def test_top_k_positive_on_corpus_sized_arrays_equals_the_stable_sort():
+    """Large enough for the sampled threshold, and shaped to defeat it: sorted runs, a few large
+    values the sample misses, long ties at the k-th value, mostly zeros."""
+    rng = np.random.default_rng(1)
+    n = 20_000
+    shapes = {
+        "uniform": lambda: rng.random(n),
+        "ties": lambda: rng.integers(0, 6, n).astype(np.float64),
+        "increasing": lambda: np.sort(rng.random(n)),
+        "decreasing": lambda: np.sort(rng.random(n))[::-1].copy(),
+        "spikes off the sample": lambda: np.where(np.arange(n) % search.SAMPLE_STEP == 3, 5.0, 0.5),
+        "the sample holds the largest": lambda: np.where(np.arange(n) % search.SAMPLE_STEP == 0, 10 + rng.random(n), rng.random(n)),
+        "mostly zero": lambda: np.where(rng.random(n) < 0.995, 0.0, rng.random(n)),
+        "all zero": lambda: np.zeros(n),
+        "one value": lambda: np.full(n, 2.5),
+    }
+    for name, make in shapes.items():
+        for k in (1, 7, 100, 150):
+            values = make()
+            assert np.array_equal(top_k_positive(values, k), _stable_top(values, k)), (name, k)
 
 
 def test_bm25_sums_are_bm25s_get_scores_to_the_bit(seed_service, monkeypatch):

@@ -4,6 +4,7 @@ results must be exactly those of the plain, one-thread search, and failures must
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -144,3 +145,33 @@ def test_answers_are_the_same_when_passages_are_prepared_during_the_embedding(se
     monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", 10**9)
     inline = [seed_service.ask(q).model_dump(exclude={"took_ms"}) for q in fresh]
     assert overlapped == inline and any(a["found"] for a in inline)
+
+
+def test_a_cached_question_vector_prepares_nothing(seed_service, monkeypatch):
+    """With the question's vector cached the worker only searches; passages prepared meanwhile
+    would hold the GIL it needs to hand the result back, so none are."""
+    rows_asked: list[list[int]] = []
+    real_prepare = service_module.prepare
+
+    def recording(analysis, rows, index, keep_going):
+        rows_asked.append(list(rows))
+        return real_prepare(analysis, rows, index, keep_going)
+
+    real_dense = HybridSearcher.dense_scores
+
+    def slow_search(self, question, n, vector=None):
+        time.sleep(0.05)  # a search as slow as a big index's, so the worker is still busy
+        return real_dense(self, question, n, vector)
+
+    monkeypatch.setattr(service_module, "prepare", recording)
+    monkeypatch.setattr(HybridSearcher, "dense_scores", slow_search)
+    monkeypatch.setattr(search, "OVERLAP_MIN_PASSAGES", 0)
+    question = "Nga yêu cầu NATO những gì? (cached vector)"
+    first = seed_service.ask(question).model_dump(exclude={"took_ms"})
+    assert rows_asked[-1]  # embedding on the worker: passages were prepared meanwhile
+    pending = seed_service._current().searcher.begin(question, 5)
+    assert pending.dense_job is not None and not pending.embeds_on_worker
+    pending.finish()
+    again = seed_service.ask(question).model_dump(exclude={"took_ms"})
+    assert again == first
+    assert rows_asked[-1] == []
