@@ -219,6 +219,12 @@ def tokens_folded(text: str) -> list[str]:
     return with_bigrams(syllables(fold(canonical(nfc(text)))))
 
 
+def tokens_both(text: str) -> tuple[list[str], list[str]]:
+    """(tokens_accented(text), tokens_folded(text)), normalising the text once for both."""
+    key = canonical(nfc(text))
+    return with_bigrams(syllables(key)), with_bigrams(syllables(fold(key)))
+
+
 # A folded Vietnamese syllable: optional onset, a vowel nucleus, optional coda. English words
 # mostly fail it ("what", "does", "from"), so the share of words that pass tells the language of
 # an unaccented question without any model (ViNewsQA questions typed without marks: ≥ 0.7 for
