@@ -188,17 +188,17 @@ def _build_fields(
     over the articles, a document holding all of its passages' tokens."""
     passages: dict[str, bm25s.BM25] = {}
     articles: dict[str, bm25s.BM25] = {}
+    rows = None if article_rows is None else np.asarray(article_rows, dtype=np.int64)
     for name, docs in tokens.items():
         ids, lengths, vocab = bm25.token_ids(docs)
         passage_of_token = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
         passages[name] = bm25.retriever_from_ids(ids, passage_of_token, lengths, vocab, k1, b)
-        if article_rows is not None:
-            rows = np.asarray(article_rows, dtype=np.int64)
+        if rows is not None:
             article_lengths = np.bincount(rows, weights=lengths, minlength=int(rows.max(initial=-1)) + 1)
             articles[name] = bm25.retriever_from_ids(
                 ids, rows[passage_of_token], article_lengths.astype(np.int64), vocab, k1, b
             )
-    return passages, (articles if article_rows is not None else None)
+    return passages, (articles if rows is not None else None)
 
 
 class LexicalIndex:
