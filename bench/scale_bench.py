@@ -302,16 +302,19 @@ def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence
             times.append((time.perf_counter() - t) * 1000)
             found.append(ids[0])
             scores.append(d[0])
-        recall = float(np.mean([len(set(f) & set(g)) / K for f, g in zip(found, gt)]))
+        recall = recall_by_row(found, gt)
         tolerant = (float(np.mean([(s >= k - TIE).sum() / K for s, k in zip(scores, kth)])) if kth is not None else float("nan"))
         copies = (float(np.mean([same_neighbours(groups, f, g) / K for f, g in zip(found, gt)]))
                   if groups is not None else float("nan"))
-        by_stored = (float(np.mean([len(set(f) & set(g)) / K for f, g in zip(found, stored)]))
-                     if stored is not None else float("nan"))
+        by_stored = recall_by_row(found, stored) if stored is not None else float("nan")
         rows.append({"param": value, "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
                      "recall": recall, "recall_copies": copies, "recall_tie": tolerant, "recall_stored": by_stored})
     return {"load_s": load_s, "rss_load_mb": rss_load, "rss_after_mb": rss_mb() - base_rss, "rows": rows,
             "mmap": bool(flags)}
+
+
+def recall_by_row(found: Sequence[np.ndarray], truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(g)) / K for f, g in zip(found, truth)]))
 
 
 def same_neighbours(groups: np.ndarray, found: np.ndarray, truth: np.ndarray) -> int:
@@ -417,7 +420,7 @@ def truth_ids(path: Path, vectors: np.ndarray, queries: np.ndarray) -> Path:
     return path
 
 
-def stored_truth_ids(path: Path, vectors: np.ndarray, queries: np.ndarray) -> Path:
+def stored_truth_ids(path: Path, vectors: np.ndarray, queries: np.ndarray, truth: Path) -> Path:
     """Exact top-K rows at `path` as a product build searches exactly: a flat index over each
     distinct vector once, expanded to every copy lowest row first. Against the flat index over
     every row it differs only in which of several tied copies make the cut."""
@@ -428,8 +431,8 @@ def stored_truth_ids(path: Path, vectors: np.ndarray, queries: np.ndarray) -> Pa
     from index.copies import Copies, CopiesExpanded
 
     copies = Copies.find(vectors)
-    if copies is None:  # no copies: exact search over every row is already this
-        np.save(path, exact_truth(np.asarray(vectors), queries)[1])
+    if copies is None:  # no copies: exact search over every row (`truth`) is already this
+        np.save(path, np.load(truth))
         return path
     flat = faiss.IndexFlatIP(vectors.shape[1])
     first = copies.first_rows
@@ -547,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             else:
                 vectors = cached_array(work / "vectors-random.npy", lambda: random_vectors(n_actual, queries.shape[1]))
             truth_path = truth_ids(work / f"truth-{kind_v}.npy", np.asarray(vectors), queries)
-            stored_truth_ids(truth_path.with_suffix(".stored.npy"), vectors, queries)
+            stored_truth_ids(truth_path.with_suffix(".stored.npy"), vectors, queries, truth_path)
             groups = cached_array(truth_path.with_suffix(".groups.npy"), lambda: duplicate_groups(np.asarray(vectors)))
             notes.append(f"{label} {kind_v}: {len(groups) - len(np.unique(groups)):,} of {len(groups):,} vectors are "
                          f"exact copies of another (synthetic articles reuse sentences)")
