@@ -109,7 +109,7 @@ def in_process_service(root: Path, backend: str, onnx_dir: Path, torch_threads: 
         index_dir=root, embedding_model=model_path(), embedding_backend=backend, onnx_dir=onnx_dir,
         torch_threads=torch_threads, faiss_threads=faiss_threads,
     )
-    settings.apply_threads(serving=True)  # as `newsqa serve` does
+    settings.apply_process(serving=True)  # as `newsqa serve` does
     service = settings.qa_service()
     service.warm_up()
     return service

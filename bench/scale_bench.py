@@ -255,11 +255,14 @@ def check_lexical_equivalence(passages) -> float:
 # -- measuring in a fresh process --------------------------------------------------------------------
 
 
-def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence[int], threads: int) -> dict:
-    """Run in a child process: load one index file as the product does, search, report."""
+def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence[int], threads: int,
+                memory: str = "mmap") -> dict:
+    """Run in a child process: load one index file as the product does, search, report.
+    memory="private": a large file is copied into huge-page memory as a server does
+    (index/dense_memory.py); "mmap": it is searched memory-mapped."""
     import faiss
 
-    from index import store
+    from index import dense_memory, store
 
     base_rss = rss_mb()
     q = np.load(queries)
@@ -275,8 +278,13 @@ def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence
     stored_path = Path(truth).with_suffix(".stored.npy")
     stored = np.load(stored_path) if stored_path.is_file() else None
     started = time.perf_counter()
-    flags = faiss.IO_FLAG_MMAP_IFC if os.path.getsize(path) > store.MMAP_BYTES else 0
-    index = inner = faiss.read_index(path, flags)
+    large = os.path.getsize(path) > store.MMAP_BYTES
+    if large and memory == "private":
+        index = inner = dense_memory.read_private(Path(path))
+        held = "private"
+    else:
+        index = inner = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC if large else 0)
+        held = "mmap" if large else "read"
     copies_file = Path(path).with_suffix(".copies.npz")
     if copies_file.is_file():  # built over distinct vectors, as the product does (index/copies.py)
         from index.copies import Copies, CopiesExpanded
@@ -310,7 +318,16 @@ def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence
         rows.append({"param": value, "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
                      "recall": recall, "recall_copies": copies, "recall_tie": tolerant, "recall_stored": by_stored})
     return {"load_s": load_s, "rss_load_mb": rss_load, "rss_after_mb": rss_mb() - base_rss, "rows": rows,
-            "mmap": bool(flags)}
+            "memory": held}
+
+
+def warm_page_cache(path: Path) -> None:
+    """Read a file (or every file of a folder) once, so each timing starts from the same warm cache
+    whether the files were written this run or come from an earlier one."""
+    for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
+        with file.open("rb") as fh:
+            while fh.read(16 << 20):
+                pass
 
 
 def recall_by_row(found: Sequence[np.ndarray], truth: np.ndarray) -> float:
@@ -340,8 +357,10 @@ def probe_load(folder: str, mode: str) -> dict:
     import bm25s  # noqa: F401  (imports are start-up, not load)
     import faiss  # noqa: F401
 
-    from index import store
+    from index import dense_memory, store
 
+    if mode == "lazy":  # as a one-process server loads it: the vector index is then copied in the background
+        dense_memory.configure(dense_memory.PRIVATE)
     if mode == "eager-full":  # the loader as it was: parse everything, hash everything, no mmap
         store.LAZY_ROWS = 1 << 62
         store.MMAP_BYTES = 1 << 62
@@ -353,6 +372,11 @@ def probe_load(folder: str, mode: str) -> dict:
     started = time.perf_counter()
     loaded.integrity.wait()
     full_check_s = time.perf_counter() - started
+    copy = loaded.dense_copy or next((shard.dense_copy for shard in loaded.shards if shard.dense_copy), None)
+    copy_s = None
+    if copy is not None:
+        copy.wait()
+        copy_s = time.perf_counter() - started  # from the end of the load, as the full check
     rng = np.random.default_rng(0)
     rows = rng.integers(0, len(loaded.passages), 200)
     started = time.perf_counter()
@@ -360,6 +384,7 @@ def probe_load(folder: str, mode: str) -> dict:
         loaded.passages[int(r)]
     per_passage_us = (time.perf_counter() - started) / len(rows) * 1e6
     return {"load_s": load_s, "rss_load_mb": rss, "background_full_check_s": full_check_s,
+            "private_copy_s": copy_s, "copy_error": copy.error if copy else None,
             "integrity_error": loaded.integrity.error, "passage_access_us": per_passage_us,
             "lazy": type(loaded.passages).__name__}
 
@@ -502,6 +527,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--copies-once", action="store_true",
                         help="index each distinct vector once, as product builds do (index/copies.py); "
                              "without it every row goes into the index")
+    parser.add_argument("--memory", default="mmap,private",
+                        help="where large indexes are searched: mmap (the file), private (copied into huge pages, "
+                             "as a one-process server does; index/dense_memory.py), or both")
+    parser.add_argument("--probe-memory", default="mmap", help=argparse.SUPPRESS)
     parser.add_argument("--probe-index", nargs=5, metavar=("FILE", "KIND", "QUERIES", "TRUTH", "PARAMS"), help=argparse.SUPPRESS)
     parser.add_argument("--probe-load", nargs=2, metavar=("FOLDER", "MODE"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -511,7 +540,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.probe_index:
         file, kind, queries, truth, params = args.probe_index
-        print(json.dumps(probe_index(file, kind, queries, truth, [int(p) for p in params.split(",") if p], args.threads)))
+        print(json.dumps(probe_index(file, kind, queries, truth, [int(p) for p in params.split(",") if p], args.threads,
+                                     args.probe_memory)))
         return
     if args.probe_load:
         print(json.dumps(probe_load(*args.probe_load)))
@@ -562,14 +592,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                 path = work / f"{name}-{kind_v}.faiss"
                 build_s = build_type(kind, np.asarray(vectors), path, log, hnsw, args.copies_once)
                 params = {"hnsw": HNSW_EF, "ivf": IVF_NPROBE}.get(kind, ())
-                wait_for_quiet(args.max_load, args.wait, log)
-                probe = in_child("--probe-index", str(path), kind, str(work / "queries.npy"), str(truth_path),
-                                 ",".join(map(str, params)), "--threads", str(args.threads))
-                for row in probe["rows"]:
-                    results.append({"size": label, "passages": n_actual, "vectors": kind_v, "type": name, **row,
-                                    "build_s": build_s, "load_s": probe["load_s"], "rss_load_mb": probe["rss_load_mb"],
-                                    "rss_after_mb": probe["rss_after_mb"], "disk_mb": disk_size(path) / 2**20, "mmap": probe["mmap"]})
-                log(json.dumps(results[-1]))
+                for memory in args.memory.split(","):
+                    warm_page_cache(path)
+                    wait_for_quiet(args.max_load, args.wait, log)
+                    probe = in_child("--probe-index", str(path), kind, str(work / "queries.npy"), str(truth_path),
+                                     ",".join(map(str, params)), "--threads", str(args.threads), "--probe-memory", memory)
+                    if probe["memory"] == "read" and memory != args.memory.split(",")[0]:
+                        continue  # small enough to be read into memory either way: measured once
+                    for row in probe["rows"]:
+                        results.append({"size": label, "passages": n_actual, "vectors": kind_v, "type": name, **row,
+                                        "build_s": build_s, "load_s": probe["load_s"], "rss_load_mb": probe["rss_load_mb"],
+                                        "rss_after_mb": probe["rss_after_mb"], "disk_mb": disk_size(path) / 2**20,
+                                        "memory": probe["memory"]})
+                    log(json.dumps(results[-1]))
             del vectors
             gc.collect()
         if args.product_load and label == sizes[-1]:
@@ -581,28 +616,31 @@ def main(argv: Sequence[str] | None = None) -> None:
             del articles, passages
             gc.collect()
             for mode in ("lazy", "no-verify", "eager-full"):
+                warm_page_cache(folder)
                 wait_for_quiet(args.max_load, args.wait, log)
                 load_rows.append({"size": label, "mode": mode, **in_child("--probe-load", str(folder), mode),
                                   "disk_mb": disk_size(folder) / 2**20})
                 log(json.dumps(load_rows[-1]))
 
     print(f"model: {model_label(model_path())}; {machine_line()}; search: one query at a time, "
-          f"{args.threads} FAISS thread(s), {len(queries)} ViNewsQA questions; page cache warm (files just written)")
+          f"{args.threads} FAISS thread(s), {len(queries)} ViNewsQA questions; page cache warm (each file read once before it is timed)")
     for note in notes:
         print(note)
     print()
     print(table(
-        ["size", "vectors", "type", "param", "search p50 ms", "p99 ms", "recall@10", "recall@10, copies as one", f"recall@10 ties ≤{TIE:g}", "recall@10 vs exact over distinct vectors", "build s",
+        ["size", "vectors", "type", "memory", "param", "search p50 ms", "p99 ms", "recall@10", "recall@10, copies as one", f"recall@10 ties ≤{TIE:g}", "recall@10 vs exact over distinct vectors", "build s",
          "load s", "RSS after load MB", "RSS after search MB", "disk MB"],
-        [[f"{r['passages']:,}", r["vectors"], r["type"], r["param"] or "-", r["p50_ms"], r["p99_ms"], f"{r['recall']:.3f}",
+        [[f"{r['passages']:,}", r["vectors"], r["type"], r.get("memory", "-"), r["param"] or "-", r["p50_ms"], r["p99_ms"], f"{r['recall']:.3f}",
           f"{r.get('recall_copies', float('nan')):.3f}", f"{r.get('recall_tie', float('nan')):.3f}", f"{r.get('recall_stored', float('nan')):.3f}", r["build_s"], f"{r['load_s']:.3f}", r["rss_load_mb"], r["rss_after_mb"],
           r["disk_mb"]] for r in results],
     ))
     if load_rows:
         print()
         print(table(
-            ["size", "load_build mode", "load s", "RSS after load MB", "background full check s", "passage read µs", "build on disk MB"],
+            ["size", "load_build mode", "load s", "RSS after load MB", "background full check s",
+             "background private copy s", "passage read µs", "build on disk MB"],
             [[r["size"], r["mode"], f"{r['load_s']:.2f}", r["rss_load_mb"], f"{r['background_full_check_s']:.1f}",
+              "-" if r.get("private_copy_s") is None else f"{r['private_copy_s']:.1f}" + (" (failed)" if r.get("copy_error") else ""),
               f"{r['passage_access_us']:.1f}", r["disk_mb"]] for r in load_rows],
         ))
     if args.json:

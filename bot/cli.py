@@ -66,7 +66,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
     if ctx.invoked_subcommand is not None:
-        settings().apply_threads(serving=ctx.invoked_subcommand in ("serve", "bot"))  # before any model loads
+        settings().apply_process(serving=ctx.invoked_subcommand in ("serve", "bot"))  # before any model loads
     ctx.ensure_object(dict)
 
 

@@ -466,7 +466,7 @@ def _telegram_hook(service: QAService, settings: Settings) -> Any:
 
 def create_app(settings: Settings | None = None, service: QAService | None = None) -> FastAPI:
     settings = settings or Settings()
-    settings.apply_threads(serving=True)  # before the model and index load (in the lifespan)
+    settings.apply_process(serving=True)  # before the model and index load (in the lifespan)
     service = service or settings.qa_service()
     runtime = Runtime(service, settings.http_max_concurrency)
     max_chars, max_top_k = service.config.max_question_chars, service.config.max_top_k

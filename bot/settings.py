@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index import dense_memory
 from index.embedder import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL, SentenceTransformerEmbedder, configure_threads
 from index.shards import DEFAULT_SHARD_PASSAGES
 from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
@@ -38,6 +39,10 @@ class Settings(BaseSettings):
         description="threads of the embedding model (torch, ONNX Runtime); 0 = auto: cores / NEWSQA_HTTP_MAX_CONCURRENCY when serving, all cores otherwise",
     )
     faiss_threads: int = Field(0, ge=0, le=256, description="OpenMP threads of FAISS; 0 = auto: 1 when serving, all cores otherwise")
+    dense_memory: str = Field(
+        dense_memory.AUTO, pattern=f"^({'|'.join(dense_memory.MODES)})$",
+        description="where a large vector index is searched: mmap (the file, shared by processes), private (copied into huge pages in the background after the load; faster HNSW search); auto = private for a one-process server where the kernel gives huge pages, else mmap",
+    )
     # Building (`newsqa index build`): where it runs, and how the index is cut into shards
     build_engine: str = Field("local", pattern="^(local|ray)$", description="local (this process) or ray (a Ray cluster)")
     ray_address: str | None = Field(None, description="Ray cluster to build on, e.g. ray://head:10001 or auto; unset = start one here")
@@ -145,6 +150,10 @@ class Settings(BaseSettings):
         model = self.torch_threads or max(1, cores // (self.http_max_concurrency * self.http_workers))
         return model, self.faiss_threads or 1
 
-    def apply_threads(self, serving: bool = False) -> None:
-        """Once per process, at start-up: each library takes its count when it is first loaded."""
+    def apply_process(self, serving: bool = False) -> None:
+        """Once per process, at start-up: thread counts (each library takes its count when it is
+        first loaded) and where large vector indexes are searched."""
         configure_threads(*self.thread_counts(serving))
+        dense_memory.configure(
+            dense_memory.resolve_mode(self.dense_memory, serving, self.http_workers, dense_memory.hugepages_available())
+        )

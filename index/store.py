@@ -46,6 +46,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
+from index import dense_memory
 from index.copies import COPIES, Copies, CopiesExpanded
 from index.embedder import apply_faiss_threads
 from index.lexical import LexicalIndex
@@ -131,7 +132,8 @@ LAZY_ROWS = 50_000
 FULL_CHECK_BYTES = 64 << 20
 SAMPLE_BLOCKS = 64
 SAMPLE_BLOCK_BYTES = 64 << 10
-# Vector indexes above this size are memory-mapped (zero-copy; FAISS must never add to them).
+# Vector indexes above this size are memory-mapped (zero-copy; FAISS must never add to them), and a
+# server may then copy them into huge pages in the background (index/dense_memory.py).
 MMAP_BYTES = 64 << 20
 
 
@@ -184,6 +186,9 @@ class LoadedIndex:
     article_rows: Mapping[str, range] | None = None
     # The shards of a sharded build (see index.shards), each loaded as a build of its own.
     shards: Sequence[LoadedIndex] = ()
+    # The background copy of a large memory-mapped vector index into private memory, when the
+    # front end asked for one (index.dense_memory); `dense` swaps to the copy when it is read.
+    dense_copy: dense_memory.PrivateCopy | None = None
 
     @property
     def model_id(self) -> str | None:
@@ -707,19 +712,34 @@ def _read_rows(folder: Path) -> dict[str, np.ndarray] | None:
         return {key: data[key] for key in data.files}
 
 
-def _read_dense(folder: Path, manifest: dict[str, Any]):  # -> faiss.Index | None
+def _read_dense(folder: Path, manifest: dict[str, Any]) -> tuple[Any, dense_memory.PrivateCopy | None]:
+    """The vector index (None without one), and its background copy into private memory if one runs."""
     path = folder / DENSE
     if not path.is_file():
-        return None
+        return None, None
     import faiss
 
     apply_faiss_threads()
-    flags = faiss.IO_FLAG_MMAP_IFC if path.stat().st_size > MMAP_BYTES else 0
-    dense = faiss.read_index(str(path), flags)
-    _set_search_params(dense, manifest.get("dense_index", {}))
+    mapped = path.stat().st_size > MMAP_BYTES
+    dense = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
+    params = manifest.get("dense_index", {})
+    _set_search_params(dense, params)
+    # Only the index types whose vectors and graph FAISS reads zero-copy: others would be copied
+    # twice. The build's files were checked above; the copy reads the same immutable file.
+    copy_wanted = (
+        mapped
+        and dense_memory.configured_mode() == dense_memory.PRIVATE
+        and dense_index_type(dense) in (FLAT, HNSW, HNSW_FP16)
+    )
     if (folder / COPIES).is_file():
-        return CopiesExpanded(dense, Copies.load(folder / COPIES))
-    return dense
+        holder: Any = CopiesExpanded(dense, Copies.load(folder / COPIES))
+    elif copy_wanted:
+        holder = dense_memory.SwappableDense(dense)
+    else:
+        return dense, None
+    if not copy_wanted:
+        return holder, None
+    return holder, dense_memory.PrivateCopy(path, holder, lambda index: _set_search_params(index, params)).start()
 
 
 def _eager_tables(folder: Path) -> tuple[dict[str, Article], list[Passage]]:
@@ -769,7 +789,7 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
         lazy = rows is not None and int(manifest.get("passage_count") or 0) > LAZY_ROWS
         articles, passages = _lazy_tables(folder, rows) if lazy else _eager_tables(folder)  # type: ignore[arg-type]
         lexical = LexicalIndex.load(folder / LEXICAL, mmap=lazy)
-        dense = _read_dense(folder, manifest)
+        dense, dense_copy = _read_dense(folder, manifest)
         if dense is not None and dense.ntotal != len(passages):
             raise _corrupt(folder, "the vector index and the passages disagree in size")
     except IndexUnavailable:
@@ -793,6 +813,7 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
         passage_rows=LazyRowMap(passages) if lazy else {p.passage_id: i for i, p in enumerate(passages)},
         integrity=integrity,
         article_rows=article_rows,
+        dense_copy=dense_copy,
     )
 
 

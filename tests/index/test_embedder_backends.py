@@ -161,7 +161,7 @@ def test_thread_settings_reach_torch_and_faiss(restore_threads, monkeypatch):
 
     monkeypatch.setenv("NEWSQA_TORCH_THREADS", "1")
     monkeypatch.setenv("NEWSQA_FAISS_THREADS", "1")
-    Settings().apply_threads()
+    Settings().apply_process()
     assert torch.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
 
 

@@ -1,0 +1,181 @@
+"""A memory-mapped vector index copied into private memory while it serves (index/dense_memory.py).
+
+Real FAISS files on disk, read memory-mapped and then copied; MMAP_BYTES is lowered so small test
+indexes count as large. What is checked: the copy answers exactly as the map did, it is swapped in
+only when complete, and a failed copy leaves the map serving.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from index import dense_memory, store
+from index.copies import COPIES, Copies, CopiesExpanded
+from index.dense_memory import MMAP, PRIVATE, PrivateCopy, SwappableDense
+from tests.index.test_copies import unit, with_copies
+
+
+@pytest.fixture
+def private_mode(monkeypatch):
+    monkeypatch.setattr(store, "MMAP_BYTES", 0)
+    monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
+
+
+def write_index(folder: Path, vectors: np.ndarray, kind: str) -> dict:
+    index = store.make_dense_index(vectors, kind=kind)
+    faiss.write_index(index, str(folder / store.DENSE))
+    return {"dense_index": store.dense_index_info(index)}
+
+
+def searched(index, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    return index.search(np.ascontiguousarray(queries), k)
+
+
+@pytest.mark.parametrize("kind", [store.FLAT, store.HNSW, store.HNSW_FP16])
+def test_the_private_copy_answers_as_the_memory_mapped_index_did(kind, private_mode, tmp_path):
+    rng = np.random.default_rng(1)
+    vectors, queries = unit(rng, 3000, 32), unit(rng, 40, 32)
+    manifest = write_index(tmp_path, vectors, kind)
+    holder, copy = store._read_dense(tmp_path, manifest)
+    assert isinstance(holder, SwappableDense) and copy is not None
+    mapped = holder.index
+    before = searched(holder, queries)
+    assert copy.wait(30) and copy.error is None and copy.memory == PRIVATE
+    assert holder.index is not mapped and holder.ntotal == len(vectors)
+    after = searched(holder, queries)
+    np.testing.assert_array_equal(before[1], after[1])
+    np.testing.assert_array_equal(before[0], after[0])
+    if kind != store.FLAT:  # the search parameters the file does not store came along
+        assert holder.index.hnsw.efSearch == manifest["dense_index"]["ef_search"] == mapped.hnsw.efSearch
+
+
+def test_an_index_over_distinct_vectors_swaps_inside_its_copies(private_mode, tmp_path):
+    rng = np.random.default_rng(2)
+    vectors, queries = with_copies(rng, 2000, 2600, 32), unit(rng, 30, 32)
+    copies = Copies.find(vectors)
+    assert copies is not None
+    copies.save(tmp_path / COPIES)
+    manifest = write_index(tmp_path, vectors[copies.first_rows], store.HNSW)
+    holder, copy = store._read_dense(tmp_path, manifest)
+    assert isinstance(holder, CopiesExpanded) and copy is not None
+    before = searched(holder, queries)
+    assert copy.wait(30) and copy.memory == PRIVATE
+    after = searched(holder, queries)
+    assert holder.ntotal == len(vectors)
+    np.testing.assert_array_equal(before[1], after[1])
+
+
+def test_a_failed_copy_leaves_the_memory_mapped_index_serving(private_mode, tmp_path, monkeypatch, caplog):
+    def unreadable(path: Path):
+        raise OSError("Input/output error")
+
+    monkeypatch.setattr(dense_memory, "read_private", unreadable)
+    rng = np.random.default_rng(3)
+    vectors, queries = unit(rng, 500, 16), unit(rng, 5, 16)
+    holder, copy = store._read_dense(tmp_path, write_index(tmp_path, vectors, store.FLAT))
+    mapped = holder.index
+    assert copy.wait(30)
+    assert copy.memory == MMAP and copy.error == "OSError: Input/output error"
+    assert holder.index is mapped
+    np.testing.assert_array_equal(searched(holder, queries)[1], faiss.knn(queries, vectors, 10, faiss.METRIC_INNER_PRODUCT)[1])
+    assert "stays memory-mapped" in caplog.text
+
+
+def test_a_copy_of_a_file_that_changed_size_is_refused(private_mode, tmp_path):
+    rng = np.random.default_rng(4)
+    vectors = unit(rng, 800, 16)
+    holder, copy = store._read_dense(tmp_path, write_index(tmp_path, vectors, store.FLAT))
+    copy.wait(30)
+    # Another index in the same file: the copy must not swap in a different size.
+    faiss.write_index(store.make_dense_index(vectors[:400], kind=store.FLAT), str(tmp_path / store.DENSE))
+    again = PrivateCopy(tmp_path / store.DENSE, holder, lambda index: None).start()
+    assert again.wait(30) and again.memory == MMAP and "disagree in size" in (again.error or "")
+    assert holder.ntotal == 800 and holder.index.ntotal == 800
+
+
+def test_a_copy_whose_index_was_dropped_is_abandoned(tmp_path):
+    rng = np.random.default_rng(5)
+    faiss.write_index(store.make_dense_index(unit(rng, 100, 16), kind=store.FLAT), str(tmp_path / store.DENSE))
+    holder = SwappableDense(faiss.read_index(str(tmp_path / store.DENSE)))
+    copy = PrivateCopy(tmp_path / store.DENSE, holder, lambda index: None)
+    del holder
+    gc.collect()
+    assert copy.start().wait(30) and copy.memory == MMAP and copy.error is None
+
+
+def test_mmap_mode_and_small_indexes_start_no_copy(tmp_path, monkeypatch):
+    rng = np.random.default_rng(6)
+    manifest = write_index(tmp_path, unit(rng, 200, 16), store.FLAT)
+    monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
+    dense, copy = store._read_dense(tmp_path, manifest)  # below MMAP_BYTES: read into memory already
+    assert copy is None and isinstance(dense, faiss.Index)
+    monkeypatch.setattr(store, "MMAP_BYTES", 0)
+    monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
+    dense, copy = store._read_dense(tmp_path, manifest)
+    assert copy is None and isinstance(dense, faiss.Index)
+
+
+def test_a_service_answers_the_same_from_the_copy(private_mode, monkeypatch, tmp_path, embedder, service_factory):
+    from index.build import build_index
+    from tests.conftest import SEEDS
+
+    root = tmp_path / "index"
+    build_index(SEEDS, root, embedder)
+    question = "What did Russia demand from NATO?"
+    monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
+    mapped = service_factory(root).ask(question)
+    monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
+    service = service_factory(root)
+    service.ask("Nga yêu cầu NATO những gì?")  # loads the index and starts the copy
+    copy = service._snapshot.searcher.index.dense_copy
+    assert copy is not None and copy.wait(30) and copy.memory == PRIVATE
+    copied = service.ask(question)
+    assert copied.answer == mapped.answer and copied.citations == mapped.citations
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "available"),
+    [("always [madvise] never", "madvise", True), ("[always] madvise never", "always", True), ("always madvise [never]", "never", False)],
+)
+def test_huge_pages_are_read_from_the_kernel_setting(text, mode, available, tmp_path):
+    enabled = tmp_path / "enabled"
+    enabled.write_text(text + "\n")
+    assert dense_memory.selected_thp_mode(text) == mode
+    assert dense_memory.hugepages_available(enabled) is available
+
+
+def test_no_thp_file_means_no_huge_pages(tmp_path):
+    assert dense_memory.hugepages_available(tmp_path / "absent") is False
+
+
+@pytest.mark.parametrize(
+    ("setting", "serving", "workers", "hugepages", "mode"),
+    [
+        ("auto", True, 1, True, PRIVATE),
+        ("auto", True, 4, True, MMAP),  # processes share one mapped copy
+        ("auto", False, 1, True, MMAP),  # a one-off question would not repay the copy
+        ("auto", True, 1, False, MMAP),
+        ("private", False, 4, False, PRIVATE),
+        ("mmap", True, 1, True, MMAP),
+    ],
+)
+def test_auto_copies_only_for_a_one_process_server_with_huge_pages(setting, serving, workers, hugepages, mode):
+    assert dense_memory.resolve_mode(setting, serving, workers, hugepages) == mode
+
+
+def test_the_setting_reaches_the_store(monkeypatch):
+    from bot.settings import Settings
+
+    monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
+    Settings(dense_memory="private").apply_process(serving=False)
+    assert dense_memory.configured_mode() == PRIVATE
+    Settings(dense_memory="auto").apply_process(serving=False)
+    assert dense_memory.configured_mode() == MMAP
+    with pytest.raises(ValidationError):
+        Settings(dense_memory="swap")
