@@ -713,7 +713,8 @@ def _read_rows(folder: Path) -> dict[str, np.ndarray] | None:
 
 
 def _read_dense(folder: Path, manifest: dict[str, Any]) -> tuple[Any, dense_memory.PrivateCopy | None]:
-    """The vector index (None without one), and its background copy into private memory if one runs."""
+    """The vector index (None without one), and its copy into private memory if one is wanted
+    (not started: the load starts it once every file has passed)."""
     path = folder / DENSE
     if not path.is_file():
         return None, None
@@ -739,7 +740,7 @@ def _read_dense(folder: Path, manifest: dict[str, Any]) -> tuple[Any, dense_memo
         return dense, None
     if not copy_wanted:
         return holder, None
-    return holder, dense_memory.PrivateCopy(path, holder, lambda index: _set_search_params(index, params)).start()
+    return holder, dense_memory.PrivateCopy(path, holder, lambda index: _set_search_params(index, params))
 
 
 def _eager_tables(folder: Path) -> tuple[dict[str, Article], list[Passage]]:
@@ -803,7 +804,7 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
     article_rows = None
     if rows is not None and "article_passage_starts" in rows:
         article_rows = _article_rows(rows["article_ids"].tolist(), rows["article_passage_starts"])
-    return LoadedIndex(
+    loaded = LoadedIndex(
         folder=folder,
         manifest=manifest,
         articles=articles,
@@ -815,6 +816,9 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
         article_rows=article_rows,
         dense_copy=dense_copy,
     )
+    if dense_copy is not None:
+        dense_copy.start()
+    return loaded
 
 
 def open_index(root: Path, verify: bool = True) -> LoadedIndex:

@@ -46,7 +46,8 @@ def test_the_private_copy_answers_as_the_memory_mapped_index_did(kind, private_m
     assert isinstance(holder, SwappableDense) and copy is not None
     mapped = holder.index
     before = searched(holder, queries)
-    assert copy.wait(30) and copy.error is None and copy.memory == PRIVATE
+    assert not copy.wait(0.2) and holder.index is mapped  # started by load_build, not here
+    assert copy.start().wait(30) and copy.error is None and copy.memory == PRIVATE
     assert holder.index is not mapped and holder.ntotal == len(vectors)
     after = searched(holder, queries)
     np.testing.assert_array_equal(before[1], after[1])
@@ -65,7 +66,7 @@ def test_an_index_over_distinct_vectors_swaps_inside_its_copies(private_mode, tm
     holder, copy = store._read_dense(tmp_path, manifest)
     assert isinstance(holder, CopiesExpanded) and copy is not None
     before = searched(holder, queries)
-    assert copy.wait(30) and copy.memory == PRIVATE
+    assert copy.start().wait(30) and copy.memory == PRIVATE
     after = searched(holder, queries)
     assert holder.ntotal == len(vectors)
     np.testing.assert_array_equal(before[1], after[1])
@@ -80,7 +81,7 @@ def test_a_failed_copy_leaves_the_memory_mapped_index_serving(private_mode, tmp_
     vectors, queries = unit(rng, 500, 16), unit(rng, 5, 16)
     holder, copy = store._read_dense(tmp_path, write_index(tmp_path, vectors, store.FLAT))
     mapped = holder.index
-    assert copy.wait(30)
+    assert copy.start().wait(30)
     assert copy.memory == MMAP and copy.error == "OSError: Input/output error"
     assert holder.index is mapped
     np.testing.assert_array_equal(searched(holder, queries)[1], faiss.knn(queries, vectors, 10, faiss.METRIC_INNER_PRODUCT)[1])
@@ -90,8 +91,7 @@ def test_a_failed_copy_leaves_the_memory_mapped_index_serving(private_mode, tmp_
 def test_a_copy_of_a_file_that_changed_size_is_refused(private_mode, tmp_path):
     rng = np.random.default_rng(4)
     vectors = unit(rng, 800, 16)
-    holder, copy = store._read_dense(tmp_path, write_index(tmp_path, vectors, store.FLAT))
-    copy.wait(30)
+    holder, _ = store._read_dense(tmp_path, write_index(tmp_path, vectors, store.FLAT))
     # Another index in the same file: the copy must not swap in a different size.
     faiss.write_index(store.make_dense_index(vectors[:400], kind=store.FLAT), str(tmp_path / store.DENSE))
     again = PrivateCopy(tmp_path / store.DENSE, holder, lambda index: None).start()
