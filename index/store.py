@@ -92,8 +92,9 @@ HNSW_EF_SEARCH = 320
 # The same settings lose recall as the graph grows: at 1M passages (864k distinct vectors) efC 200
 # with efSearch 256 measured recall@10 0.88 (by row), and even efSearch 1024 only 0.94 in 5.7 ms.
 # A wider construction search builds a better graph (efC 400 with efSearch 640: recall@10 0.940,
-# 0.952 counting identical copies as one neighbour, in 3.6-4.5 ms over three runs; efSearch 768
-# adds 0.004 for ~0.8 ms; docs/README-performance.md) for twice the graph's build time, which is
+# 0.952 counting identical copies as one neighbour, in 3.6-4.5 ms over three runs, 5.1-5.4 ms on a
+# slower day, 4.0 ms that day from huge pages as a server searches it (index/dense_memory.py);
+# efSearch 768 adds 0.004 for ~0.8-1 ms; docs/README-performance.md) for twice the graph's build time, which is
 # small beside embedding that many passages. So both widen from their 100k values to these at 1M
 # (a power law through the two points).
 HNSW_EF_CONSTRUCTION_MAX = 400
