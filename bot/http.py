@@ -87,6 +87,10 @@ class Readiness(BaseModel):
     model: str | None = Field(description="Embedding model the index was built with; null for keyword-only")
     dimension: int | None
     dense_index: str | None = Field(description="'flat', 'hnsw' or null")
+    dense_memory: str | None = Field(
+        None,
+        description="Where the vector index is searched: 'memory', 'mmap', 'copying' (mapped while a huge-page copy is read) or 'private' (the copy); null for keyword-only",
+    )
     article_count: int
     passage_count: int
     mode: str = Field(description="'hybrid' or 'lexical'")
@@ -527,6 +531,7 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
             model=model.get("id"),
             dimension=model.get("dimension"),
             dense_index=(m.get("dense_index") or {}).get("type"),
+            dense_memory=service.dense_memory,
             article_count=int(m.get("article_count", 0)),
             passage_count=int(m.get("passage_count", 0)),
             mode="lexical" if service.notice else "hybrid",

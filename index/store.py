@@ -195,6 +195,22 @@ class LoadedIndex:
     def model_id(self) -> str | None:
         return self.manifest.get("model", {}).get("id")
 
+    @property
+    def dense_memory(self) -> str | None:
+        """Where the vector index is searched: "memory" (read in whole), "mmap", "copying" (mapped
+        while its huge-page copy is read) or "private" (the copy); shards' joined by "+"; None
+        without vectors."""
+        if self.shards:
+            return "+".join(sorted({m for shard in self.shards if (m := shard.dense_memory)})) or None
+        if self.dense is None:
+            return None
+        if self.dense_copy is not None:
+            if self.dense_copy.memory == dense_memory.PRIVATE:
+                return dense_memory.PRIVATE
+            return dense_memory.MMAP if self.dense_copy.wait(0) else "copying"
+        path = self.folder / DENSE
+        return dense_memory.MMAP if path.is_file() and path.stat().st_size > MMAP_BYTES else "memory"
+
     def passages_of(self, article_id: str) -> list[Passage]:
         """One article's passages in order, without walking every passage of the index."""
         if self.article_rows is not None:

@@ -264,6 +264,11 @@ class QAService:
     def notice(self) -> str | None:
         return self._current().notice
 
+    @property
+    def dense_memory(self) -> str | None:
+        """Where the served build's vector index is searched (see LoadedIndex.dense_memory)."""
+        return self._current().index.dense_memory
+
     def view(self) -> IndexView:
         """The articles and passages of the build being served, as one consistent view."""
         return self._current().view

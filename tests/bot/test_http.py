@@ -150,6 +150,7 @@ def test_healthz_and_readyz_report_the_served_index(client, seed_index):
     assert info["model"] == manifest["model"]["id"] and info["dimension"] == manifest["model"]["dimension"]
     assert info["article_count"] == 2 and info["passage_count"] == manifest["passage_count"]
     assert info["mode"] == "hybrid" and info["notice"] is None and info["reload_error"] is None
+    assert info["dense_memory"] == "memory"  # a small exact index is read in whole
 
 
 def test_ask_returns_the_same_object_as_the_cli(client, seed_service):

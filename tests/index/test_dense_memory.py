@@ -8,6 +8,7 @@ only when complete, and a failed copy leaves the map serving.
 from __future__ import annotations
 
 import gc
+import threading
 from pathlib import Path
 
 import faiss
@@ -19,6 +20,7 @@ from index import dense_memory, store
 from index.copies import COPIES, Copies, CopiesExpanded
 from index.dense_memory import MMAP, PRIVATE, PrivateCopy, SwappableDense
 from tests.index.test_copies import unit, with_copies
+from tests.index.test_shards import one_and_four  # noqa: F401  (a fixture)
 
 
 @pytest.fixture
@@ -135,8 +137,31 @@ def test_a_service_answers_the_same_from_the_copy(private_mode, monkeypatch, tmp
     service.ask("Nga yêu cầu NATO những gì?")  # loads the index and starts the copy
     copy = service._snapshot.searcher.index.dense_copy
     assert copy is not None and copy.wait(30) and copy.memory == PRIVATE
+    assert service.dense_memory == PRIVATE
     copied = service.ask(question)
     assert copied.answer == mapped.answer and copied.citations == mapped.citations
+
+
+def test_a_build_says_where_its_vectors_are_searched(monkeypatch, tmp_path, embedder):
+    from index.build import build_index
+    from tests.conftest import SEEDS
+
+    root = tmp_path / "index"
+    build_index(SEEDS, root, embedder)
+    monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
+    assert store.open_index(root).dense_memory == "memory"  # below MMAP_BYTES: read in whole
+    monkeypatch.setattr(store, "MMAP_BYTES", 0)
+    monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
+    assert store.open_index(root).dense_memory == MMAP
+    monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
+    gate = threading.Event()
+    real = dense_memory.read_private
+    monkeypatch.setattr(dense_memory, "read_private", lambda path: (gate.wait(30), real(path))[1])
+    loaded = store.open_index(root)
+    assert loaded.dense_memory == "copying"
+    gate.set()
+    assert loaded.dense_copy is not None and loaded.dense_copy.wait(30)
+    assert loaded.dense_memory == PRIVATE
 
 
 @pytest.mark.parametrize(
@@ -179,3 +204,15 @@ def test_the_setting_reaches_the_store(monkeypatch):
     assert dense_memory.configured_mode() == MMAP
     with pytest.raises(ValidationError):
         Settings(dense_memory="swap")
+
+
+def test_a_sharded_build_searches_each_shard_from_its_copy(one_and_four, private_mode, embedder, mixed_questions):
+    from retrieval.search import HybridSearcher
+
+    one, four = (store.open_index(p) for p in one_and_four)
+    copies = [shard.dense_copy for shard in four.shards]
+    assert len(copies) == 4 and all(c is not None and c.wait(30) for c in copies)
+    assert four.dense_memory == PRIVATE
+    a, b = HybridSearcher(one, embedder), HybridSearcher(four, embedder)
+    for question in mixed_questions[:10]:
+        assert [h.row for h in a.search(question, 10)] == [h.row for h in b.search(question, 10)]
