@@ -372,11 +372,11 @@ def probe_load(folder: str, mode: str) -> dict:
     started = time.perf_counter()
     loaded.integrity.wait()
     full_check_s = time.perf_counter() - started
-    copy = loaded.dense_copy or next((shard.dense_copy for shard in loaded.shards if shard.dense_copy), None)
-    copy_s = None
-    if copy is not None:
+    copies = [c for c in (loaded.dense_copy, *(shard.dense_copy for shard in loaded.shards)) if c is not None]
+    for copy in copies:
         copy.wait()
-        copy_s = time.perf_counter() - started  # from the end of the load, as the full check
+    copy_s = time.perf_counter() - started if copies else None  # from the end of the load, as the full check
+    copy_error = next((c.error for c in copies if c.error), None)
     rng = np.random.default_rng(0)
     rows = rng.integers(0, len(loaded.passages), 200)
     started = time.perf_counter()
@@ -384,7 +384,7 @@ def probe_load(folder: str, mode: str) -> dict:
         loaded.passages[int(r)]
     per_passage_us = (time.perf_counter() - started) / len(rows) * 1e6
     return {"load_s": load_s, "rss_load_mb": rss, "background_full_check_s": full_check_s,
-            "private_copy_s": copy_s, "copy_error": copy.error if copy else None,
+            "private_copy_s": copy_s, "copy_error": copy_error,
             "integrity_error": loaded.integrity.error, "passage_access_us": per_passage_us,
             "lazy": type(loaded.passages).__name__}
 
@@ -548,6 +548,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
 
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    from index import store
     from index.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder(model_path())
@@ -592,13 +593,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 path = work / f"{name}-{kind_v}.faiss"
                 build_s = build_type(kind, np.asarray(vectors), path, log, hnsw, args.copies_once)
                 params = {"hnsw": HNSW_EF, "ivf": IVF_NPROBE}.get(kind, ())
-                for memory in args.memory.split(","):
+                # A file small enough to be read into memory is read the same either way: probed once.
+                memories = args.memory.split(",") if path.stat().st_size > store.MMAP_BYTES else args.memory.split(",")[:1]
+                for memory in memories:
                     warm_page_cache(path)
                     wait_for_quiet(args.max_load, args.wait, log)
                     probe = in_child("--probe-index", str(path), kind, str(work / "queries.npy"), str(truth_path),
                                      ",".join(map(str, params)), "--threads", str(args.threads), "--probe-memory", memory)
-                    if probe["memory"] == "read" and memory != args.memory.split(",")[0]:
-                        continue  # small enough to be read into memory either way: measured once
                     for row in probe["rows"]:
                         results.append({"size": label, "passages": n_actual, "vectors": kind_v, "type": name, **row,
                                         "build_s": build_s, "load_s": probe["load_s"], "rss_load_mb": probe["rss_load_mb"],

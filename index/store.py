@@ -187,6 +187,7 @@ class LoadedIndex:
     article_rows: Mapping[str, range] | None = None
     # The shards of a sharded build (see index.shards), each loaded as a build of its own.
     shards: Sequence[LoadedIndex] = ()
+    dense_mapped: bool = False  # the vector index was opened memory-mapped (above MMAP_BYTES)
     # The background copy of a large memory-mapped vector index into private memory, when the
     # front end asked for one (index.dense_memory); `dense` swaps to the copy when it is read.
     dense_copy: dense_memory.PrivateCopy | None = None
@@ -208,8 +209,7 @@ class LoadedIndex:
             if self.dense_copy.memory == dense_memory.PRIVATE:
                 return dense_memory.PRIVATE
             return dense_memory.MMAP if self.dense_copy.wait(0) else "copying"
-        path = self.folder / DENSE
-        return dense_memory.MMAP if path.is_file() and path.stat().st_size > MMAP_BYTES else "memory"
+        return dense_memory.MMAP if self.dense_mapped else "memory"
 
     def passages_of(self, article_id: str) -> list[Passage]:
         """One article's passages in order, without walking every passage of the index."""
@@ -729,12 +729,18 @@ def _read_rows(folder: Path) -> dict[str, np.ndarray] | None:
         return {key: data[key] for key in data.files}
 
 
-def _read_dense(folder: Path, manifest: dict[str, Any]) -> tuple[Any, dense_memory.PrivateCopy | None]:
-    """The vector index (None without one), and its copy into private memory if one is wanted
-    (not started: the load starts it once every file has passed)."""
+@dataclass
+class DenseRead:
+    index: Any | None  # faiss.Index, or a wrapper that searches like one; None without vectors
+    mapped: bool = False  # memory-mapped (IO_FLAG_MMAP_IFC)
+    copy: dense_memory.PrivateCopy | None = None  # not started: the load starts it once every file has passed
+
+
+def _read_dense(folder: Path, manifest: dict[str, Any]) -> DenseRead:
+    """The vector index, and its copy into private memory if the front end wants one."""
     path = folder / DENSE
     if not path.is_file():
-        return None, None
+        return DenseRead(None)
     import faiss
 
     apply_faiss_threads()
@@ -742,22 +748,18 @@ def _read_dense(folder: Path, manifest: dict[str, Any]) -> tuple[Any, dense_memo
     dense = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
     params = manifest.get("dense_index", {})
     _set_search_params(dense, params)
+    holder: Any = CopiesExpanded(dense, Copies.load(folder / COPIES)) if (folder / COPIES).is_file() else dense
     # Only the index types whose vectors and graph FAISS reads zero-copy: others would be copied
     # twice. The build's files were checked above; the copy reads the same immutable file.
-    copy_wanted = (
+    if not (
         mapped
         and dense_memory.configured_mode() == dense_memory.PRIVATE
         and dense_index_type(dense) in (FLAT, HNSW, HNSW_FP16)
-    )
-    if (folder / COPIES).is_file():
-        holder: Any = CopiesExpanded(dense, Copies.load(folder / COPIES))
-    elif copy_wanted:
+    ):
+        return DenseRead(holder, mapped)
+    if holder is dense:
         holder = dense_memory.SwappableDense(dense)
-    else:
-        return dense, None
-    if not copy_wanted:
-        return holder, None
-    return holder, dense_memory.PrivateCopy(path, holder, lambda index: _set_search_params(index, params))
+    return DenseRead(holder, mapped, dense_memory.PrivateCopy(path, holder, lambda index: _set_search_params(index, params)))
 
 
 def _eager_tables(folder: Path) -> tuple[dict[str, Article], list[Passage]]:
@@ -807,8 +809,8 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
         lazy = rows is not None and int(manifest.get("passage_count") or 0) > LAZY_ROWS
         articles, passages = _lazy_tables(folder, rows) if lazy else _eager_tables(folder)  # type: ignore[arg-type]
         lexical = LexicalIndex.load(folder / LEXICAL, mmap=lazy)
-        dense, dense_copy = _read_dense(folder, manifest)
-        if dense is not None and dense.ntotal != len(passages):
+        dense = _read_dense(folder, manifest)
+        if dense.index is not None and dense.index.ntotal != len(passages):
             raise _corrupt(folder, "the vector index and the passages disagree in size")
     except IndexUnavailable:
         raise
@@ -827,14 +829,15 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
         articles=articles,
         passages=passages,
         lexical=lexical,
-        dense=dense,
+        dense=dense.index,
         passage_rows=LazyRowMap(passages) if lazy else {p.passage_id: i for i, p in enumerate(passages)},
         integrity=integrity,
         article_rows=article_rows,
-        dense_copy=dense_copy,
+        dense_mapped=dense.mapped,
+        dense_copy=dense.copy,
     )
-    if dense_copy is not None:
-        dense_copy.start()
+    if dense.copy is not None:
+        dense.copy.start()
     return loaded
 
 

@@ -35,6 +35,10 @@ def write_index(folder: Path, vectors: np.ndarray, kind: str) -> dict:
     return {"dense_index": store.dense_index_info(index)}
 
 
+def unpack(read: store.DenseRead) -> tuple:
+    return read.index, read.copy
+
+
 def searched(index, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     return index.search(np.ascontiguousarray(queries), k)
 
@@ -44,7 +48,7 @@ def test_the_private_copy_answers_as_the_memory_mapped_index_did(kind, private_m
     rng = np.random.default_rng(1)
     vectors, queries = unit(rng, 3000, 32), unit(rng, 40, 32)
     manifest = write_index(tmp_path, vectors, kind)
-    holder, copy = store._read_dense(tmp_path, manifest)
+    holder, copy = unpack(store._read_dense(tmp_path, manifest))
     assert isinstance(holder, SwappableDense) and copy is not None
     mapped = holder.index
     before = searched(holder, queries)
@@ -65,7 +69,7 @@ def test_an_index_over_distinct_vectors_swaps_inside_its_copies(private_mode, tm
     assert copies is not None
     copies.save(tmp_path / COPIES)
     manifest = write_index(tmp_path, vectors[copies.first_rows], store.HNSW)
-    holder, copy = store._read_dense(tmp_path, manifest)
+    holder, copy = unpack(store._read_dense(tmp_path, manifest))
     assert isinstance(holder, CopiesExpanded) and copy is not None
     before = searched(holder, queries)
     assert copy.start().wait(30) and copy.memory == PRIVATE
@@ -81,7 +85,7 @@ def test_a_failed_copy_leaves_the_memory_mapped_index_serving(private_mode, tmp_
     monkeypatch.setattr(dense_memory, "read_private", unreadable)
     rng = np.random.default_rng(3)
     vectors, queries = unit(rng, 500, 16), unit(rng, 5, 16)
-    holder, copy = store._read_dense(tmp_path, write_index(tmp_path, vectors, store.FLAT))
+    holder, copy = unpack(store._read_dense(tmp_path, write_index(tmp_path, vectors, store.FLAT)))
     mapped = holder.index
     assert copy.start().wait(30)
     assert copy.memory == MMAP and copy.error == "OSError: Input/output error"
@@ -93,7 +97,7 @@ def test_a_failed_copy_leaves_the_memory_mapped_index_serving(private_mode, tmp_
 def test_a_copy_of_a_file_that_changed_size_is_refused(private_mode, tmp_path):
     rng = np.random.default_rng(4)
     vectors = unit(rng, 800, 16)
-    holder, _ = store._read_dense(tmp_path, write_index(tmp_path, vectors, store.FLAT))
+    holder, _ = unpack(store._read_dense(tmp_path, write_index(tmp_path, vectors, store.FLAT)))
     # Another index in the same file: the copy must not swap in a different size.
     faiss.write_index(store.make_dense_index(vectors[:400], kind=store.FLAT), str(tmp_path / store.DENSE))
     again = PrivateCopy(tmp_path / store.DENSE, holder, lambda index: None).start()
@@ -115,11 +119,11 @@ def test_mmap_mode_and_small_indexes_start_no_copy(tmp_path, monkeypatch):
     rng = np.random.default_rng(6)
     manifest = write_index(tmp_path, unit(rng, 200, 16), store.FLAT)
     monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
-    dense, copy = store._read_dense(tmp_path, manifest)  # below MMAP_BYTES: read into memory already
+    dense, copy = unpack(store._read_dense(tmp_path, manifest))  # below MMAP_BYTES: read into memory already
     assert copy is None and isinstance(dense, faiss.Index)
     monkeypatch.setattr(store, "MMAP_BYTES", 0)
     monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
-    dense, copy = store._read_dense(tmp_path, manifest)
+    dense, copy = unpack(store._read_dense(tmp_path, manifest))
     assert copy is None and isinstance(dense, faiss.Index)
 
 

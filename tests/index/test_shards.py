@@ -143,7 +143,7 @@ def test_compressed_index_records_its_measured_recall_and_survives_a_round_trip(
     # Measured against exact search on sampled passages: a real figure, not a constant.
     assert 0.8 <= info["recall_at_10"] <= 1.0
     faiss.write_index(index, str(tmp_path / "dense.faiss"))
-    reread, _ = store._read_dense(tmp_path, {"dense_index": info})
+    reread = store._read_dense(tmp_path, {"dense_index": info}).index
     assert store.dense_index_type(reread) == kind
     assert store.measure_recall(reread, vectors) == pytest.approx(info["recall_at_10"], abs=1e-4)
     bytes_per_vector = (tmp_path / "dense.faiss").stat().st_size / len(vectors)
