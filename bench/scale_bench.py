@@ -330,6 +330,16 @@ def warm_page_cache(path: Path) -> None:
                 pass
 
 
+def drop_page_cache() -> None:
+    """Empty the kernel's page cache, so a load reads from disk as after a reboot (root only; the
+    host of a VM may still cache the disk image)."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError as exc:
+        sys.exit(f"--cold-load needs root to write /proc/sys/vm/drop_caches ({exc.strerror}); run without it")
+
+
 def recall_by_row(found: Sequence[np.ndarray], truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(g)) / K for f, g in zip(found, truth)]))
 
@@ -521,6 +531,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--threads", type=int, default=1, help="FAISS threads while searching (one query at a time)")
     parser.add_argument("--product-load", action="store_true", help="also write a product build of the largest size and time load_build")
+    parser.add_argument("--cold-load", action="store_true",
+                        help="with --product-load, also time each load after dropping the page cache (root)")
     parser.add_argument("--max-load", type=float, default=0.7)
     parser.add_argument("--wait", type=float, default=1800)
     parser.add_argument("--json", type=Path)
@@ -617,11 +629,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             del articles, passages
             gc.collect()
             for mode in ("lazy", "no-verify", "eager-full"):
-                warm_page_cache(folder)
-                wait_for_quiet(args.max_load, args.wait, log)
-                load_rows.append({"size": label, "mode": mode, **in_child("--probe-load", str(folder), mode),
-                                  "disk_mb": disk_size(folder) / 2**20})
-                log(json.dumps(load_rows[-1]))
+                # eager-full reads every byte anyway: cold, it only times the disk
+                for cache in ("warm", "cold") if args.cold_load and mode != "eager-full" else ("warm",):
+                    wait_for_quiet(args.max_load, args.wait, log)
+                    if cache == "cold":
+                        drop_page_cache()
+                    else:
+                        warm_page_cache(folder)
+                    load_rows.append({"size": label, "mode": mode, "cache": cache,
+                                      **in_child("--probe-load", str(folder), mode), "disk_mb": disk_size(folder) / 2**20})
+                    log(json.dumps(load_rows[-1]))
 
     print(f"model: {model_label(model_path())}; {machine_line()}; search: one query at a time, "
           f"{args.threads} FAISS thread(s), {len(queries)} ViNewsQA questions; page cache warm (each file read once before it is timed)")
@@ -638,9 +655,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if load_rows:
         print()
         print(table(
-            ["size", "load_build mode", "load s", "RSS after load MB", "background full check s",
+            ["size", "load_build mode", "page cache", "load s", "RSS after load MB", "background full check s",
              "background private copy s", "passage read µs", "build on disk MB"],
-            [[r["size"], r["mode"], f"{r['load_s']:.2f}", r["rss_load_mb"], f"{r['background_full_check_s']:.1f}",
+            [[r["size"], r["mode"], r.get("cache", "warm"), f"{r['load_s']:.2f}", r["rss_load_mb"], f"{r['background_full_check_s']:.1f}",
               "-" if r.get("private_copy_s") is None else f"{r['private_copy_s']:.1f}" + (" (failed)" if r.get("copy_error") else ""),
               f"{r['passage_access_us']:.1f}", r["disk_mb"]] for r in load_rows],
         ))
