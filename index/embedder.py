@@ -77,10 +77,13 @@ def apply_torch_threads() -> None:
 
 
 def apply_faiss_threads() -> None:
+    """Set FAISS's thread count in the calling thread: OpenMP keeps one per thread, so a count set
+    at start-up does not reach the worker threads that search for a server."""
     if _Threads.faiss and "faiss" in sys.modules:
         import faiss
 
-        faiss.omp_set_num_threads(_Threads.faiss)
+        if faiss.omp_get_max_threads() != _Threads.faiss:
+            faiss.omp_set_num_threads(_Threads.faiss)
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.embedder import Embedder
+from index.embedder import Embedder, apply_faiss_threads
 from index.lexical import LexicalQuery, analyse_query
 from index.store import LoadedIndex
 from index.text import canonical, fold, has_diacritics, nfc, syllables, vietnamese_share
@@ -217,6 +217,7 @@ class HybridSearcher:
         if vector is None:
             vector = self.embedder.encode_queries([question])
         vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        apply_faiss_threads()  # this may be a server's worker thread
         scores, rows = self.index.dense.search(np.ascontiguousarray(vector, dtype=np.float32), n)
         return {int(r): float(s) for r, s in zip(rows[0], scores[0]) if r >= 0}
 

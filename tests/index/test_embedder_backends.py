@@ -202,3 +202,28 @@ def test_create_app_applies_the_thread_settings(restore_threads, seed_service, m
     torch.set_num_threads(2)
     create_app(Settings(torch_threads=1, reload_interval=0), seed_service)
     assert torch.get_num_threads() == 1
+
+
+def test_the_faiss_thread_count_reaches_the_threads_that_search(restore_threads, embedder, seed_index):
+    import os
+    import threading
+
+    import faiss
+
+    from index.store import open_index
+    from retrieval.search import HybridSearcher
+
+    wanted = (os.cpu_count() or 1) + 1  # unlike any thread's default, which is the number of cores
+    configure_threads(None, wanted)
+    searcher = HybridSearcher(open_index(seed_index), embedder)
+    seen: list[int] = []
+
+    def search() -> None:  # a fresh thread, as a server's worker is: OpenMP's count is per thread
+        before = faiss.omp_get_max_threads()
+        assert searcher.dense_scores("What did Russia demand from NATO?", 5)
+        seen.extend([before, faiss.omp_get_max_threads()])
+
+    worker = threading.Thread(target=search)
+    worker.start()
+    worker.join()
+    assert seen[0] != wanted and seen[1] == wanted
