@@ -8,6 +8,10 @@ the parser runs, a thread reads the file from its start in large blocks; the par
 find the pages in the page cache (read_index took 0.26-0.69 s instead; docs/README-performance.md).
 The thread stops as soon as the parser is done, so it reads little more than the parser needed;
 with a warm cache it only copies from memory for as long as the parse lasts.
+
+The searches that follow read vectors at random places in the map, and from a cold cache each took
+~1 s at 1M passages (thousands of single-page faults) for the 15 s until they had faulted most of it
+in; read through once in the background, the file is cached in a few seconds (`read_in_background`).
 """
 
 from __future__ import annotations
@@ -33,27 +37,37 @@ class Readahead:
     error: str | None = None
 
 
+def _read(path: Path, block_bytes: int, stop: threading.Event, done: Readahead) -> None:
+    buffer = bytearray(block_bytes)
+    try:
+        with open(path, "rb", buffering=0) as file:
+            while not stop.is_set():
+                count = file.readinto(buffer)
+                if not count:
+                    done.reached_end = True
+                    return
+                done.bytes_read += count
+    except OSError as exc:  # only a hint to the page cache: the parser reports a real problem itself
+        done.error = exc.strerror or type(exc).__name__
+        log.debug("readahead of %s stopped: %s", path, done.error)
+
+
+def read_in_background(path: Path, block_bytes: int = BLOCK_BYTES) -> tuple[threading.Thread, Readahead]:
+    """Read `path` through once in a daemon thread, so that its pages are in the page cache."""
+    done = Readahead()
+    thread = threading.Thread(
+        target=_read, args=(path, block_bytes, threading.Event(), done), name="newsqa-readahead", daemon=True
+    )
+    thread.start()
+    return thread, done
+
+
 @contextmanager
 def sequential_readahead(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[Readahead]:
     """Read `path` from its start in a background thread until the block exits or the file ends."""
     stop = threading.Event()
     done = Readahead()
-
-    def run() -> None:
-        buffer = bytearray(block_bytes)
-        try:
-            with open(path, "rb", buffering=0) as file:
-                while not stop.is_set():
-                    count = file.readinto(buffer)
-                    if not count:
-                        done.reached_end = True
-                        return
-                    done.bytes_read += count
-        except OSError as exc:  # only a hint to the page cache: the parser reports a real problem itself
-            done.error = exc.strerror or type(exc).__name__
-            log.debug("readahead of %s stopped: %s", path, done.error)
-
-    thread = threading.Thread(target=run, name="newsqa-readahead", daemon=True)
+    thread = threading.Thread(target=_read, args=(path, block_bytes, stop, done), name="newsqa-readahead", daemon=True)
     thread.start()
     try:
         yield done

@@ -51,7 +51,7 @@ from index import dense_memory
 from index.copies import COPIES, Copies, CopiesExpanded
 from index.embedder import apply_faiss_threads
 from index.lexical import LexicalIndex
-from index.readahead import sequential_readahead
+from index.readahead import read_in_background, sequential_readahead
 from index.models import Article, Passage
 
 log = logging.getLogger(__name__)
@@ -847,7 +847,8 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
     if len(passages) != manifest.get("passage_count"):
         raise _corrupt(folder, "the passage count does not match the manifest")
     if integrity.pending:
-        _verify_later(folder, manifest, integrity.pending, integrity)
+        # The vector index first: searching a memory-mapped one is slow until its pages are cached
+        _verify_later(folder, manifest, sorted(integrity.pending, key=lambda name: name != DENSE), integrity)
     article_rows = None
     if rows is not None and "article_passage_starts" in rows:
         positions = (
@@ -871,6 +872,8 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
     )
     if dense.copy is not None:
         dense.copy.start()
+    elif dense.mapped and DENSE not in integrity.pending:
+        read_in_background(folder / DENSE)  # nothing else reads it through: cache it for the searches
     return loaded
 
 

@@ -93,3 +93,19 @@ def test_an_error_in_the_block_still_stops_the_thread():
         with sequential_readahead(Path("/dev/zero"), block_bytes=MB):
             raise RuntimeError("parse failed")
     assert _readahead_threads() == []
+
+
+def test_a_background_read_caches_the_whole_file(tmp_path):
+    from index.readahead import read_in_background
+
+    path = tmp_path / "dense.faiss"
+    path.write_bytes(os.urandom(6 * MB))
+    _evict(path)
+    evicted = _resident_fraction(path)
+    thread, done = read_in_background(path, block_bytes=MB)
+    thread.join(30)
+    assert not thread.is_alive() and thread.daemon  # never keeps a process from exiting
+    assert done.reached_end and done.bytes_read == 6 * MB and done.error is None
+    if evicted > 0.5:
+        pytest.skip("this kernel kept the file cached after POSIX_FADV_DONTNEED")
+    assert _resident_fraction(path) > 0.9

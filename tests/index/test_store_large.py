@@ -6,6 +6,7 @@ that a lazily opened build reads exactly what an eager one does, and that damage
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,56 @@ def test_rows_file_that_disagrees_with_the_passages_is_refused(large_build):
     np.savez(folder / "rows.npz", **rows)
     with pytest.raises(IndexCorrupt):
         load_build(folder, verify=False)
+
+
+@pytest.fixture
+def background_reads(monkeypatch) -> list[Path]:
+    """The files load_build reads through in the background to cache them (the real read runs too)."""
+    seen: list[Path] = []
+    real = store.read_in_background
+
+    def recording(path: Path):
+        seen.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(store, "read_in_background", recording)
+    return seen
+
+
+@pytest.fixture
+def full_checks(monkeypatch) -> list[tuple[Path, str]]:
+    """The folders and files hashed in full, in order (the real check runs too)."""
+    seen: list[tuple[Path, str]] = []
+    real = store._check_file
+
+    def recording(folder, name, meta, full):
+        if full:
+            seen.append((Path(folder), name))
+        return real(folder, name, meta, full)
+
+    monkeypatch.setattr(store, "_check_file", recording)
+    return seen
+
+
+def test_the_background_check_reads_the_vector_index_first(large_build, full_checks, background_reads):
+    for thread in threading.enumerate():  # the build's own check of what it wrote, and earlier tests'
+        if thread.name == "newsqa-verify":
+            thread.join(30)
+    full_checks.clear()
+    loaded = open_index(large_build)
+    assert loaded.dense_mapped and store.DENSE in loaded.integrity.pending
+    assert loaded.integrity.wait(30) and loaded.integrity.error is None
+    assert [name for _, name in full_checks] == [store.DENSE, *(n for n in loaded.integrity.pending if n != store.DENSE)]
+    assert background_reads == []  # the check reads it through already
+
+
+def test_without_checksums_a_mapped_vector_index_is_read_into_the_page_cache(large_build, background_reads):
+    loaded = load_build(resolve_build(large_build), verify=False)
+    assert loaded.dense_mapped and not loaded.integrity.pending
+    assert background_reads == [loaded.folder / store.DENSE]
+
+
+def test_an_index_read_into_memory_needs_no_background_read(large_build, background_reads, monkeypatch):
+    monkeypatch.setattr(store, "MMAP_BYTES", 1 << 40)
+    loaded = load_build(resolve_build(large_build), verify=False)
+    assert not loaded.dense_mapped and background_reads == []
