@@ -65,6 +65,7 @@ SIZES = {"10k": 10_000, "20k": 20_000, "100k": 100_000, "1m": 1_000_000}
 HNSW_EF = (64, 128, 256, 512, 640, 768, 1024, 1536, 2048)
 IVF_NPROBE = (8, 16, 32, 64, 128)
 K = 10
+FIRST_SEARCHES = 100  # searched right after a load, one at a time
 TIE = 1e-3  # cosine difference under which two neighbours count as tied
 
 
@@ -362,8 +363,9 @@ def duplicate_groups(vectors: np.ndarray) -> np.ndarray:
     return np.arange(len(vectors), dtype=np.int64) if copies is None else copies.group_of_rows()
 
 
-def probe_load(folder: str, mode: str) -> dict:
-    """Run in a child process: time index.store.load_build on a product build folder."""
+def probe_load(folder: str, mode: str, queries: str | None = None) -> dict:
+    """Run in a child process: time index.store.load_build on a product build folder, then (with
+    query vectors) the searches that follow it at once, as a server's first questions would."""
     import bm25s  # noqa: F401  (imports are start-up, not load)
     import faiss  # noqa: F401
 
@@ -379,6 +381,12 @@ def probe_load(folder: str, mode: str) -> dict:
     loaded = store.load_build(Path(folder), verify=mode != "no-verify", full_verify=mode == "eager-full")
     load_s = time.perf_counter() - started
     rss = rss_mb() - base_rss
+    first_ms: list[float] = []
+    if queries:  # before anything waits for the background check or copy, which also read the file
+        for vector in np.load(queries)[:FIRST_SEARCHES].astype(np.float32):
+            tick = time.perf_counter()
+            loaded.dense.search(vector.reshape(1, -1), K)
+            first_ms.append((time.perf_counter() - tick) * 1e3)
     started = time.perf_counter()
     loaded.integrity.wait()
     full_check_s = time.perf_counter() - started
@@ -396,6 +404,8 @@ def probe_load(folder: str, mode: str) -> dict:
     return {"load_s": load_s, "rss_load_mb": rss, "background_full_check_s": full_check_s,
             "private_copy_s": copy_s, "copy_error": copy_error,
             "integrity_error": loaded.integrity.error, "passage_access_us": per_passage_us,
+            "first_search_ms": first_ms[0] if first_ms else None,
+            "first_searches_s": sum(first_ms) / 1e3 if first_ms else None,
             "lazy": type(loaded.passages).__name__}
 
 
@@ -544,7 +554,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "as a one-process server does; index/dense_memory.py), or both")
     parser.add_argument("--probe-memory", default="mmap", help=argparse.SUPPRESS)
     parser.add_argument("--probe-index", nargs=5, metavar=("FILE", "KIND", "QUERIES", "TRUTH", "PARAMS"), help=argparse.SUPPRESS)
-    parser.add_argument("--probe-load", nargs=2, metavar=("FOLDER", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--probe-load", nargs="+", metavar="FOLDER MODE [QUERIES]", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -637,7 +647,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     else:
                         warm_page_cache(folder)
                     load_rows.append({"size": label, "mode": mode, "cache": cache,
-                                      **in_child("--probe-load", str(folder), mode), "disk_mb": disk_size(folder) / 2**20})
+                                      **in_child("--probe-load", str(folder), mode, str(work / "queries.npy")),
+                                      "disk_mb": disk_size(folder) / 2**20})
                     log(json.dumps(load_rows[-1]))
 
     print(f"model: {model_label(model_path())}; {machine_line()}; search: one query at a time, "
@@ -655,9 +666,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if load_rows:
         print()
         print(table(
-            ["size", "load_build mode", "page cache", "load s", "RSS after load MB", "background full check s",
+            ["size", "load_build mode", "page cache", "load s", "RSS after load MB", "first search ms",
+             f"first {FIRST_SEARCHES} searches s", "background full check s",
              "background private copy s", "passage read µs", "build on disk MB"],
-            [[r["size"], r["mode"], r.get("cache", "warm"), f"{r['load_s']:.2f}", r["rss_load_mb"], f"{r['background_full_check_s']:.1f}",
+            [[r["size"], r["mode"], r.get("cache", "warm"), f"{r['load_s']:.2f}", r["rss_load_mb"],
+              "-" if r.get("first_search_ms") is None else f"{r['first_search_ms']:.0f}",
+              "-" if r.get("first_searches_s") is None else f"{r['first_searches_s']:.2f}", f"{r['background_full_check_s']:.1f}",
               "-" if r.get("private_copy_s") is None else f"{r['private_copy_s']:.1f}" + (" (failed)" if r.get("copy_error") else ""),
               f"{r['passage_access_us']:.1f}", r["disk_mb"]] for r in load_rows],
         ))
