@@ -51,8 +51,8 @@ from index import dense_memory
 from index.copies import COPIES, Copies, CopiesExpanded
 from index.embedder import apply_faiss_threads
 from index.lexical import LexicalIndex
-from index.readahead import read_in_background, sequential_readahead
 from index.models import Article, Passage
+from index.readahead import read_in_background, sequential_readahead
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
