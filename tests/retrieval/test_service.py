@@ -149,3 +149,32 @@ def test_unloadable_model_degrades_to_keyword_search_with_a_notice(seed_index, m
     answer = service.ask("nga yeu cau nato gi")
     assert answer.mode == "lexical" and "NEWSQA_EMBEDDING_MODEL" in answer.notice
     assert answer.found and "Nga yêu cầu NATO" in answer.citations[0].text
+
+
+def test_a_large_build_is_served_without_reading_every_article(tmp_path, monkeypatch, embedder, service_factory, seed_service):
+    from index import store
+    from index.build import build_index
+    from tests.conftest import SEEDS
+
+    monkeypatch.setattr(store, "LAZY_ROWS", 0)  # the seed build counts as large: rows read on access
+    root = tmp_path / "index"
+    build_index(SEEDS, root, embedder)
+    reads: list[int] = []
+    real = store.JsonlRows.__getitem__
+
+    def counting(self, i):
+        reads.append(1)
+        return real(self, i)
+
+    monkeypatch.setattr(store.JsonlRows, "__getitem__", counting)
+    service = service_factory(root)
+    service.warm_up()
+    # the load parses each table's first and last row to fail early on a damaged file; nothing more
+    assert len(reads) <= 4
+    view, eager = service.view(), seed_service.view()
+    assert [a.article_id for a in view.articles] == [a.article_id for a in eager.articles]
+    assert view.passage_counts == eager.passage_counts
+    for article in eager.articles:
+        assert view.passages_of(article.article_id) == eager.passages_of(article.article_id)
+        assert view.article(article.article_id) == article
+    assert view.article("no-such-article") is None and view.passages_of("no-such-article") == []
