@@ -49,6 +49,8 @@ T = TypeVar("T")
 
 WEB_DIR = Path(str(resources.files("bot") / "web"))
 LOADING = "The index is still loading; try again in a few seconds."
+# A 1M-passage build holds ~271k articles: one response with all of them would be tens of MB
+ARTICLES_PER_PAGE = 1000
 # The page is ours and static: allow nothing but our own script, style and API calls.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -108,8 +110,9 @@ class ArticleSummary(BaseModel):
 
 class ArticleList(BaseModel):
     build_id: str
-    count: int
-    articles: list[ArticleSummary]
+    count: int = Field(description="articles in the build")
+    offset: int = Field(description="position of the first article listed")
+    articles: list[ArticleSummary] = Field(description="at most `limit` articles from `offset`, in build order")
 
 
 class ArticlePassage(BaseModel):
@@ -571,23 +574,25 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     @app.get(
         "/articles",
         response_model=ArticleList,
-        responses=_responses(*auth, 503),
+        responses=_responses(*auth, 422, 503),
         dependencies=guarded,
         tags=["articles"],
     )
-    async def articles() -> ArticleList:
-        """What is indexed: each article's id, title and number of passages."""
+    async def articles(
+        offset: int = Query(0, ge=0, description="skip this many articles"),
+        limit: int = Query(ARTICLES_PER_PAGE, ge=1, le=ARTICLES_PER_PAGE, description="list at most this many"),
+    ) -> ArticleList:
+        """What is indexed: each article's id, title and number of passages, a page at a time."""
         runtime.require_ready()
 
         def read() -> ArticleList:
             view = service.view()  # one build for the whole listing, even if a reload lands meanwhile
+            counts = view.passage_counts
             listed = [
-                ArticleSummary(
-                    article_id=a.article_id, title=a.title, passage_count=view.passage_counts.get(a.article_id, 0)
-                )
-                for a in view.articles
+                ArticleSummary(article_id=a.article_id, title=a.title, passage_count=counts.get(a.article_id, 0))
+                for a in view.articles_page(offset, limit)
             ]
-            return ArticleList(build_id=view.build_id, count=len(listed), articles=listed)
+            return ArticleList(build_id=view.build_id, count=view.article_count, offset=offset, articles=listed)
 
         return await runtime.run(read)
 

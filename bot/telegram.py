@@ -59,6 +59,7 @@ from telegram.ext import (
 
 from bot.settings import Settings
 from bot.telegram_format import (
+    ARTICLE_TITLES,
     EN,
     VI,
     Labels,
@@ -461,14 +462,16 @@ class NewsBot:
     async def on_help(self, update: Update, context: Context) -> None:
         if not await self._admitted(update, context):
             return
-        articles = await self._articles()
-        await self._send(context.bot, update.effective_chat.id, split_html(format_help(articles, context.bot.username)))
+        articles, total = await self._articles()
+        await self._send(
+            context.bot, update.effective_chat.id, split_html(format_help(articles, context.bot.username, total))
+        )
 
     async def on_articles(self, update: Update, context: Context) -> None:
         if not await self._admitted(update, context):
             return
-        articles = await self._articles()
-        await self._send(context.bot, update.effective_chat.id, split_html(format_articles(articles)))
+        articles, total = await self._articles()
+        await self._send(context.bot, update.effective_chat.id, split_html(format_articles(articles, total)))
 
     async def on_sources(self, update: Update, context: Context) -> None:
         if not await self._admitted(update, context):
@@ -543,12 +546,18 @@ class NewsBot:
             await self._send(bot, chat_id, [labels.unavailable], reply_to=reply_to)
         return None
 
-    async def _articles(self) -> list:
+    async def _articles(self) -> tuple[list, int]:
+        """The first articles a chat is shown, and how many there are (without reading them all)."""
+
+        def first() -> tuple[list, int]:
+            view = self.service.view()
+            return view.articles_page(0, ARTICLE_TITLES), view.article_count
+
         try:
-            return await asyncio.to_thread(self.service.articles)
+            return await asyncio.to_thread(first)
         except IndexUnavailable as exc:
             log.error("cannot list articles: %s", exc)
-            return []
+            return [], 0
 
     # -- sending
 

@@ -17,7 +17,9 @@ from retrieval.models import Answer, Citation
 
 TELEGRAM_LIMIT = 4096  # Telegram's cap on one message's text
 QUOTE_CHARS = 200  # length of the short quote under each citation in an answer
-HELP_TITLES = 20  # more titles than this make /help a wall of text; /articles lists them all
+HELP_TITLES = 20  # more titles than this make /help a wall of text; /articles lists more
+# A chat is not a catalogue: 271k titles (a 1M-passage build) would be thousands of messages
+ARTICLE_TITLES = 100
 
 _VIETNAMESE = re.compile(
     "[àáạảãâầấậẩẫăằắặẳẵèéẹẻẽêềếệểễìíịỉĩòóọỏõôồốộổỗơờớợởỡùúụủũưừứựửữỳýỵỷỹđ]", re.IGNORECASE
@@ -150,21 +152,27 @@ def _title_lines(articles: Sequence[Article], limit: int | None = None) -> list[
     return [f"• {e(article.title or article.article_id)}" for article in shown]
 
 
-def format_articles(articles: Sequence[Article]) -> str:
-    if not articles:
+def format_articles(articles: Sequence[Article], total: int | None = None) -> str:
+    """/articles: the titles of `articles`, the first of `total` (default: all of them)."""
+    total = len(articles) if total is None else total
+    if not total:
         return "Chưa có bài báo nào được lập chỉ mục. / No articles are indexed yet."
-    header = f"<b>Các bài báo đã có / Indexed articles ({len(articles)})</b>"
-    return header + "\n" + "\n".join(_title_lines(articles))
+    header = f"<b>Các bài báo đã có / Indexed articles ({total:,})</b>"
+    lines = _title_lines(articles, ARTICLE_TITLES)
+    more = total - len(lines)
+    if more > 0:
+        lines.append(f"… và {more:,} bài khác / and {more:,} more")
+    return header + "\n" + "\n".join(lines)
 
 
-def format_help(articles: Sequence[Article], bot_username: str | None = None) -> str:
+def format_help(articles: Sequence[Article], bot_username: str | None = None, total: int | None = None) -> str:
     """/start and /help: what the bot knows and how to ask, in Vietnamese then English."""
     mention = f"@{e(bot_username)}" if bot_username else "the bot"
     mention_vi = f"@{e(bot_username)}" if bot_username else "bot"
     titles = _title_lines(articles, HELP_TITLES)
-    more = len(articles) - len(titles)
+    more = (len(articles) if total is None else total) - len(titles)
     if more > 0:
-        titles.append(f"… và {more} bài khác / and {more} more: /articles")
+        titles.append(f"… và {more:,} bài khác / and {more:,} more: /articles")
     known = "\n".join(titles) if titles else "(chưa có bài báo nào / no articles yet)"
     vietnamese = (
         "<b>Xin chào!</b> Tôi trả lời câu hỏi dựa trên các bài báo sau, kèm đoạn trích làm nguồn:\n"

@@ -6,6 +6,7 @@ reference assignment, so a reload never shows a request half of the old index an
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -91,6 +92,21 @@ class IndexView:
         for passage in self._index.passages:
             counts[passage.article_id] = counts.get(passage.article_id, 0) + 1
         return counts
+
+    @property
+    def article_count(self) -> int:
+        return len(self._index.articles)
+
+    def articles_page(self, offset: int, limit: int) -> list[Article]:
+        """Articles offset..offset+limit in build order, reading only those (unless all were read)."""
+        with self._lock:
+            listed = self._articles
+        if listed is not None:
+            return listed[offset : offset + limit]
+        if offset >= self.article_count:
+            return []
+        ids = itertools.islice(iter(self._index.articles), offset, offset + limit)
+        return [self._index.articles[article_id] for article_id in ids]
 
     def article(self, article_id: str) -> Article | None:
         return self._index.articles.get(article_id)

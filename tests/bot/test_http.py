@@ -205,6 +205,20 @@ def test_articles_list_and_detail(client):
         assert detail["text"][passage["start"] : passage["end"]] == passage["text"]
 
 
+def test_articles_are_listed_a_page_at_a_time(client):
+    everything = client.get("/articles").json()
+    assert everything["offset"] == 0
+    first = client.get("/articles", params={"limit": 1}).json()
+    second = client.get("/articles", params={"offset": 1, "limit": 1}).json()
+    assert first["count"] == second["count"] == everything["count"] == 2
+    assert first["articles"] + second["articles"] == everything["articles"]
+    assert second["offset"] == 1
+    past = client.get("/articles", params={"offset": 10**30}).json()  # an offset past the end lists nothing
+    assert past["articles"] == [] and past["count"] == 2
+    for bad in ({"limit": 0}, {"limit": 1001}, {"offset": -1}, {"limit": "many"}):
+        assert_error(client.get("/articles", params=bad), 422)
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.telegram_format import (
+    ARTICLE_TITLES,
     EN,
     HELP_TITLES,
     TELEGRAM_LIMIT,
@@ -133,6 +134,14 @@ def test_help_points_to_articles_when_there_are_many() -> None:
     assert f"Title {HELP_TITLES - 1}" in out and f"Title {HELP_TITLES}" not in out
     assert "/articles" in out
     assert "Title 49" in format_articles(many)
+
+
+def test_a_large_collection_lists_its_first_titles_and_the_count() -> None:
+    first = [Article(article_id=f"a{i}", title=f"Title {i}", text="t", source="s", paragraph_spans=()) for i in range(150)]
+    out = visible(format_articles(first, total=271_208))
+    assert "(271,208)" in out and f"Title {ARTICLE_TITLES - 1}" in out and f"Title {ARTICLE_TITLES}\n" not in out
+    assert f"and {271_208 - ARTICLE_TITLES:,} more" in out
+    assert "and 271,188 more" in visible(format_help(first[:20], total=271_208))
 
 
 def test_no_articles_is_still_a_message() -> None:
