@@ -587,9 +587,8 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
 
         def read() -> ArticleList:
             view = service.view()  # one build for the whole listing, even if a reload lands meanwhile
-            counts = view.passage_counts
             listed = [
-                ArticleSummary(article_id=a.article_id, title=a.title, passage_count=counts.get(a.article_id, 0))
+                ArticleSummary(article_id=a.article_id, title=a.title, passage_count=view.passage_count(a.article_id))
                 for a in view.articles_page(offset, limit)
             ]
             return ArticleList(build_id=view.build_id, count=view.article_count, offset=offset, articles=listed)

@@ -52,11 +52,14 @@ def _read(path: Path, block_bytes: int, stop: threading.Event, done: Readahead) 
         log.debug("readahead of %s stopped: %s", path, done.error)
 
 
-def read_in_background(path: Path, block_bytes: int = BLOCK_BYTES) -> tuple[threading.Thread, Readahead]:
-    """Read `path` through once in a daemon thread, so that its pages are in the page cache."""
+def read_in_background(
+    path: Path, block_bytes: int = BLOCK_BYTES, stop: threading.Event | None = None
+) -> tuple[threading.Thread, Readahead]:
+    """Read `path` through once in a daemon thread (until `stop` is set), so that its pages are in
+    the page cache."""
     done = Readahead()
     thread = threading.Thread(
-        target=_read, args=(path, block_bytes, threading.Event(), done), name="newsqa-readahead", daemon=True
+        target=_read, args=(path, block_bytes, stop or threading.Event(), done), name="newsqa-readahead", daemon=True
     )
     thread.start()
     return thread, done
@@ -66,9 +69,7 @@ def read_in_background(path: Path, block_bytes: int = BLOCK_BYTES) -> tuple[thre
 def sequential_readahead(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[Readahead]:
     """Read `path` from its start in a background thread until the block exits or the file ends."""
     stop = threading.Event()
-    done = Readahead()
-    thread = threading.Thread(target=_read, args=(path, block_bytes, stop, done), name="newsqa-readahead", daemon=True)
-    thread.start()
+    thread, done = read_in_background(path, block_bytes, stop)
     try:
         yield done
     finally:

@@ -762,7 +762,6 @@ def _read_dense(folder: Path, manifest: dict[str, Any]) -> DenseRead:
         return DenseRead(None)
     import faiss
 
-    apply_faiss_threads()
     mapped = path.stat().st_size > MMAP_BYTES
     if mapped:
         with sequential_readahead(path):  # FAISS copies the graph out of the map: fault it in fast

@@ -10,8 +10,10 @@ import itertools
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from index.embedder import Embedder, ModelUnavailable, SentenceTransformerEmbedder
@@ -63,35 +65,23 @@ class IndexView:
         self._index = index
         self.build_id = str(index.manifest.get("build_id", index.folder.name))
         self.manifest = index.manifest
-        self._lock = threading.Lock()
-        self._articles: list[Article] | None = None
-        self._passage_counts: dict[str, int] | None = None
 
-    @classmethod
-    def of(cls, index: LoadedIndex) -> IndexView:
-        return cls(index)
-
-    @property
+    @cached_property
     def articles(self) -> list[Article]:
-        with self._lock:  # two first listings at once read the articles once
-            if self._articles is None:
-                self._articles = list(self._index.articles.values())
-            return self._articles
+        return list(self._index.articles.values())
 
-    @property
+    @cached_property
     def passage_counts(self) -> dict[str, int]:
-        with self._lock:
-            if self._passage_counts is None:
-                self._passage_counts = self._count_passages()
-            return self._passage_counts
+        return {article_id: self.passage_count(article_id) for article_id in self._index.articles}
 
-    def _count_passages(self) -> dict[str, int]:
+    def passage_count(self, article_id: str) -> int:
         if self._index.article_rows is not None:
-            return {article_id: len(rows) for article_id, rows in self._index.article_rows.items()}
-        counts: dict[str, int] = {}
-        for passage in self._index.passages:
-            counts[passage.article_id] = counts.get(passage.article_id, 0) + 1
-        return counts
+            return len(self._index.article_rows.get(article_id, range(0)))
+        return self._counted.get(article_id, 0)
+
+    @cached_property
+    def _counted(self) -> dict[str, int]:  # a build without stored rows: one pass over its passages
+        return dict(Counter(passage.article_id for passage in self._index.passages))
 
     @property
     def article_count(self) -> int:
@@ -99,10 +89,8 @@ class IndexView:
 
     def articles_page(self, offset: int, limit: int) -> list[Article]:
         """Articles offset..offset+limit in build order, reading only those (unless all were read)."""
-        with self._lock:
-            listed = self._articles
-        if listed is not None:
-            return listed[offset : offset + limit]
+        if "articles" in self.__dict__:
+            return self.articles[offset : offset + limit]
         if offset >= self.article_count:
             return []
         ids = itertools.islice(iter(self._index.articles), offset, offset + limit)
@@ -174,7 +162,7 @@ class QAService:
     def _load(self, folder: Path) -> _Snapshot:
         index = load_build(folder, verify=self.config.verify_checksums)
         embedder, notice = self._embedder_for(index)
-        return _Snapshot(index, HybridSearcher(index, embedder, self.config.fusion), notice, IndexView.of(index))
+        return _Snapshot(index, HybridSearcher(index, embedder, self.config.fusion), notice, IndexView(index))
 
     def warm_up(self) -> None:
         """Load the current index and the model. Raises IndexUnavailable with a one-sentence message."""

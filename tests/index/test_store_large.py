@@ -119,6 +119,8 @@ def background_reads(monkeypatch) -> list[Path]:
     """The files load_build reads through in the background to cache them (the real read runs too)."""
     seen: list[Path] = []
     real = store.read_in_background
+    # not copied into private memory (which reads the file itself), whatever an earlier test configured
+    monkeypatch.setattr(store.dense_memory._Configured, "mode", store.dense_memory.MMAP)
 
     def recording(path: Path):
         seen.append(Path(path))
