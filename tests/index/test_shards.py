@@ -60,6 +60,28 @@ def test_sharded_service_answers_like_one_index(one_and_four, service_factory, m
     assert [p.passage_id for p in four.view().passages_of(article)] == [p.passage_id for p in one.view().passages_of(article)]
 
 
+def test_sharded_article_rows_are_the_rows_of_one_index(one_and_four):
+    one, four = (open_index(p) for p in one_and_four)
+    assert one.article_rows is not None and four.article_rows is not None
+    assert len(four.article_rows) == len(one.article_rows) == len(one.articles)
+    assert dict(four.article_rows) == dict(one.article_rows)
+    assert four.article_rows.get("no such article") is None
+    assert "no such article" not in four.article_rows
+
+
+def test_the_first_damaged_shard_in_list_order_is_named(one_and_four, tmp_path):
+    root = tmp_path / "idx"
+    shutil.copytree(one_and_four[1], root, symlinks=True)
+    folder = resolve_build(root)
+    for shard in ("003", "001"):  # shards load two at a time; the message must not depend on which finished first
+        with open(folder / "shards" / shard / "passages.jsonl", "r+b") as fh:
+            fh.truncate(fh.seek(0, 2) - 10)
+    for _ in range(3):
+        with pytest.raises(IndexCorrupt) as caught:
+            open_index(root)
+        assert "shard shards/001 is damaged" in str(caught.value)
+
+
 def test_top_level_manifest_lists_the_shards(one_and_four):
     four = open_index(one_and_four[1])
     m = four.manifest
