@@ -50,7 +50,7 @@ import numpy as np
 from index import dense_memory
 from index.copies import COPIES, Copies, CopiesExpanded
 from index.embedder import apply_faiss_threads
-from index.lexical import LexicalIndex
+from index.lexical import LexicalIndex, Vocabularies
 from index.models import Article, Passage
 from index.readahead import read_in_background, sequential_readahead
 
@@ -242,8 +242,12 @@ def sample_sha256(path: Path) -> str:
     footer, and damage in the sampled blocks, for ~4 MB of reading whatever the file's size."""
     size = path.stat().st_size
     digest = hashlib.sha256(size.to_bytes(8, "little"))
+    offsets = sample_offsets(size)
     with open(path, "rb") as fh:
-        for offset in sample_offsets(size):
+        if hasattr(os, "posix_fadvise"):  # ask for every block at once: one seek at a time when the page cache is cold
+            for offset in offsets:
+                os.posix_fadvise(fh.fileno(), offset, SAMPLE_BLOCK_BYTES, os.POSIX_FADV_WILLNEED)
+        for offset in offsets:
             fh.seek(offset)
             digest.update(fh.read(SAMPLE_BLOCK_BYTES))
     return digest.hexdigest()
@@ -647,6 +651,9 @@ class ArticleTable(Mapping[str, Article]):
     def __getitem__(self, article_id: str) -> Article:
         return self._rows[self.positions[article_id]]
 
+    def __contains__(self, article_id: object) -> bool:  # Mapping's would read the article from disk
+        return article_id in self.positions
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.positions)
 
@@ -806,12 +813,15 @@ def _lazy_tables(folder: Path, rows: dict[str, np.ndarray]) -> tuple[ArticleTabl
     return articles, passages
 
 
-def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> LoadedIndex:
+def load_build(
+    folder: Path, verify: bool = True, full_verify: bool = False, vocabularies: Vocabularies | None = None
+) -> LoadedIndex:
     """Load one build folder, checking its files against the manifest's checksums first.
 
     verify=True hashes every file in full, except files above FULL_CHECK_BYTES, which are checked
     by size and sampled blocks and then in full in the background (see `LoadedIndex.integrity`);
-    full_verify=True hashes everything before returning.
+    full_verify=True hashes everything before returning. `vocabularies` lets loads share parsed
+    BM25 vocabularies (the shards of one build carry the same one).
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -834,7 +844,7 @@ def load_build(folder: Path, verify: bool = True, full_verify: bool = False) -> 
             rows = _read_rows(folder)
             lazy = rows is not None and int(manifest.get("passage_count") or 0) > LAZY_ROWS
             articles, passages = _lazy_tables(folder, rows) if lazy else _eager_tables(folder)  # type: ignore[arg-type]
-            lexical = LexicalIndex.load(folder / LEXICAL, mmap=lazy)
+            lexical = LexicalIndex.load(folder / LEXICAL, mmap=lazy, vocabularies=vocabularies)
             dense = dense_read.result()
         apply_faiss_threads()  # OpenMP's thread count is per thread: set it for this one too
         if dense.index is not None and dense.index.ntotal != len(passages):

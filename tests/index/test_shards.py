@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from index.build import build_index
+from index.lexical import FIELDS, LexicalIndex, Vocabularies
 from index.shards import plan_shards
 from index.store import IndexCorrupt, load_build, open_index, resolve_build
 from retrieval.search import HybridSearcher, analyse
@@ -67,6 +69,36 @@ def test_sharded_article_rows_are_the_rows_of_one_index(one_and_four):
     assert dict(four.article_rows) == dict(one.article_rows)
     assert four.article_rows.get("no such article") is None
     assert "no such article" not in four.article_rows
+
+
+def test_the_shards_share_one_parsed_vocabulary(one_and_four):
+    four = open_index(one_and_four[1])
+    for name in FIELDS:
+        vocabularies = [shard.lexical._fields[name].retriever.vocab_dict for shard in four.shards]
+        assert all(v is vocabularies[0] for v in vocabularies)  # one dict, not one per shard
+        alone = LexicalIndex.load(four.shards[2].folder / "lexical")._fields[name].retriever
+        assert vocabularies[0] == alone.vocab_dict
+        assert four.shards[2].lexical._fields[name].retriever.unique_token_ids_set == alone.unique_token_ids_set
+
+
+def test_vocabularies_parse_each_distinct_file_once(tmp_path, monkeypatch):
+    import bm25s
+
+    parses = []
+    real = bm25s.utils.json_functions.loads
+    monkeypatch.setattr(bm25s.utils.json_functions, "loads", lambda raw: parses.append(1) or real(raw))
+    for name, text in (("a", '{"nga": 0, "nato": 1}'), ("b", '{"nga": 0, "nato": 1}'), ("c", '{"nga": 1}')):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    shared = Vocabularies()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(shared.read, [tmp_path / n for n in "ab" * 8]))
+    assert len(parses) == 1 and all(r[0] is results[0][0] for r in results)
+    assert results[0] == ({"nga": 0, "nato": 1}, {0, 1})
+    assert shared.read(tmp_path / "c") == ({"nga": 1}, {1}) and len(parses) == 2
+    (tmp_path / "bad").write_text("{not json", encoding="utf-8")
+    for _ in range(2):  # a broken file fails every load that asks for it; none waits forever
+        with pytest.raises(ValueError):
+            shared.read(tmp_path / "bad")
 
 
 def test_the_first_damaged_shard_in_list_order_is_named(one_and_four, tmp_path):
