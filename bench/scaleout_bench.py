@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/scaleout_bench.py build [--backend onnx-int8] [--workers 1,2] [--max-load 3]
     .venv/bin/python bench/scaleout_bench.py compressed [--types flat,ivf-sq8,ivf-pq,hnsw-fp16] [--passages 1000000]
+    .venv/bin/python bench/scaleout_bench.py load [--shards 4] [--rounds 3] [--cold]
 
 `build`: the 500 ViNewsQA dev articles (bench/common.py `source_articles`, copy 0 of each: the
 real articles), in one run and each into an empty index root (no embedding cache):
@@ -16,6 +17,12 @@ when its cache has them, else random unit vectors, said in the output), searched
 questions embedded by the real model: recall@10 against exact search, the recall the build
 measured itself (sampled passages as questions, as `newsqa index build` reports it), search
 p50, build time, RSS after loading the file in a fresh process, size on disk.
+
+`load`: the 1M product build bench/scale_bench.py writes (`--product-load`) cut into `--shards`
+shards (`index.shards.write_sharded_build`, written once and kept, ~20 minutes; each shard's
+vector index the product's choice for its size, HNSW at 250k passages, over every row), then `open_index` of it in a fresh process per round, as a
+server loads it (sampled checksums, vectors memory-mapped): warm (right after reading the whole
+folder) and, with `--cold` (root), after dropping the page cache.
 """
 
 from __future__ import annotations
@@ -241,6 +248,83 @@ def compressed_bench(args: argparse.Namespace, log) -> None:
     ))
 
 
+# -- load ----------------------------------------------------------------------------------------
+
+
+def product_1m() -> Path:
+    """The newest 1M product build that bench/scale_bench.py wrote."""
+    found = sorted((WORK_DIR / "scale-1m").glob("*/product*/current"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        sys.exit("no 1M product build: run bench/scale_bench.py --sizes 1m --product-load first")
+    return found[-1].resolve()
+
+
+def sharded_copy(source: Path, shards: int, log) -> Path:
+    """The source build's articles, passages, vectors and BM25 fields written as `shards` shards."""
+    from index import store
+    from index.shards import plan_shards, write_sharded_build
+
+    root = WORK_DIR / f"sharded-1m-{shards}"
+    if (root / "current").exists():
+        return root
+    log(f"writing {source} as {shards} shards under {root} (once; ~20 min at 1M: a graph per shard) ...")
+    loaded = store.load_build(source, verify=False)
+    articles = [loaded.articles[a] for a in loaded.articles]
+    passages = list(loaded.passages)
+    vectors = np.load(source.parents[2] / "vectors-approx.npy", mmap_mode="r")
+    original = store.Copies.find
+    store.Copies.find = lambda v: None  # type: ignore[method-assign]  # every row indexed: the load is what is measured
+    try:
+        extra = {"model": loaded.manifest.get("model"), "splitter": {}, "warnings": []}
+        folder = write_sharded_build(root, store.BuildContents(articles, passages, vectors, loaded.lexical, extra),
+                                     plan_shards(articles, passages, shards))
+    finally:
+        store.Copies.find = original  # type: ignore[method-assign]
+    store.swap_current(root, folder)
+    return root
+
+
+def probe_load(root: str) -> dict:
+    """In a fresh process: open a build as a server does, with its vectors memory-mapped."""
+    from index import dense_memory, store
+
+    dense_memory.configure(dense_memory.MMAP)
+    base = rss_mb()
+    started = time.perf_counter()
+    loaded = store.open_index(Path(root))
+    return {"load_s": time.perf_counter() - started, "rss_mb": rss_mb() - base, "shards": len(loaded.shards),
+            "passages": len(loaded.passages), "articles": len(loaded.articles)}
+
+
+def load_bench(args: argparse.Namespace, log) -> None:
+    from scale_bench import drop_page_cache
+
+    root = sharded_copy(product_1m(), args.shards, log)
+    folder = (root / "current").resolve()
+    rows = []
+    for n in range(1, args.rounds + 1):
+        for cache in ("warm", "cold") if args.cold else ("warm",):
+            if cache == "cold":
+                drop_page_cache()
+            else:
+                for path in folder.rglob("*"):
+                    if path.is_file():
+                        with open(path, "rb") as fh:
+                            while fh.read(16 << 20):
+                                pass
+            out = subprocess.run([PYTHON, __file__, "probe-load", str(root)], cwd=REPO, capture_output=True, text=True, timeout=600)
+            if out.returncode:
+                raise RuntimeError(out.stderr[-3000:])
+            rows.append({"round": n, "page cache": cache, **json.loads(out.stdout.strip().splitlines()[-1])})
+            log(json.dumps(rows[-1]))
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+    print(f"{machine_line()}; {rows[0]['passages']:,} passages, {rows[0]['articles']:,} articles in {rows[0]['shards']} shards "
+          f"(HNSW each), {size:,.0f} MB on disk; open_index in a fresh process, sampled checksums, vectors memory-mapped")
+    print()
+    print(table(["round", "page cache", "load s", "RSS after load MB"],
+                [[r["round"], r["page cache"], f"{r['load_s']:.2f}", r["rss_mb"]] for r in rows]))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -255,14 +339,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     for p in (b, c):
         p.add_argument("--max-load", type=float, default=0.7)
         p.add_argument("--wait", type=float, default=600, help="seconds to wait for a quiet machine before measuring anyway")
+    ld = sub.add_parser("load")
+    ld.add_argument("--shards", type=int, default=4)
+    ld.add_argument("--rounds", type=int, default=3)
+    ld.add_argument("--cold", action="store_true", help="also load after dropping the page cache (root)")
     pr = sub.add_parser("probe")
     pr.add_argument("args", nargs=4)
+    pl = sub.add_parser("probe-load")
+    pl.add_argument("root")
     args = parser.parse_args(argv)
     if args.command == "probe":
         print(json.dumps(probe(*args.args)))
         return
+    if args.command == "probe-load":
+        print(json.dumps(probe_load(args.root)))
+        return
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    (build_bench if args.command == "build" else compressed_bench)(args, log)
+    {"build": build_bench, "compressed": compressed_bench, "load": load_bench}[args.command](args, log)
 
 
 if __name__ == "__main__":
