@@ -3,6 +3,7 @@
     .venv/bin/python bench/scaleout_bench.py build [--backend onnx-int8] [--workers 1,2] [--max-load 3]
     .venv/bin/python bench/scaleout_bench.py compressed [--types flat,ivf-sq8,ivf-pq,hnsw-fp16] [--passages 1000000]
     .venv/bin/python bench/scaleout_bench.py load [--shards 4] [--rounds 3] [--cold]
+    .venv/bin/python bench/scaleout_bench.py search [--passages 400000] [--shards 4] [--questions 300] [--rounds 2]
 
 `build`: the 500 ViNewsQA dev articles (bench/common.py `source_articles`, copy 0 of each: the
 real articles), in one run and each into an empty index root (no embedding cache):
@@ -23,6 +24,15 @@ shards (`index.shards.write_sharded_build`, written once and kept, ~20 minutes; 
 vector index the product's choice for its size, HNSW at 250k passages, over every row), then `open_index` of it in a fresh process per round, as a
 server loads it (sampled checksums, vectors memory-mapped): warm (right after reading the whole
 folder) and, with `--cold` (root), after dropping the page cache.
+
+`search`: a sharded build of `--passages` synthetic passages (bench/scale_bench.py's corpus of
+real ViNewsQA sentences, its approximate model vectors) in `--shards` shards, written once by the
+product's own `write_sharded_build` (BM25 with article fields from `LexicalIndex.build`, each
+shard's vector index the product's choice for its size); then, in one process with the
+vectors memory-mapped, ViNewsQA dev questions (vectors embedded beforehand, so the model is
+not what is timed) searched with the shards one after another and side by side
+(`index.shards.fan_out`), the two taking turns question by question: BM25 over both fields, the
+vector search, and the whole `HybridSearcher.search`.
 """
 
 from __future__ import annotations
@@ -45,12 +55,14 @@ from common import (
     PYTHON,
     REPO,
     WORK_DIR,
+    Stats,
     machine_line,
     model_label,
     model_path,
     rss_mb,
     source_articles,
     table,
+    vinewsqa_questions,
     wait_for_quiet,
     write_seeds,
 )
@@ -325,6 +337,95 @@ def load_bench(args: argparse.Namespace, log) -> None:
                 [[r["round"], r["page cache"], f"{r['load_s']:.2f}", r["rss_mb"]] for r in rows]))
 
 
+# -- search ----------------------------------------------------------------------------------------
+
+
+def search_build(passages_n: int, shards: int, log) -> tuple[Path, Path]:
+    """A sharded product build of `passages_n` synthetic passages (written once), and its folder
+    of cached question vectors."""
+    from scale_bench import SentenceVectors, approx_vectors, cached_array, corpus, corpus_key
+
+    from index import store
+    from index.embedder import SentenceTransformerEmbedder
+    from index.lexical import LexicalIndex
+    from index.shards import plan_shards, write_sharded_build
+
+    articles, passages = corpus(passages_n)
+    work = WORK_DIR / f"shard-search-{passages_n}" / corpus_key(passages)
+    root = work / f"shards-{shards}"
+    if (root / "current").exists():
+        return root, work
+    work.mkdir(parents=True, exist_ok=True)
+    embedder = SentenceTransformerEmbedder(model_path())
+    embedder.warm_up()
+    log(f"approximate vectors for {len(passages):,} passages ...")
+    vectors = cached_array(work / "vectors-approx.npy",
+                           lambda: approx_vectors(passages, SentenceVectors(embedder, WORK_DIR / "sentences.sqlite"), log))
+    log("BM25 over the whole corpus (LexicalIndex.build) ...")
+    lexical = LexicalIndex.build([p.embedding_text() for p in passages], groups=[p.article_id for p in passages])
+    log(f"writing {shards} shards (a vector index each) ...")
+    extra = {"model": {"id": model_path(), "dimension": int(vectors.shape[1]), "query_prompt": "", "passage_prompt": ""},
+             "splitter": {}, "warnings": []}
+    folder = write_sharded_build(root, store.BuildContents(articles, passages, np.asarray(vectors), lexical, extra),
+                                 plan_shards(articles, passages, shards))
+    store.swap_current(root, folder)
+    return root, work
+
+
+def search_bench(args: argparse.Namespace, log) -> None:
+    from scale_bench import query_vectors
+
+    from index import dense_memory, shards, store
+    from index.embedder import SentenceTransformerEmbedder
+    from retrieval.search import HybridSearcher, analyse
+
+    root, _ = search_build(args.passages, args.shards, log)
+    embedder = SentenceTransformerEmbedder(model_path())
+    embedder.warm_up()
+    questions = list(dict.fromkeys(vinewsqa_questions()))[: args.questions]
+    vectors = query_vectors(len(questions), embedder)
+    dense_memory.configure(dense_memory.MMAP)
+    started = time.perf_counter()
+    loaded = store.open_index(root)
+    log(f"opened in {time.perf_counter() - started:.2f} s")
+    searcher = HybridSearcher(loaded, embedder)
+    threads = shards.SEARCH_THREADS
+    modes = {"one after another": 1, f"side by side ({threads} threads)": threads}
+    parts = {
+        "BM25, both fields": lambda q, v: searcher.lexical_scores(analyse(q).lexical),
+        "vector search": lambda q, v: loaded.dense.search(v.reshape(1, -1), 100),
+        "HybridSearcher.search": lambda q, v: searcher.search(q, 5, query_vector=v.reshape(1, -1)),
+    }
+    samples: dict[tuple[str, str], list[float]] = {(m, p): [] for m in modes for p in parts}
+    wait_for_quiet(args.max_load, args.wait, log)
+    load_before = os.getloadavg()[0]
+    try:
+        for round_ in range(args.rounds + 1):  # round 0 warms the page cache and the pools
+            for i, (q, v) in enumerate(zip(questions, vectors)):
+                order = list(modes.items()) if (i + round_) % 2 == 0 else list(modes.items())[::-1]
+                for mode, count in order:
+                    shards.SEARCH_THREADS = count
+                    for part, fn in parts.items():
+                        t = time.perf_counter()
+                        fn(q, v)
+                        if round_:
+                            samples[(mode, part)].append((time.perf_counter() - t) * 1000)
+    finally:
+        shards.SEARCH_THREADS = threads
+    print(f"{machine_line()}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
+          f"{len(loaded.passages):,} passages, {len(loaded.articles):,} articles in {len(loaded.shards)} shards "
+          f"({', '.join(sorted({str(s.manifest.get('dense_index', {}).get('type')) for s in loaded.shards}))}); "
+          f"{len(questions)} ViNewsQA questions x {args.rounds} rounds, vectors embedded beforehand; "
+          f"the two ways take turns question by question")
+    print()
+    rows = []
+    for part in parts:
+        for mode in modes:
+            st = Stats.of(samples[(mode, part)])
+            rows.append([part, mode, f"{st.p50:.2f}", f"{st.p95:.2f}", f"{st.p99:.2f}"])
+    print(table(["step", "shards searched", "p50 ms", "p95 ms", "p99 ms"], rows))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -343,6 +444,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ld.add_argument("--shards", type=int, default=4)
     ld.add_argument("--rounds", type=int, default=3)
     ld.add_argument("--cold", action="store_true", help="also load after dropping the page cache (root)")
+    se = sub.add_parser("search")
+    se.add_argument("--passages", type=int, default=400_000)
+    se.add_argument("--shards", type=int, default=4)
+    se.add_argument("--questions", type=int, default=300)
+    se.add_argument("--rounds", type=int, default=2)
+    se.add_argument("--max-load", type=float, default=1.0)
+    se.add_argument("--wait", type=float, default=600)
     pr = sub.add_parser("probe")
     pr.add_argument("args", nargs=4)
     pl = sub.add_parser("probe-load")
@@ -355,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps(probe_load(args.root)))
         return
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    {"build": build_bench, "compressed": compressed_bench, "load": load_bench}[args.command](args, log)
+    {"build": build_bench, "compressed": compressed_bench, "load": load_bench, "search": search_bench}[args.command](args, log)
 
 
 if __name__ == "__main__":

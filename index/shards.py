@@ -24,6 +24,7 @@ import bisect
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from index.embedder import apply_faiss_threads
 from index.lexical import FIELDS, LexicalIndex, LexicalQuery, Vocabularies
 from index.models import Article, Passage
 from index.store import (
@@ -63,6 +65,37 @@ LOAD_THREADS = 2  # shards loaded at once
 # vectors are compressed (IVF-PQ: ~430 bytes a passage instead of 1,536 for 384 float32 dimensions),
 # so a full shard's vectors take ~2 GB of memory and one machine can serve a few shards.
 DEFAULT_SHARD_PASSAGES = 5_000_000
+# A question's shards are searched side by side, one per core at most: FAISS and the BM25 postings
+# sums let go of the GIL, so the shards' work overlaps instead of adding up.
+SEARCH_THREADS = max(1, os.cpu_count() or 1)
+
+_search_pool: ThreadPoolExecutor | None = None
+_search_pool_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _search_pool
+    with _search_pool_lock:
+        if _search_pool is None:
+            _search_pool = ThreadPoolExecutor(max_workers=max(1, SEARCH_THREADS - 1), thread_name_prefix="newsqa-shard-search")
+        return _search_pool
+
+
+def fan_out(work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
+    """`work(part)` for every part, in order: the first here, the others on the shard search pool
+    (at most SEARCH_THREADS at once, this thread included). Pool threads never wait on the pool,
+    so any number of questions in flight share it without deadlock."""
+    if len(parts) < 2 or SEARCH_THREADS < 2:
+        return [work(part) for part in parts]
+    pool = _pool()
+    others = [pool.submit(work, part) for part in parts[1:]]
+    try:
+        first = work(parts[0])
+    except BaseException:
+        for future in others:
+            future.cancel()
+        raise
+    return [first] + [future.result() for future in others]
 
 
 @dataclass(frozen=True)
@@ -298,10 +331,10 @@ class ShardedLexical:
         return sum(p.size for p in self._parts)
 
     def scores(self, query: LexicalQuery) -> np.ndarray:
-        return np.concatenate([p.scores(query) for p in self._parts])
+        return np.concatenate(fan_out(lambda p: p.scores(query), self._parts))
 
     def article_scores(self, query: LexicalQuery) -> np.ndarray | None:
-        parts = [p.article_scores(query) for p in self._parts]
+        parts = fan_out(lambda p: p.article_scores(query), self._parts)
         if any(p is None for p in parts):
             return None
         return np.concatenate(parts)  # type: ignore[arg-type]
@@ -324,13 +357,15 @@ class ShardedDense:
         self.ntotal = sum(int(p.ntotal) for p in self.parts)
 
     def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        found_scores, found_rows = [], []
-        for part, start in zip(self.parts, self.starts):
-            if part.ntotal == 0:
-                continue
+        def search_one(shard: tuple[Any, int]) -> tuple[np.ndarray, np.ndarray]:
+            part, start = shard
+            apply_faiss_threads()  # OpenMP's count is per thread: this may be a pool thread
             scores, rows = part.search(queries, min(n, int(part.ntotal)))
-            found_scores.append(scores)
-            found_rows.append(np.where(rows >= 0, rows + start, -1))
+            return scores, np.where(rows >= 0, rows + start, -1)
+
+        found = fan_out(search_one, [(p, s) for p, s in zip(self.parts, self.starts) if p.ntotal > 0])
+        found_scores = [scores for scores, _ in found]
+        found_rows = [rows for _, rows in found]
         scores = np.concatenate(found_scores, axis=1)
         rows = np.concatenate(found_rows, axis=1)
         # Ties go to the lower row, as one exact index over the whole corpus orders them.
@@ -421,6 +456,7 @@ __all__ = [
     "ShardPlan",
     "ShardedDense",
     "ShardedLexical",
+    "fan_out",
     "load_sharded",
     "plan_shards",
     "shard_count",

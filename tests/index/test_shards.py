@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 
 from index.build import build_index
 from index.lexical import FIELDS, LexicalIndex, Vocabularies
-from index.shards import plan_shards
+from index import shards
+from index.shards import ShardedDense, ShardedLexical, fan_out, plan_shards
 from index.store import IndexCorrupt, load_build, open_index, resolve_build
 from retrieval.search import HybridSearcher, analyse
 
@@ -32,7 +34,9 @@ def one_and_four(generated_seeds, embedder, tmp_path_factory) -> tuple[Path, Pat
     return root / "one", root / "four"
 
 
-def test_sharded_search_ranks_exactly_as_one_index(one_and_four, embedder, mixed_questions):
+@pytest.mark.parametrize("threads", [1, 2], ids=["shards one after another", "shards side by side"])
+def test_sharded_search_ranks_exactly_as_one_index(one_and_four, embedder, mixed_questions, threads, monkeypatch):
+    monkeypatch.setattr(shards, "SEARCH_THREADS", threads)
     one, four = (open_index(p) for p in one_and_four)
     assert len(four.shards) == 4 and not one.shards
     assert [p.passage_id for p in four.passages] == [p.passage_id for p in one.passages]
@@ -48,6 +52,69 @@ def test_sharded_search_ranks_exactly_as_one_index(one_and_four, embedder, mixed
             assert one.lexical.idf_of(analysis.lexical.field, [token]) == pytest.approx(
                 four.lexical.idf_of(analysis.lexical.field, [token])
             )
+
+
+class _MeetingShard:
+    """A shard whose searches wait until `barrier.parties` of them run at once."""
+
+    def __init__(self, barrier: threading.Barrier, offset: float) -> None:
+        self.barrier, self.offset, self.ntotal = barrier, offset, 3
+        self.threads: list[str] = []
+
+    def _meet(self) -> None:
+        self.threads.append(threading.current_thread().name)
+        self.barrier.wait(timeout=10)  # one after another, the first shard would wait alone: BrokenBarrierError
+
+    def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        self._meet()
+        scores = np.array([[0.9, 0.5, 0.1]]) - self.offset
+        return scores[:, :n].astype(np.float32), np.array([[0, 1, 2]])[:, :n]
+
+    def scores(self, query) -> np.ndarray:
+        self._meet()
+        return np.full(self.ntotal, self.offset)
+
+    def article_scores(self, query) -> np.ndarray:
+        return self.scores(query)
+
+
+def test_a_questions_shards_are_searched_side_by_side(monkeypatch):
+    monkeypatch.setattr(shards, "SEARCH_THREADS", 2)
+    barrier = threading.Barrier(2)
+    parts = [_MeetingShard(barrier, 0.0), _MeetingShard(barrier, 0.05)]
+    dense = ShardedDense(parts, [0, 3])
+    scores, rows = dense.search(np.zeros((1, 4), np.float32), 4)
+    # Merged by score across the shards, with the second shard's rows offset by its start.
+    np.testing.assert_array_equal(rows, [[0, 3, 1, 4]])
+    np.testing.assert_allclose(scores, [[0.9, 0.85, 0.5, 0.45]], rtol=1e-6)
+    lexical = ShardedLexical.__new__(ShardedLexical)  # its IDF tables are not what is tested here
+    lexical._parts = parts
+    np.testing.assert_array_equal(lexical.scores(None), [0, 0, 0, 0.05, 0.05, 0.05])
+    np.testing.assert_array_equal(lexical.article_scores(None), [0, 0, 0, 0.05, 0.05, 0.05])
+    assert parts[0].threads[0] == threading.current_thread().name  # the caller searches one shard itself
+    assert all(name.startswith("newsqa-shard-search") for name in parts[1].threads)
+
+
+def test_fan_out_keeps_order_and_raises_the_first_shards_error(monkeypatch):
+    monkeypatch.setattr(shards, "SEARCH_THREADS", 2)
+    assert fan_out(lambda x: x * x, list(range(7))) == [x * x for x in range(7)]
+    assert fan_out(lambda x: x, []) == []
+
+    def fail_on(bad: int):
+        def work(x: int) -> int:
+            if x == bad:
+                raise ValueError(f"shard {x}")
+            return x
+
+        return work
+
+    for bad in (0, 3):  # the one this thread searches, and one a pool thread searches
+        with pytest.raises(ValueError, match=f"shard {bad}"):
+            fan_out(fail_on(bad), list(range(5)))
+    monkeypatch.setattr(shards, "SEARCH_THREADS", 1)
+    seen: list[str] = []
+    fan_out(lambda x: seen.append(threading.current_thread().name), [1, 2, 3])
+    assert seen == [threading.current_thread().name] * 3  # one thread: nothing handed off
 
 
 def test_sharded_service_answers_like_one_index(one_and_four, service_factory, mixed_questions):
