@@ -3,7 +3,7 @@
     .venv/bin/python bench/scaleout_bench.py build [--backend onnx-int8] [--workers 1,2] [--max-load 3]
     .venv/bin/python bench/scaleout_bench.py compressed [--types flat,ivf-sq8,ivf-pq,hnsw-fp16] [--passages 1000000]
     .venv/bin/python bench/scaleout_bench.py load [--shards 4] [--rounds 3] [--cold]
-    .venv/bin/python bench/scaleout_bench.py search [--passages 400000] [--shards 4] [--questions 300] [--rounds 2]
+    .venv/bin/python bench/scaleout_bench.py search [--passages 400000] [--shards 4] [--questions 300] [--rounds 2] [--concurrency 1,4]
 
 `build`: the 500 ViNewsQA dev articles (bench/common.py `source_articles`, copy 0 of each: the
 real articles), in one run and each into an empty index root (no embedding cache):
@@ -32,7 +32,8 @@ shard's vector index the product's choice for its size); then, in one process wi
 vectors memory-mapped, ViNewsQA dev questions (vectors embedded beforehand, so the model is
 not what is timed) searched with the shards one after another and side by side
 (`index.shards.fan_out`), the two taking turns question by question: BM25 over both fields, the
-vector search, and the whole `HybridSearcher.search`.
+vector search, and the whole `HybridSearcher.search`; then, with more `--concurrency` client
+threads, searches/s and latency of `HybridSearcher.search` each way.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -397,6 +399,7 @@ def search_bench(args: argparse.Namespace, log) -> None:
         "HybridSearcher.search": lambda q, v: searcher.search(q, 5, query_vector=v.reshape(1, -1)),
     }
     samples: dict[tuple[str, str], list[float]] = {(m, p): [] for m in modes for p in parts}
+    busy: dict[tuple[int, str], list[tuple[float, list[float]]]] = {}
     wait_for_quiet(args.max_load, args.wait, log)
     load_before = os.getloadavg()[0]
     try:
@@ -410,6 +413,23 @@ def search_bench(args: argparse.Namespace, log) -> None:
                         fn(q, v)
                         if round_:
                             samples[(mode, part)].append((time.perf_counter() - t) * 1000)
+        # Several questions at once: does searching each one's shards side by side cost throughput?
+        for clients in [int(c) for c in args.concurrency.split(",") if c and int(c) > 1]:
+            for round_ in range(args.rounds):
+                for mode, count in list(modes.items())[:: 1 if round_ % 2 == 0 else -1]:
+                    shards.SEARCH_THREADS = count
+                    latencies: list[float] = []
+
+                    def one(item) -> None:
+                        t = time.perf_counter()
+                        searcher.search(item[0], 5, query_vector=item[1].reshape(1, -1))
+                        latencies.append((time.perf_counter() - t) * 1000)
+
+                    t0 = time.perf_counter()
+                    with ThreadPoolExecutor(max_workers=clients) as clients_pool:
+                        list(clients_pool.map(one, zip(questions, vectors)))
+                    wall = time.perf_counter() - t0
+                    busy.setdefault((clients, mode), []).append((len(latencies) / wall, latencies))
     finally:
         shards.SEARCH_THREADS = threads
     print(f"{machine_line()}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
@@ -424,6 +444,15 @@ def search_bench(args: argparse.Namespace, log) -> None:
             st = Stats.of(samples[(mode, part)])
             rows.append([part, mode, f"{st.p50:.2f}", f"{st.p95:.2f}", f"{st.p99:.2f}"])
     print(table(["step", "shards searched", "p50 ms", "p95 ms", "p99 ms"], rows))
+    if busy:
+        print()
+        print("HybridSearcher.search with several questions at once (client threads), each way in turn per round:")
+        print()
+        rows = []
+        for (clients, mode), runs in busy.items():
+            st = Stats.of([x for _, lat in runs for x in lat])
+            rows.append([clients, mode, " / ".join(f"{qps:.0f}" for qps, _ in runs), f"{st.p50:.2f}", f"{st.p99:.2f}"])
+        print(table(["clients", "shards searched", "searches/s per round", "p50 ms", "p99 ms"], rows))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -449,6 +478,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     se.add_argument("--shards", type=int, default=4)
     se.add_argument("--questions", type=int, default=300)
     se.add_argument("--rounds", type=int, default=2)
+    se.add_argument("--concurrency", default="1,4", help="client threads; 1 is the interleaved table, more a throughput table")
     se.add_argument("--max-load", type=float, default=1.0)
     se.add_argument("--wait", type=float, default=600)
     pr = sub.add_parser("probe")

@@ -37,6 +37,7 @@ import numpy as np
 from index.embedder import apply_faiss_threads
 from index.lexical import FIELDS, LexicalIndex, LexicalQuery, Vocabularies
 from index.models import Article, Passage
+from index.pools import LazyPool
 from index.store import (
     FORMAT_VERSION,
     MANIFEST,
@@ -69,16 +70,7 @@ DEFAULT_SHARD_PASSAGES = 5_000_000
 # sums let go of the GIL, so the shards' work overlaps instead of adding up.
 SEARCH_THREADS = max(1, os.cpu_count() or 1)
 
-_search_pool: ThreadPoolExecutor | None = None
-_search_pool_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _search_pool
-    with _search_pool_lock:
-        if _search_pool is None:
-            _search_pool = ThreadPoolExecutor(max_workers=max(1, SEARCH_THREADS - 1), thread_name_prefix="newsqa-shard-search")
-        return _search_pool
+_search_pool = LazyPool("newsqa-shard-search", lambda: SEARCH_THREADS - 1)
 
 
 def fan_out(work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
@@ -87,7 +79,7 @@ def fan_out(work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
     so any number of questions in flight share it without deadlock."""
     if len(parts) < 2 or SEARCH_THREADS < 2:
         return [work(part) for part in parts]
-    pool = _pool()
+    pool = _search_pool.get()
     others = [pool.submit(work, part) for part in parts[1:]]
     try:
         first = work(parts[0])

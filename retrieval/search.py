@@ -14,14 +14,14 @@ usually about one article, and the article as a whole says which one better than
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 
 from index.embedder import Embedder, apply_faiss_threads
 from index.lexical import LexicalQuery, analyse_query
+from index.pools import LazyPool
 from index.store import LoadedIndex
 from index.text import canonical, fold, has_diacritics, nfc, syllables, vietnamese_share
 
@@ -45,16 +45,7 @@ DENSE_THREADS = 32  # at most one per question in flight; idle ones cost nothing
 # The lexical candidates' threshold is read off one score in this many (`top_k_positive`).
 SAMPLE_STEP = 16
 
-_dense_pool: ThreadPoolExecutor | None = None
-_dense_pool_lock = threading.Lock()
-
-
-def dense_pool() -> ThreadPoolExecutor:
-    global _dense_pool
-    with _dense_pool_lock:
-        if _dense_pool is None:
-            _dense_pool = ThreadPoolExecutor(max_workers=DENSE_THREADS, thread_name_prefix="newsqa-dense")
-        return _dense_pool
+_dense_pool = LazyPool("newsqa-dense", lambda: DENSE_THREADS)
 
 
 @dataclass(frozen=True)
@@ -240,7 +231,7 @@ class HybridSearcher:
             return None, False
         if vector is None and not getattr(self.embedder, "releases_gil", False):
             vector = self.embedder.encode_queries([question])
-        return dense_pool().submit(self.dense_scores, question, n, vector), vector is None
+        return _dense_pool.get().submit(self.dense_scores, question, n, vector), vector is None
 
     def lexical_scores(self, query: LexicalQuery) -> tuple[np.ndarray, np.ndarray]:
         """(passage BM25, passage BM25 + the article's share) for every passage.
