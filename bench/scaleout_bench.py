@@ -378,7 +378,7 @@ def search_bench(args: argparse.Namespace, log) -> None:
     from scale_bench import query_vectors
 
     from index import dense_memory, shards, store
-    from index.embedder import SentenceTransformerEmbedder
+    from index.embedder import SentenceTransformerEmbedder, configure_threads
     from retrieval.search import HybridSearcher, analyse
 
     root, _ = search_build(args.passages, args.shards, log)
@@ -387,12 +387,14 @@ def search_bench(args: argparse.Namespace, log) -> None:
     questions = list(dict.fromkeys(vinewsqa_questions()))[: args.questions]
     vectors = query_vectors(len(questions), embedder)
     dense_memory.configure(dense_memory.MMAP)
+    configure_threads(None, args.faiss_threads)  # a server's automatic count is 1 (README)
     started = time.perf_counter()
     loaded = store.open_index(root)
     log(f"opened in {time.perf_counter() - started:.2f} s")
     searcher = HybridSearcher(loaded, embedder)
     threads = shards.SEARCH_THREADS
-    modes = {"one after another": 1, f"side by side ({threads} threads)": threads}
+    side = max(2, os.cpu_count() or 1)  # what auto_search_threads gives a machine of side + 1 cores
+    modes = {"one after another": 1, f"side by side ({side} threads)": side}
     parts = {
         "BM25, both fields": lambda q, v: searcher.lexical_scores(analyse(q).lexical),
         "vector search": lambda q, v: loaded.dense.search(v.reshape(1, -1), 100),
@@ -407,7 +409,7 @@ def search_bench(args: argparse.Namespace, log) -> None:
             for i, (q, v) in enumerate(zip(questions, vectors)):
                 order = list(modes.items()) if (i + round_) % 2 == 0 else list(modes.items())[::-1]
                 for mode, count in order:
-                    shards.SEARCH_THREADS = count
+                    shards.configure_search_threads(count)
                     for part, fn in parts.items():
                         t = time.perf_counter()
                         fn(q, v)
@@ -417,7 +419,7 @@ def search_bench(args: argparse.Namespace, log) -> None:
         for clients in [int(c) for c in args.concurrency.split(",") if c and int(c) > 1]:
             for round_ in range(args.rounds):
                 for mode, count in list(modes.items())[:: 1 if round_ % 2 == 0 else -1]:
-                    shards.SEARCH_THREADS = count
+                    shards.configure_search_threads(count)
                     latencies: list[float] = []
 
                     def one(item) -> None:
@@ -431,11 +433,12 @@ def search_bench(args: argparse.Namespace, log) -> None:
                     wall = time.perf_counter() - t0
                     busy.setdefault((clients, mode), []).append((len(latencies) / wall, latencies))
     finally:
-        shards.SEARCH_THREADS = threads
+        shards.configure_search_threads(threads)
     print(f"{machine_line()}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
           f"{len(loaded.passages):,} passages, {len(loaded.articles):,} articles in {len(loaded.shards)} shards "
           f"({', '.join(sorted({str(s.manifest.get('dense_index', {}).get('type')) for s in loaded.shards}))}); "
-          f"{len(questions)} ViNewsQA questions x {args.rounds} rounds, vectors embedded beforehand; "
+          f"{len(questions)} ViNewsQA questions x {args.rounds} rounds, vectors embedded beforehand, "
+          f"{args.faiss_threads} FAISS thread(s) per search; "
           f"the two ways take turns question by question")
     print()
     rows = []
@@ -479,6 +482,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     se.add_argument("--questions", type=int, default=300)
     se.add_argument("--rounds", type=int, default=2)
     se.add_argument("--concurrency", default="1,4", help="client threads; 1 is the interleaved table, more a throughput table")
+    se.add_argument("--faiss-threads", type=int, default=1)
     se.add_argument("--max-load", type=float, default=1.0)
     se.add_argument("--wait", type=float, default=600)
     pr = sub.add_parser("probe")

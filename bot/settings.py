@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index import dense_memory
+from index import dense_memory, shards
 from index.embedder import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL, SentenceTransformerEmbedder, configure_threads
 from index.shards import DEFAULT_SHARD_PASSAGES
 from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         description="threads of the embedding model (torch, ONNX Runtime); 0 = auto: cores / NEWSQA_HTTP_MAX_CONCURRENCY when serving, all cores otherwise",
     )
     faiss_threads: int = Field(0, ge=0, le=256, description="OpenMP threads of FAISS; 0 = auto: 1 when serving, all cores otherwise")
+    shard_search_threads: int = Field(
+        0, ge=0, le=256,
+        description="threads that search one question's shards side by side (sharded builds); 1 = one after another; 0 = auto: cores (per HTTP worker) - 1",
+    )
     dense_memory: str = Field(
         dense_memory.AUTO, pattern=f"^({'|'.join(dense_memory.MODES)})$",
         description="where a large vector index is searched: mmap (the file, shared by processes), private (copied into huge pages in the background after the load; faster HNSW search); auto = private for a one-process server where the kernel gives huge pages, else mmap",
@@ -154,6 +158,10 @@ class Settings(BaseSettings):
         """Once per process, at start-up: thread counts (each library takes its count when it is
         first loaded) and where large vector indexes are searched."""
         configure_threads(*self.thread_counts(serving))
+        cores = os.cpu_count() or 1
+        shards.configure_search_threads(
+            self.shard_search_threads or shards.auto_search_threads(cores, self.http_workers if serving else 1)
+        )
         dense_memory.configure(
             dense_memory.resolve_mode(self.dense_memory, serving, self.http_workers, dense_memory.hugepages_available())
         )

@@ -24,7 +24,6 @@ import bisect
 import json
 import logging
 import math
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -66,28 +65,48 @@ LOAD_THREADS = 2  # shards loaded at once
 # vectors are compressed (IVF-PQ: ~430 bytes a passage instead of 1,536 for 384 float32 dimensions),
 # so a full shard's vectors take ~2 GB of memory and one machine can serve a few shards.
 DEFAULT_SHARD_PASSAGES = 5_000_000
-# A question's shards are searched side by side, one per core at most: FAISS and the BM25 postings
-# sums let go of the GIL, so the shards' work overlaps instead of adding up.
-SEARCH_THREADS = max(1, os.cpu_count() or 1)
+# Threads that search one question's shards side by side, the caller included; 1 = one shard after
+# another. FAISS and the BM25 postings sums let go of the GIL, so on spare cores the shards' work
+# overlaps. Set once at start-up (`configure_search_threads`, NEWSQA_SHARD_SEARCH_THREADS), before
+# the first search starts the pool.
+SEARCH_THREADS = 1
+
+
+def auto_search_threads(cores: int, processes: int = 1) -> int:
+    """Threads for a question's shards when none are configured: the cores beyond the two a
+    question's BM25 and its vector search already run on (`retrieval.search` overlaps them).
+    On 2 cores that is none: measured there (bench/scaleout_bench.py search, 400k passages in 4
+    shards), side by side the vector search alone took 6.7 against 8.2 ms, but the whole hybrid
+    search 9.8-10.9 against 9.8 ms, since both cores were busy already."""
+    return max(1, cores // max(1, processes) - 1)
+
+
+def configure_search_threads(threads: int) -> None:
+    global SEARCH_THREADS
+    SEARCH_THREADS = max(1, threads)
 
 _search_pool = LazyPool("newsqa-shard-search", lambda: SEARCH_THREADS - 1)
 
 
 def fan_out(work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
-    """`work(part)` for every part, in order: the first here, the others on the shard search pool
-    (at most SEARCH_THREADS at once, this thread included). Pool threads never wait on the pool,
-    so any number of questions in flight share it without deadlock."""
+    """`work(part)` for every part, in order: the first here, the others offered to the shard
+    search pool (SEARCH_THREADS at once, this thread included). A part no pool thread has
+    started by the time this thread gets to it is done here: the pool is shared by every
+    question in flight, and the dense side of a question fans out beside its BM25, so a caller
+    that only waited could sit idle behind other work. Pool threads never wait on the pool."""
     if len(parts) < 2 or SEARCH_THREADS < 2:
         return [work(part) for part in parts]
     pool = _search_pool.get()
     others = [pool.submit(work, part) for part in parts[1:]]
     try:
-        first = work(parts[0])
+        results = [work(parts[0])]
+        for part, future in zip(parts[1:], others):
+            results.append(work(part) if future.cancel() else future.result())
     except BaseException:
         for future in others:
             future.cancel()
         raise
-    return [first] + [future.result() for future in others]
+    return results
 
 
 @dataclass(frozen=True)
@@ -448,6 +467,8 @@ __all__ = [
     "ShardPlan",
     "ShardedDense",
     "ShardedLexical",
+    "auto_search_threads",
+    "configure_search_threads",
     "fan_out",
     "load_sharded",
     "plan_shards",

@@ -177,6 +177,22 @@ def test_automatic_thread_counts_depend_on_serving(monkeypatch):
     assert Settings(torch_threads=3, faiss_threads=2).thread_counts(serving=True) == (3, 2)
 
 
+def test_shard_search_threads_are_the_cores_beyond_a_questions_two(restore_threads, monkeypatch):
+    import os
+
+    from bot.settings import Settings
+    from index import shards
+
+    monkeypatch.setattr(shards, "SEARCH_THREADS", shards.SEARCH_THREADS)  # restored after the test
+    for cores, workers, serving, expected in [(2, 1, True, 1), (1, 1, False, 1), (8, 1, True, 7), (8, 2, True, 3), (8, 2, False, 7)]:
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        Settings(http_workers=workers).apply_process(serving=serving)
+        assert shards.SEARCH_THREADS == expected, (cores, workers, serving)
+    monkeypatch.setenv("NEWSQA_SHARD_SEARCH_THREADS", "4")
+    Settings().apply_process(serving=True)
+    assert shards.SEARCH_THREADS == 4  # a configured count wins on any machine
+
+
 def test_thread_settings_apply_when_the_library_loads_later(restore_threads, embedder, seed_index, monkeypatch):
     import faiss
     import torch
