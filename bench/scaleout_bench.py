@@ -1,9 +1,10 @@
-"""Scale-out: the Ray build engine against the local one, and compressed vector indexes at 1M.
+"""Scale-out: Ray builds against local ones, compressed vector indexes at 1M, sharded loads and searches.
 
     .venv/bin/python bench/scaleout_bench.py build [--backend onnx-int8] [--workers 1,2] [--max-load 3]
     .venv/bin/python bench/scaleout_bench.py compressed [--types flat,ivf-sq8,ivf-pq,hnsw-fp16] [--passages 1000000]
     .venv/bin/python bench/scaleout_bench.py load [--shards 4] [--rounds 3] [--cold]
     .venv/bin/python bench/scaleout_bench.py search [--passages 400000] [--shards 4] [--questions 300] [--rounds 2] [--concurrency 1,4]
+        [--compare-unsharded]
 
 `build`: the 500 ViNewsQA dev articles (bench/common.py `source_articles`, copy 0 of each: the
 real articles), in one run and each into an empty index root (no embedding cache):
@@ -33,7 +34,8 @@ vectors memory-mapped, ViNewsQA dev questions (vectors embedded beforehand, so t
 not what is timed) searched with the shards one after another and side by side
 (`index.shards.fan_out`), the two taking turns question by question: BM25 over both fields, the
 vector search, and the whole `HybridSearcher.search`; then, with more `--concurrency` client
-threads, searches/s and latency of `HybridSearcher.search` each way.
+threads, searches/s and latency of `HybridSearcher.search` each way. `--compare-unsharded` adds
+the same corpus written as one plain build (one vector index over every passage) as a third way.
 """
 
 from __future__ import annotations
@@ -342,9 +344,9 @@ def load_bench(args: argparse.Namespace, log) -> None:
 # -- search ----------------------------------------------------------------------------------------
 
 
-def search_build(passages_n: int, shards: int, log) -> tuple[Path, Path]:
-    """A sharded product build of `passages_n` synthetic passages (written once), and its folder
-    of cached question vectors."""
+def search_build(passages_n: int, shards: int, log) -> Path:
+    """The index root of a product build of `passages_n` synthetic passages in `shards` shards
+    (1: one plain build folder), written once and kept."""
     from scale_bench import SentenceVectors, approx_vectors, cached_array, corpus, corpus_key
 
     from index import store
@@ -354,9 +356,9 @@ def search_build(passages_n: int, shards: int, log) -> tuple[Path, Path]:
 
     articles, passages = corpus(passages_n)
     work = WORK_DIR / f"shard-search-{passages_n}" / corpus_key(passages)
-    root = work / f"shards-{shards}"
+    root = work / (f"shards-{shards}" if shards > 1 else "one-index")
     if (root / "current").exists():
-        return root, work
+        return root
     work.mkdir(parents=True, exist_ok=True)
     embedder = SentenceTransformerEmbedder(model_path())
     embedder.warm_up()
@@ -365,13 +367,17 @@ def search_build(passages_n: int, shards: int, log) -> tuple[Path, Path]:
                            lambda: approx_vectors(passages, SentenceVectors(embedder, WORK_DIR / "sentences.sqlite"), log))
     log("BM25 over the whole corpus (LexicalIndex.build) ...")
     lexical = LexicalIndex.build([p.embedding_text() for p in passages], groups=[p.article_id for p in passages])
-    log(f"writing {shards} shards (a vector index each) ...")
     extra = {"model": {"id": model_path(), "dimension": int(vectors.shape[1]), "query_prompt": "", "passage_prompt": ""},
              "splitter": {}, "warnings": []}
-    folder = write_sharded_build(root, store.BuildContents(articles, passages, np.asarray(vectors), lexical, extra),
-                                 plan_shards(articles, passages, shards))
+    contents = store.BuildContents(articles, passages, np.asarray(vectors), lexical, extra)
+    if shards > 1:
+        log(f"writing {shards} shards (a vector index each) ...")
+        folder = write_sharded_build(root, contents, plan_shards(articles, passages, shards))
+    else:
+        log("writing one plain build (its vector index) ...")
+        folder = store.write_build(root, contents)
     store.swap_current(root, folder)
-    return root, work
+    return root
 
 
 def search_bench(args: argparse.Namespace, log) -> None:
@@ -381,48 +387,58 @@ def search_bench(args: argparse.Namespace, log) -> None:
     from index.embedder import SentenceTransformerEmbedder, configure_threads
     from retrieval.search import HybridSearcher, analyse
 
-    root, _ = search_build(args.passages, args.shards, log)
+    roots = {args.shards: search_build(args.passages, args.shards, log)}
+    if args.compare_unsharded:
+        roots[1] = search_build(args.passages, 1, log)
     embedder = SentenceTransformerEmbedder(model_path())
     embedder.warm_up()
     questions = list(dict.fromkeys(vinewsqa_questions()))[: args.questions]
     vectors = query_vectors(len(questions), embedder)
     dense_memory.configure(dense_memory.MMAP)
     configure_threads(None, args.faiss_threads)  # a server's automatic count is 1 (README)
-    started = time.perf_counter()
-    loaded = store.open_index(root)
-    log(f"opened in {time.perf_counter() - started:.2f} s")
-    searcher = HybridSearcher(loaded, embedder)
+    loaded = {}
+    for count, root in roots.items():
+        started = time.perf_counter()
+        loaded[count] = store.open_index(root)
+        log(f"{count} shard(s): opened in {time.perf_counter() - started:.2f} s")
     threads = shards.SEARCH_THREADS
     side = max(2, os.cpu_count() or 1)  # what auto_search_threads gives a machine of side + 1 cores
-    modes = {"one after another": 1, f"side by side ({side} threads)": side}
+    # (label, index, shard search threads)
+    ways = [(f"{args.shards} shards, one after another", loaded[args.shards], 1),
+            (f"{args.shards} shards, side by side ({side} threads)", loaded[args.shards], side)]
+    if args.compare_unsharded:
+        ways.append(("one index", loaded[1], 1))
+    searchers = {id(index): HybridSearcher(index, embedder) for _, index, _ in ways}
     parts = {
-        "BM25, both fields": lambda q, v: searcher.lexical_scores(analyse(q).lexical),
-        "vector search": lambda q, v: loaded.dense.search(v.reshape(1, -1), 100),
-        "HybridSearcher.search": lambda q, v: searcher.search(q, 5, query_vector=v.reshape(1, -1)),
+        "BM25, both fields": lambda index, q, v: searchers[id(index)].lexical_scores(analyse(q).lexical),
+        "vector search": lambda index, q, v: index.dense.search(v.reshape(1, -1), 100),
+        "HybridSearcher.search": lambda index, q, v: searchers[id(index)].search(q, 5, query_vector=v.reshape(1, -1)),
     }
-    samples: dict[tuple[str, str], list[float]] = {(m, p): [] for m in modes for p in parts}
+    samples: dict[tuple[str, str], list[float]] = {(w, p): [] for w, _, _ in ways for p in parts}
     busy: dict[tuple[int, str], list[tuple[float, list[float]]]] = {}
     wait_for_quiet(args.max_load, args.wait, log)
     load_before = os.getloadavg()[0]
     try:
         for round_ in range(args.rounds + 1):  # round 0 warms the page cache and the pools
             for i, (q, v) in enumerate(zip(questions, vectors)):
-                order = list(modes.items()) if (i + round_) % 2 == 0 else list(modes.items())[::-1]
-                for mode, count in order:
+                turn = (i + round_) % len(ways)
+                for way, index, count in ways[turn:] + ways[:turn]:
                     shards.configure_search_threads(count)
                     for part, fn in parts.items():
                         t = time.perf_counter()
-                        fn(q, v)
+                        fn(index, q, v)
                         if round_:
-                            samples[(mode, part)].append((time.perf_counter() - t) * 1000)
+                            samples[(way, part)].append((time.perf_counter() - t) * 1000)
         # Several questions at once: does searching each one's shards side by side cost throughput?
         for clients in [int(c) for c in args.concurrency.split(",") if c and int(c) > 1]:
             for round_ in range(args.rounds):
-                for mode, count in list(modes.items())[:: 1 if round_ % 2 == 0 else -1]:
+                turn = round_ % len(ways)
+                for way, index, count in ways[turn:] + ways[:turn]:
                     shards.configure_search_threads(count)
+                    searcher = searchers[id(index)]
                     latencies: list[float] = []
 
-                    def one(item) -> None:
+                    def one(item, searcher=searcher, latencies=latencies) -> None:
                         t = time.perf_counter()
                         searcher.search(item[0], 5, query_vector=item[1].reshape(1, -1))
                         latencies.append((time.perf_counter() - t) * 1000)
@@ -431,31 +447,35 @@ def search_bench(args: argparse.Namespace, log) -> None:
                     with ThreadPoolExecutor(max_workers=clients) as clients_pool:
                         list(clients_pool.map(one, zip(questions, vectors)))
                     wall = time.perf_counter() - t0
-                    busy.setdefault((clients, mode), []).append((len(latencies) / wall, latencies))
+                    busy.setdefault((clients, way), []).append((len(latencies) / wall, latencies))
     finally:
         shards.configure_search_threads(threads)
+
+    sharded = loaded[args.shards]
     print(f"{machine_line()}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
-          f"{len(loaded.passages):,} passages, {len(loaded.articles):,} articles in {len(loaded.shards)} shards "
-          f"({', '.join(sorted({str(s.manifest.get('dense_index', {}).get('type')) for s in loaded.shards}))}); "
-          f"{len(questions)} ViNewsQA questions x {args.rounds} rounds, vectors embedded beforehand, "
-          f"{args.faiss_threads} FAISS thread(s) per search; "
-          f"the two ways take turns question by question")
+          f"{len(sharded.passages):,} passages, {len(sharded.articles):,} articles in {len(sharded.shards)} shards "
+          f"({', '.join(sorted({str(s.manifest.get('dense_index', {}).get('type')) for s in sharded.shards}))})"
+          + (f" and as one index ({loaded[1].manifest.get('dense_index', {}).get('type')})" if 1 in loaded else "")
+          + f"; {len(questions)} ViNewsQA questions x {args.rounds} rounds, vectors embedded beforehand, "
+          f"{args.faiss_threads} FAISS thread(s) per search; the ways take turns question by question")
+    for count, index in loaded.items():
+        print(f"vector index, {count} shard(s): {json.dumps(index.manifest.get('dense_index', {}), sort_keys=True)}")
     print()
     rows = []
     for part in parts:
-        for mode in modes:
-            st = Stats.of(samples[(mode, part)])
-            rows.append([part, mode, f"{st.p50:.2f}", f"{st.p95:.2f}", f"{st.p99:.2f}"])
-    print(table(["step", "shards searched", "p50 ms", "p95 ms", "p99 ms"], rows))
+        for way, _, _ in ways:
+            st = Stats.of(samples[(way, part)])
+            rows.append([part, way, f"{st.p50:.2f}", f"{st.p95:.2f}", f"{st.p99:.2f}"])
+    print(table(["step", "searched", "p50 ms", "p95 ms", "p99 ms"], rows))
     if busy:
         print()
         print("HybridSearcher.search with several questions at once (client threads), each way in turn per round:")
         print()
         rows = []
-        for (clients, mode), runs in busy.items():
+        for (clients, way), runs in busy.items():
             st = Stats.of([x for _, lat in runs for x in lat])
-            rows.append([clients, mode, " / ".join(f"{qps:.0f}" for qps, _ in runs), f"{st.p50:.2f}", f"{st.p99:.2f}"])
-        print(table(["clients", "shards searched", "searches/s per round", "p50 ms", "p99 ms"], rows))
+            rows.append([clients, way, " / ".join(f"{qps:.0f}" for qps, _ in runs), f"{st.p50:.2f}", f"{st.p99:.2f}"])
+        print(table(["clients", "searched", "searches/s per round", "p50 ms", "p99 ms"], rows))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -483,6 +503,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     se.add_argument("--rounds", type=int, default=2)
     se.add_argument("--concurrency", default="1,4", help="client threads; 1 is the interleaved table, more a throughput table")
     se.add_argument("--faiss-threads", type=int, default=1)
+    se.add_argument("--compare-unsharded", action="store_true", help="also the same corpus as one plain build (written once)")
     se.add_argument("--max-load", type=float, default=1.0)
     se.add_argument("--wait", type=float, default=600)
     pr = sub.add_parser("probe")
