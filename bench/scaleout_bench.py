@@ -380,6 +380,20 @@ def search_build(passages_n: int, shards: int, log) -> Path:
     return root
 
 
+def recall_at_10(index, passage_vectors: np.ndarray, questions: np.ndarray) -> float:
+    """Share of the exact top 10 (by inner product over every passage) that `index.dense.search`
+    returns in its top 10; a returned passage tied with the exact 10th (synthetic articles reuse
+    sentences, so copies tie) counts as found."""
+    found = 0
+    for q in questions:
+        exact = passage_vectors @ q
+        tenth = np.partition(exact, -K)[-K]
+        _, rows = index.dense.search(q.reshape(1, -1), 100)
+        top = rows[0][:K]
+        found += int(np.sum(exact[top[top >= 0]] >= tenth - 1e-6))
+    return found / (K * len(questions))
+
+
 def search_bench(args: argparse.Namespace, log) -> None:
     from scale_bench import query_vectors
 
@@ -416,6 +430,8 @@ def search_bench(args: argparse.Namespace, log) -> None:
     }
     samples: dict[tuple[str, str], list[float]] = {(w, p): [] for w, _, _ in ways for p in parts}
     busy: dict[tuple[int, str], list[tuple[float, list[float]]]] = {}
+    recall = {way: recall_at_10(index, np.load(roots[args.shards].parent / "vectors-approx.npy"), vectors)
+              for way, index, _ in ways[:1] + ways[2:]}
     wait_for_quiet(args.max_load, args.wait, log)
     load_before = os.getloadavg()[0]
     try:
@@ -460,6 +476,8 @@ def search_bench(args: argparse.Namespace, log) -> None:
           f"{args.faiss_threads} FAISS thread(s) per search; the ways take turns question by question")
     for count, index in loaded.items():
         print(f"vector index, {count} shard(s): {json.dumps(index.manifest.get('dense_index', {}), sort_keys=True)}")
+    for way, value in recall.items():
+        print(f"vector search recall@10 against exact search over every passage, these questions, {way}: {value:.4f}")
     print()
     rows = []
     for part in parts:
