@@ -76,8 +76,8 @@ def auto_search_threads(cores: int, processes: int = 1) -> int:
     """Threads for a question's shards when none are configured: the cores beyond the two a
     question's BM25 and its vector search already run on (`retrieval.search` overlaps them).
     On 2 cores that is none: measured there (bench/scaleout_bench.py search, 400k passages in 4
-    shards, five runs), side by side the vector search alone was 1.4-1.9 ms faster, but the whole
-    hybrid search 0.9-1.1 ms slower (10.7-12.7 against 9.5-11.8 ms): both cores were busy already."""
+    shards, six runs), side by side the vector search alone was 1.4-1.9 ms faster, but the whole
+    hybrid search 0.7-1.1 ms slower (10.7-12.7 against 9.5-11.8 ms): both cores were busy already."""
     return max(1, cores // max(1, processes) - 1)
 
 
