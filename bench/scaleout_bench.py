@@ -344,9 +344,10 @@ def load_bench(args: argparse.Namespace, log) -> None:
 # -- search ----------------------------------------------------------------------------------------
 
 
-def search_build(passages_n: int, shards: int, log) -> Path:
-    """The index root of a product build of `passages_n` synthetic passages in `shards` shards
-    (1: one plain build folder), written once and kept."""
+def search_builds(passages_n: int, shard_counts: Sequence[int], log) -> tuple[dict[int, Path], Path]:
+    """Index roots of product builds of the same `passages_n` synthetic passages, one per shard
+    count (1: one plain build folder), written once and kept; and the folder holding their vectors.
+    The corpus, its vectors and its BM25 are made once for every build still missing."""
     from scale_bench import SentenceVectors, approx_vectors, cached_array, corpus, corpus_key
 
     from index import store
@@ -356,9 +357,10 @@ def search_build(passages_n: int, shards: int, log) -> Path:
 
     articles, passages = corpus(passages_n)
     work = WORK_DIR / f"shard-search-{passages_n}" / corpus_key(passages)
-    root = work / (f"shards-{shards}" if shards > 1 else "one-index")
-    if (root / "current").exists():
-        return root
+    roots = {n: work / (f"shards-{n}" if n > 1 else "one-index") for n in shard_counts}
+    missing = [n for n, root in roots.items() if not (root / "current").exists()]
+    if not missing:
+        return roots, work
     work.mkdir(parents=True, exist_ok=True)
     embedder = SentenceTransformerEmbedder(model_path())
     embedder.warm_up()
@@ -370,14 +372,15 @@ def search_build(passages_n: int, shards: int, log) -> Path:
     extra = {"model": {"id": model_path(), "dimension": int(vectors.shape[1]), "query_prompt": "", "passage_prompt": ""},
              "splitter": {}, "warnings": []}
     contents = store.BuildContents(articles, passages, np.asarray(vectors), lexical, extra)
-    if shards > 1:
-        log(f"writing {shards} shards (a vector index each) ...")
-        folder = write_sharded_build(root, contents, plan_shards(articles, passages, shards))
-    else:
-        log("writing one plain build (its vector index) ...")
-        folder = store.write_build(root, contents)
-    store.swap_current(root, folder)
-    return root
+    for n in missing:
+        if n > 1:
+            log(f"writing {n} shards (a vector index each) ...")
+            folder = write_sharded_build(roots[n], contents, plan_shards(articles, passages, n))
+        else:
+            log("writing one plain build (its vector index) ...")
+            folder = store.write_build(roots[n], contents)
+        store.swap_current(roots[n], folder)
+    return roots, work
 
 
 def recall_at_10(index, passage_vectors: np.ndarray, questions: np.ndarray) -> float:
@@ -401,9 +404,7 @@ def search_bench(args: argparse.Namespace, log) -> None:
     from index.embedder import SentenceTransformerEmbedder, configure_threads
     from retrieval.search import HybridSearcher, analyse
 
-    roots = {args.shards: search_build(args.passages, args.shards, log)}
-    if args.compare_unsharded:
-        roots[1] = search_build(args.passages, 1, log)
+    roots, work = search_builds(args.passages, [args.shards, 1] if args.compare_unsharded else [args.shards], log)
     embedder = SentenceTransformerEmbedder(model_path())
     embedder.warm_up()
     questions = list(dict.fromkeys(vinewsqa_questions()))[: args.questions]
@@ -430,8 +431,9 @@ def search_bench(args: argparse.Namespace, log) -> None:
     }
     samples: dict[tuple[str, str], list[float]] = {(w, p): [] for w, _, _ in ways for p in parts}
     busy: dict[tuple[int, str], list[tuple[float, list[float]]]] = {}
-    recall = {way: recall_at_10(index, np.load(roots[args.shards].parent / "vectors-approx.npy"), vectors)
-              for way, index, _ in ways[:1] + ways[2:]}
+    # Side by side returns what one after another does: its recall is not measured again.
+    passage_vectors = np.load(work / "vectors-approx.npy", mmap_mode="r")
+    recall = {way: recall_at_10(index, passage_vectors, vectors) for way, index, count in ways if count == 1}
     wait_for_quiet(args.max_load, args.wait, log)
     load_before = os.getloadavg()[0]
     try:

@@ -376,10 +376,8 @@ class ShardedDense:
             return scores, np.where(rows >= 0, rows + start, -1)
 
         found = fan_out(search_one, [(p, s) for p, s in zip(self.parts, self.starts) if p.ntotal > 0])
-        found_scores = [scores for scores, _ in found]
-        found_rows = [rows for _, rows in found]
-        scores = np.concatenate(found_scores, axis=1)
-        rows = np.concatenate(found_rows, axis=1)
+        scores = np.concatenate([scores for scores, _ in found], axis=1)
+        rows = np.concatenate([rows for _, rows in found], axis=1)
         # Ties go to the lower row, as one exact index over the whole corpus orders them.
         order = np.lexsort((rows, -scores), axis=1)[:, :n]
         return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
