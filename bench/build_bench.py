@@ -5,7 +5,7 @@
 On ~10k passages of synthetic articles (real ViNewsQA sentences recombined, bench/common.py),
 embedded by the real model, in one run:
 
-1. raw: `model.encode(all passage texts, batch_size=32)`: the floor of a build, every passage
+1. raw: `model.encode(all passage texts, batch_size=B)`, B the build's batch size: the floor of a build, every passage
    through the model once, nothing else (the same texts the build embeds: title + passage);
 2. full: `build_index` into an empty index root (empty embedding cache): read, clean, split,
    embed, BM25, write, re-read and verify, swap; with the time of each step;
@@ -39,6 +39,7 @@ from common import (
     wait_for_quiet,
     write_seeds,
 )
+from index.embedder import DEFAULT_BATCH_SIZE
 
 
 @dataclass
@@ -140,7 +141,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--passages", type=int, default=10_000)
     parser.add_argument("--backends", default="torch")
-    parser.add_argument("--batch-size", type=int, default=32, help="NEWSQA_BATCH_SIZE (the product default)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="NEWSQA_BATCH_SIZE (default: the product's)")
     parser.add_argument("--max-load", type=float, default=0.7)
     parser.add_argument("--wait", type=float, default=1800)
     parser.add_argument("--json", type=Path)

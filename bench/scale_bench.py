@@ -112,7 +112,7 @@ def model_vectors(passages, backend: str, log) -> np.ndarray:
     """The model's own passage vectors (the ONNX int8 backend by default: ~3x faster than torch)."""
     from index.embedder import SentenceTransformerEmbedder
 
-    embedder = SentenceTransformerEmbedder(model_path(), batch_size=64, backend=backend, onnx_cache_dir=WORK_DIR / "onnx")
+    embedder = SentenceTransformerEmbedder(model_path(), backend=backend, onnx_cache_dir=WORK_DIR / "onnx")
     embedder.warm_up()
     texts = [p.embedding_text() for p in passages]
     out = np.empty((len(texts), embedder.dimension), dtype=np.float32)

@@ -11,7 +11,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index import dense_memory, shards
-from index.embedder import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL, SentenceTransformerEmbedder, configure_threads
+from index.embedder import BACKENDS, DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_MODEL, SentenceTransformerEmbedder, configure_threads
 from index.shards import DEFAULT_SHARD_PASSAGES
 from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
 from retrieval.answer import AnswerConfig
@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     embedding_model: str = Field(DEFAULT_MODEL, description="sentence-transformers model id or local folder")
     index_dir: Path = Field(Path("data/index"), description="where index builds and the embedding cache live")
     seeds_dir: Path = Field(Path("seeds"), description="folder of article files (.txt, .md)")
-    batch_size: int = Field(32, ge=1, le=4096, description="passages per model call during a build")
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096, description="passages per model call during a build")
     # Performance (docs/README-performance.md)
     embedding_backend: str = Field(
         DEFAULT_BACKEND, pattern=f"^({'|'.join(BACKENDS)})$", description="torch, onnx or onnx-int8 (exported locally)"

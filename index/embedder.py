@@ -30,6 +30,12 @@ BACKENDS = (TORCH_BACKEND, ONNX_BACKEND, ONNX_INT8_BACKEND)
 # torch here and moved MRR@10 by at most 0.25 points on ViNewsQA and XQuAD (docs/README-performance.md).
 # The class itself defaults to torch: it needs nothing exported.
 DEFAULT_BACKEND = ONNX_INT8_BACKEND
+# Passages per model call in a build. On a CPU small batches embed faster: a batch of 32
+# 256-token passages holds ~100 MB of attention scores, 8 of them a quarter of that, which stays
+# nearer the caches. Measured here with all-MiniLM-L6-v2 (docs/README-performance.md): batch 8
+# against 32, 56 against 50 passages/s with onnx-int8, 32 against 27 with ONNX, 32 against 30 with
+# torch; 4 was no faster than 8. A GPU wants far larger batches (NEWSQA_BATCH_SIZE).
+DEFAULT_BATCH_SIZE = 8
 # Where ONNX exports go when the model folder is read-only (they go in its onnx/ otherwise).
 FALLBACK_ONNX_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsqa" / "onnx"
 
@@ -137,7 +143,7 @@ class SentenceTransformerEmbedder:
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         device: str = "cpu",
         query_prompt: str | None = None,
         passage_prompt: str | None = None,

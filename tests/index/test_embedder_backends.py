@@ -92,6 +92,26 @@ def test_onnx_embedder_keeps_the_protocol(onnx_embedder, embedder):
     assert onnx_embedder.encode_queries([]).shape == (0, 384)
 
 
+def test_the_embedding_cache_keeps_each_backends_vectors_apart(embedder, int8_embedder, tmp_path):
+    """int8 vectors differ slightly from torch's: a build with the other backend embeds afresh
+    and stores what that backend makes; going back reuses the first backend's vectors."""
+    from index.build import build_index
+    from index.store import open_index
+
+    seeds = Path(__file__).resolve().parents[2] / "seeds"
+    root = tmp_path / "index"
+    first = build_index(seeds, root, embedder)
+    assert first.embedded == first.passages > 0
+    switched = build_index(seeds, root, int8_embedder)
+    assert switched.embedded == switched.passages  # nothing of torch's served to int8
+    index = open_index(root)
+    texts = [p.embedding_text() for p in index.passages]
+    stored = index.dense.reconstruct_n(0, len(texts))
+    assert np.abs(stored - int8_embedder.encode_passages(texts)).max() < 1e-5
+    assert np.abs(stored - embedder.encode_passages(texts)).max() > 1e-3
+    assert build_index(seeds, root, embedder).embedded == 0  # torch's are still cached
+
+
 def test_export_is_cached_and_reused(model_path, onnx_embedder, onnx_dir, monkeypatch):
     def no_export(*args, **kwargs):
         raise AssertionError("exported again although a cached export exists")
