@@ -134,6 +134,7 @@ def index_build(
             None if lexical_only else s.embedder_factory(),
             address=address or s.ray_address,
             workers=s.ray_workers if workers is None else workers,
+            gpu_actors=s.embeds_on_gpu,
         )
     else:
         if address or workers is not None:

@@ -11,7 +11,17 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index import dense_memory, shards
-from index.embedder import BACKENDS, DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_MODEL, SentenceTransformerEmbedder, configure_threads
+from index.embedder import (
+    AUTO_DEVICE,
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MODEL,
+    GPU_BATCH_SIZE,
+    TORCH_BACKEND,
+    SentenceTransformerEmbedder,
+    configure_threads,
+)
 from index.shards import DEFAULT_SHARD_PASSAGES
 from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
 from retrieval.answer import AnswerConfig
@@ -25,7 +35,14 @@ class Settings(BaseSettings):
     embedding_model: str = Field(DEFAULT_MODEL, description="sentence-transformers model id or local folder")
     index_dir: Path = Field(Path("data/index"), description="where index builds and the embedding cache live")
     seeds_dir: Path = Field(Path("seeds"), description="folder of article files (.txt, .md)")
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096, description="passages per model call during a build")
+    batch_size: int = Field(
+        0, ge=0, le=4096,
+        description=f"passages per model call during a build; 0 = auto: {DEFAULT_BATCH_SIZE} on a CPU, {GPU_BATCH_SIZE} on a GPU",
+    )
+    embedding_device: str = Field(
+        AUTO_DEVICE, pattern=r"^(auto|cpu|cuda(:[0-9]+)?|mps)$",
+        description="torch backend: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda, cuda:N or mps; the ONNX backends run on the CPU",
+    )
     # Performance (docs/README-performance.md)
     embedding_backend: str = Field(
         DEFAULT_BACKEND, pattern=f"^({'|'.join(BACKENDS)})$", description="torch, onnx or onnx-int8 (exported locally)"
@@ -133,11 +150,18 @@ class Settings(BaseSettings):
             SentenceTransformerEmbedder,
             self.embedding_model,
             batch_size=self.batch_size,
+            device=self.embedding_device,
             backend=self.embedding_backend,
             onnx_cache_dir=self.onnx_dir,
             onnx_fallback_dir=self.index_dir / "models",
             trace=self.torch_trace,
         )
+
+    @property
+    def embeds_on_gpu(self) -> bool:
+        """Whether the embedder would use a GPU it is given: only the torch backend can, and not
+        when told to use the CPU (a Ray build gives GPUs to its actors only then)."""
+        return self.embedding_backend == TORCH_BACKEND and self.embedding_device != "cpu"
 
     def qa_service(self) -> QAService:
         """The service, with the embedder these settings describe (backend, batch size)."""

@@ -34,8 +34,10 @@ DEFAULT_BACKEND = ONNX_INT8_BACKEND
 # 256-token passages holds ~100 MB of attention scores, 8 of them a quarter of that, which stays
 # nearer the caches. Measured here with all-MiniLM-L6-v2 (docs/README-performance.md): batch 8
 # against 32, 56 against 50 passages/s with onnx-int8, 32 against 27 with ONNX, 32 against 30 with
-# torch; 4 was no faster than 8. A GPU wants far larger batches (NEWSQA_BATCH_SIZE).
+# torch; 4 was no faster than 8. A GPU wants larger ones.
 DEFAULT_BATCH_SIZE = 8
+GPU_BATCH_SIZE = 32  # sentence-transformers' own default; not measured here (no GPU)
+AUTO_DEVICE = "auto"
 # Where ONNX exports go when the model folder is read-only (they go in its onnx/ otherwise).
 FALLBACK_ONNX_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsqa" / "onnx"
 
@@ -137,14 +139,21 @@ def _unavailable_message(name: str, reason: str) -> str:
     )
 
 
+def resolve_device(setting: str, cuda_available: Callable[[], bool]) -> str:
+    """The torch device for a device setting: `auto` is the GPU when torch sees one, else the CPU."""
+    if setting != AUTO_DEVICE:
+        return setting
+    return "cuda" if cuda_available() else "cpu"
+
+
 class SentenceTransformerEmbedder:
     """Normalised embeddings from a sentence-transformers model (hub id or local folder)."""
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        device: str = "cpu",
+        batch_size: int = 0,
+        device: str = AUTO_DEVICE,
         query_prompt: str | None = None,
         passage_prompt: str | None = None,
         max_seq_length: int | None = None,
@@ -161,8 +170,8 @@ class SentenceTransformerEmbedder:
         self.active_backend: str | None = None  # what runs, once loaded (ONNX falls back to torch)
         self._onnx_cache_dir = Path(onnx_cache_dir) if onnx_cache_dir else None
         self._onnx_fallback_dir = Path(onnx_fallback_dir) if onnx_fallback_dir else FALLBACK_ONNX_CACHE
-        self.batch_size = batch_size
-        self.device = device
+        self._batch_size = batch_size  # 0: DEFAULT_BATCH_SIZE on a CPU, GPU_BATCH_SIZE on a GPU
+        self.device = device  # a setting until the model loads, then the device it runs on
         self._query_prompt = query_prompt
         self._passage_prompt = passage_prompt
         self._max_seq_length = max_seq_length
@@ -200,6 +209,13 @@ class SentenceTransformerEmbedder:
         self.warm_up()
         return self._query_prompt or "", self._passage_prompt or ""
 
+    @property
+    def batch_size(self) -> int:
+        """Passages per model call (known once the model has loaded, for an automatic setting)."""
+        if self._batch_size:
+            return self._batch_size
+        return GPU_BATCH_SIZE if self.device not in ("cpu", AUTO_DEVICE) else DEFAULT_BATCH_SIZE
+
     def warm_up(self) -> None:
         if self._model is not None:
             return
@@ -210,6 +226,13 @@ class SentenceTransformerEmbedder:
 
     def _load(self):  # -> SentenceTransformer or OnnxSentenceModel
         model = self._load_onnx() if self.backend != TORCH_BACKEND else None
+        if model is not None and self.device not in ("cpu", AUTO_DEVICE):
+            log.warning(
+                "The %s backend runs on the CPU; NEWSQA_EMBEDDING_DEVICE=%s needs NEWSQA_EMBEDDING_BACKEND=torch.",
+                self.backend, self.device,
+            )
+        if model is not None:
+            self.device = "cpu"
         if model is None:
             model = self._load_torch()
             self.active_backend = TORCH_BACKEND
@@ -263,6 +286,13 @@ class SentenceTransformerEmbedder:
             # Without this the hub client retries for over a minute on a machine with no network;
             # offline mode still loads a model that is in the local cache.
             _force_hub_offline()
+        import torch
+
+        self.device = resolve_device(self.device, torch.cuda.is_available)
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelUnavailable(
+                f"NEWSQA_EMBEDDING_DEVICE is {self.device}, but this torch sees no CUDA GPU; set it to auto or cpu."
+            )
         try:
             model = SentenceTransformer(str(Path(name).expanduser()) if is_path else name, device=self.device)
         except Exception as exc:  # the library raises many kinds (OSError, ValueError, HTTP errors)

@@ -5,7 +5,7 @@ three expensive steps on a Ray cluster:
 
 - read, clean and split: Ray Data `map_batches` over the article files, a task per batch;
 - embed: Ray Data `map_batches` on an actor pool, one model per actor (a GPU each when the cluster
-  has GPUs). Only passages the embedding cache lacks are sent; the cache stays with the driver, so
+  has GPUs and the model can use one: the torch backend). Only passages the embedding cache lacks are sent; the cache stays with the driver, so
   a rebuild embeds only new passages. Each row sent is one cache chunk of texts, exactly the
   chunks the local engine encodes, so both engines put the same passages in the same model batch;
   with the int8 backend, whose activations are quantised per batch, that is what keeps their
@@ -28,6 +28,7 @@ import os
 import socket
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,14 @@ class EmbedActor:
         return {"chunk": list(batch["chunk"]), "count": [len(t) for t in batch["texts"]], "vectors": vectors}
 
 
+@dataclass(frozen=True)
+class ActorPlan:
+    size: int  # actors in the pool
+    threads: int  # model threads in each
+    gpus: int  # GPUs each actor holds
+    cpus: int  # CPUs each actor holds
+
+
 class RayEngine:
     """Runs a build's read, embed and write steps on Ray (see the module's docstring)."""
 
@@ -103,14 +112,17 @@ class RayEngine:
         address: str | None = None,
         workers: int = 0,
         cpus: int | None = None,
+        gpu_actors: bool = True,
     ) -> None:
         """`make_embedder` builds the model in each actor (a picklable callable: actors are other
         processes, on other machines in a cluster); `workers` is the actor pool size, 0 = one per
-        GPU when the cluster has GPUs, else one per two CPUs; `cpus` caps a local instance."""
+        GPU when the cluster has GPUs and the model can use them (`gpu_actors`), else one per two
+        CPUs; `cpus` caps a local instance."""
         self.make_embedder = make_embedder
         self.address = address
         self.workers = workers
         self.cpus = cpus
+        self.gpu_actors = gpu_actors
         self._ray: Any = None
         self._started_here = False
 
@@ -164,6 +176,15 @@ class RayEngine:
         if self.workers:
             return self.workers
         return gpus if gpus else max(1, cpus // 2)
+
+    def actor_plan(self, cpus: int, gpus: int) -> ActorPlan:
+        """How many embedding actors, and what each holds. GPUs go to the actors only when their
+        model can use one: an ONNX backend would leave the GPU idle and run on one CPU thread."""
+        gpus = gpus if self.gpu_actors else 0
+        size = self.pool_size(cpus, gpus)
+        if gpus:
+            return ActorPlan(size, threads=1, gpus=1, cpus=0)
+        return ActorPlan(size, threads=max(1, cpus // size), gpus=0, cpus=max(1, cpus // size))
 
     # -- the three steps --------------------------------------------------------------------------
 
@@ -224,17 +245,15 @@ class RayEngine:
             if make_embedder is None:
                 raise RayUnavailable("The Ray engine was given no model to load in its actors.")
             ray = self.start()
-            cpus, gpus = self.resources()
-            size = self.pool_size(cpus, gpus)
+            plan = self.actor_plan(*self.resources())
             chunks = [{"chunk": n, "texts": texts[i : i + CACHE_CHUNK]} for n, i in enumerate(range(0, len(texts), CACHE_CHUNK))]
-            threads = max(1, cpus // size) if not gpus else 1
             dataset = ray.data.from_items(chunks, override_num_blocks=len(chunks)).map_batches(
                 EmbedActor,
-                fn_constructor_kwargs={"make_embedder": make_embedder, "threads": threads},
+                fn_constructor_kwargs={"make_embedder": make_embedder, "threads": plan.threads},
                 batch_size=1,  # one cache chunk per call: the same model batches as the local engine
-                compute=ray.data.ActorPoolStrategy(size=size),
-                num_gpus=1 if gpus else 0,
-                num_cpus=0 if gpus else max(1, cpus // size),
+                compute=ray.data.ActorPoolStrategy(size=plan.size),
+                num_gpus=plan.gpus,
+                num_cpus=plan.cpus,
             )
             dimension = embedder.dimension
             waiting: dict[int, np.ndarray] = {}

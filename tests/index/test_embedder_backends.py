@@ -16,7 +16,14 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from index import onnx_backend  # noqa: E402
-from index.embedder import Embedder, SentenceTransformerEmbedder, configure_threads  # noqa: E402
+from index.embedder import (  # noqa: E402
+    DEFAULT_BATCH_SIZE,
+    Embedder,
+    ModelUnavailable,
+    SentenceTransformerEmbedder,
+    configure_threads,
+    resolve_device,
+)
 
 TEXTS = [
     "What did Russia demand from NATO?",
@@ -110,6 +117,26 @@ def test_the_embedding_cache_keeps_each_backends_vectors_apart(embedder, int8_em
     assert np.abs(stored - int8_embedder.encode_passages(texts)).max() < 1e-5
     assert np.abs(stored - embedder.encode_passages(texts)).max() > 1e-3
     assert build_index(seeds, root, embedder).embedded == 0  # torch's are still cached
+
+
+def test_the_device_is_a_gpu_only_when_torch_sees_one(embedder, model_path, onnx_dir, caplog):
+    assert resolve_device("auto", lambda: True) == "cuda"
+    assert resolve_device("auto", lambda: False) == "cpu"
+    assert resolve_device("cpu", lambda: True) == "cpu"
+    assert resolve_device("cuda:1", lambda: False) == "cuda:1"
+    # This machine has no GPU: auto ran the model on the CPU, with the CPU's batch size.
+    assert embedder.device == "cpu" and embedder.batch_size == DEFAULT_BATCH_SIZE
+    assert str(embedder._model.device) == "cpu"
+    asked = SentenceTransformerEmbedder(model_path, device="cuda", backend="torch")
+    with pytest.raises(ModelUnavailable, match="NEWSQA_EMBEDDING_DEVICE is cuda, but this torch sees no CUDA GPU"):
+        asked.warm_up()
+    # The ONNX backends run on the CPU whatever the device setting, and say so once.
+    with caplog.at_level(logging.WARNING):
+        onnx = SentenceTransformerEmbedder(model_path, device="cuda", backend="onnx-int8", onnx_cache_dir=onnx_dir)
+        onnx.warm_up()
+    assert onnx.active_backend == "onnx-int8" and onnx.device == "cpu"
+    assert "needs NEWSQA_EMBEDDING_BACKEND=torch" in caplog.text
+    assert SentenceTransformerEmbedder(model_path, batch_size=3).batch_size == 3
 
 
 def test_export_is_cached_and_reused(model_path, onnx_embedder, onnx_dir, monkeypatch):

@@ -14,7 +14,7 @@ ray = pytest.importorskip("ray")
 
 from index.build import build_index  # noqa: E402
 from index.embedder import SentenceTransformerEmbedder  # noqa: E402
-from index.ray_build import RayEngine, RayUnavailable  # noqa: E402
+from index.ray_build import ActorPlan, RayEngine, RayUnavailable  # noqa: E402
 from index.store import open_index  # noqa: E402
 from retrieval.search import HybridSearcher  # noqa: E402
 
@@ -107,3 +107,19 @@ def test_ray_missing_is_one_sentence(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(RayUnavailable, match=r'pip install "\.\[ray\]"'):
         RayEngine(None).start()
+
+
+def test_gpus_go_to_the_actors_only_when_their_model_can_use_one():
+    from bot.settings import Settings
+
+    torch_auto = Settings(embedding_backend="torch")
+    assert torch_auto.embeds_on_gpu
+    assert not Settings(embedding_backend="torch", embedding_device="cpu").embeds_on_gpu
+    assert not Settings(embedding_backend="onnx-int8").embeds_on_gpu  # ONNX Runtime here is CPU-only
+    on_gpus = RayEngine(None, gpu_actors=True)
+    assert on_gpus.actor_plan(cpus=16, gpus=4) == ActorPlan(size=4, threads=1, gpus=1, cpus=0)
+    assert on_gpus.actor_plan(cpus=16, gpus=0) == ActorPlan(size=8, threads=2, gpus=0, cpus=2)
+    # An ONNX model would leave the GPU idle and get one CPU thread: it gets CPUs instead.
+    on_cpus = RayEngine(None, gpu_actors=False)
+    assert on_cpus.actor_plan(cpus=16, gpus=4) == ActorPlan(size=8, threads=2, gpus=0, cpus=2)
+    assert RayEngine(None, workers=3, gpu_actors=False).actor_plan(cpus=16, gpus=4) == ActorPlan(3, 5, 0, 5)
