@@ -226,13 +226,6 @@ class SentenceTransformerEmbedder:
 
     def _load(self):  # -> SentenceTransformer or OnnxSentenceModel
         model = self._load_onnx() if self.backend != TORCH_BACKEND else None
-        if model is not None and self.device not in ("cpu", AUTO_DEVICE):
-            log.warning(
-                "The %s backend runs on the CPU; NEWSQA_EMBEDDING_DEVICE=%s needs NEWSQA_EMBEDDING_BACKEND=torch.",
-                self.backend, self.device,
-            )
-        if model is not None:
-            self.device = "cpu"
         if model is None:
             model = self._load_torch()
             self.active_backend = TORCH_BACKEND
@@ -241,6 +234,12 @@ class SentenceTransformerEmbedder:
 
                 self._traced = trace_model(model)
         else:
+            if self.device not in ("cpu", AUTO_DEVICE):
+                log.warning(
+                    "The %s backend runs on the CPU; NEWSQA_EMBEDDING_DEVICE=%s needs NEWSQA_EMBEDDING_BACKEND=torch.",
+                    self.backend, self.device,
+                )
+            self.device = "cpu"  # ONNX Runtime's CPU provider is the one installed
             self.active_backend = self.backend
         self._apply_prompts(model)
         return model

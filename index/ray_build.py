@@ -5,11 +5,11 @@ three expensive steps on a Ray cluster:
 
 - read, clean and split: Ray Data `map_batches` over the article files, a task per batch;
 - embed: Ray Data `map_batches` on an actor pool, one model per actor (a GPU each when the cluster
-  has GPUs and the model can use one: the torch backend). Only passages the embedding cache lacks are sent; the cache stays with the driver, so
-  a rebuild embeds only new passages. Each row sent is one cache chunk of texts, exactly the
-  chunks the local engine encodes, so both engines put the same passages in the same model batch;
-  with the int8 backend, whose activations are quantised per batch, that is what keeps their
-  vectors identical;
+  has GPUs and the model can use one: the torch backend). Only passages the embedding cache lacks
+  are sent; the cache stays with the driver, so a rebuild embeds only new passages. Each row sent
+  is one cache chunk of texts, exactly the chunks the local engine encodes, so both engines put
+  the same passages in the same model batch; with the int8 backend, whose activations are
+  quantised per batch, that is what keeps their vectors identical;
 - write: one Ray task per shard writes the shard folder (vector index, BM25 slice, rows).
 
 Without an address it starts a Ray instance on this machine and stops it afterwards. On a cluster,
