@@ -18,8 +18,8 @@ from index.embedder import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MODEL,
     GPU_BATCH_SIZE,
-    TORCH_BACKEND,
     SentenceTransformerEmbedder,
+    can_use_gpu,
     configure_threads,
 )
 from index.shards import DEFAULT_SHARD_PASSAGES
@@ -159,9 +159,8 @@ class Settings(BaseSettings):
 
     @property
     def embeds_on_gpu(self) -> bool:
-        """Whether the embedder would use a GPU it is given: only the torch backend can, and not
-        when told to use the CPU (a Ray build gives GPUs to its actors only then)."""
-        return self.embedding_backend == TORCH_BACKEND and self.embedding_device != "cpu"
+        """Whether the embedder would use a GPU it is given (a Ray build gives its actors GPUs only then)."""
+        return can_use_gpu(self.embedding_backend, self.embedding_device)
 
     def qa_service(self) -> QAService:
         """The service, with the embedder these settings describe (backend, batch size)."""

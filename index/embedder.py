@@ -139,6 +139,17 @@ def _unavailable_message(name: str, reason: str) -> str:
     )
 
 
+def names_a_gpu(device: str) -> bool:
+    """Whether a device setting asks for something other than the CPU (auto decides at load)."""
+    return device not in ("cpu", AUTO_DEVICE)
+
+
+def can_use_gpu(backend: str, device: str) -> bool:
+    """Whether an embedder of this backend and device setting runs on a GPU it is given: only the
+    torch backend can (ONNX Runtime's CPU provider is the one installed), and not when told `cpu`."""
+    return backend == TORCH_BACKEND and device != "cpu"
+
+
 def resolve_device(setting: str, cuda_available: Callable[[], bool]) -> str:
     """The torch device for a device setting: `auto` is the GPU when torch sees one, else the CPU."""
     if setting != AUTO_DEVICE:
@@ -214,7 +225,7 @@ class SentenceTransformerEmbedder:
         """Passages per model call (known once the model has loaded, for an automatic setting)."""
         if self._batch_size:
             return self._batch_size
-        return GPU_BATCH_SIZE if self.device not in ("cpu", AUTO_DEVICE) else DEFAULT_BATCH_SIZE
+        return GPU_BATCH_SIZE if names_a_gpu(self.device) else DEFAULT_BATCH_SIZE
 
     def warm_up(self) -> None:
         if self._model is not None:
@@ -234,7 +245,7 @@ class SentenceTransformerEmbedder:
 
                 self._traced = trace_model(model)
         else:
-            if self.device not in ("cpu", AUTO_DEVICE):
+            if names_a_gpu(self.device):
                 log.warning(
                     "The %s backend runs on the CPU; NEWSQA_EMBEDDING_DEVICE=%s needs NEWSQA_EMBEDDING_BACKEND=torch.",
                     self.backend, self.device,

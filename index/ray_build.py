@@ -172,16 +172,11 @@ class RayEngine:
         total = self.start().cluster_resources()
         return int(total.get("CPU", 1)), int(total.get("GPU", 0))
 
-    def pool_size(self, cpus: int, gpus: int) -> int:
-        if self.workers:
-            return self.workers
-        return gpus if gpus else max(1, cpus // 2)
-
     def actor_plan(self, cpus: int, gpus: int) -> ActorPlan:
         """How many embedding actors, and what each holds. GPUs go to the actors only when their
         model can use one: an ONNX backend would leave the GPU idle and run on one CPU thread."""
         gpus = gpus if self.gpu_actors else 0
-        size = self.pool_size(cpus, gpus)
+        size = self.workers or gpus or max(1, cpus // 2)
         if gpus:
             return ActorPlan(size, threads=1, gpus=1, cpus=0)
         return ActorPlan(size, threads=max(1, cpus // size), gpus=0, cpus=max(1, cpus // size))
