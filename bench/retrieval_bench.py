@@ -352,8 +352,10 @@ def run_found(
         tp = fp = fn = 0
         for i, q in enumerate(questions):
             analysis = analyse(q.text)
-            hits = searcher.search(q.text, 5, analysis, None if vectors is None else vectors[i])
-            found = bool(hits) and decide(gather_evidence(analysis, diversify(hits, index.passages), index), AnswerConfig())
+            pending = searcher.begin(q.text, 5, analysis, None if vectors is None else vectors[i])
+            hits = pending.finish()
+            evidence = gather_evidence(analysis, diversify(hits, index.passages), index, background=pending.background)
+            found = bool(hits) and decide(evidence, AnswerConfig())
             answerable = q.article in kept
             tp += found and answerable
             fp += found and not answerable

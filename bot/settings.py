@@ -82,9 +82,12 @@ class Settings(BaseSettings):
     dense_weight_vi: float = Field(FusionConfig.dense_weight_vi, ge=0, le=1)
     dense_weight_en: float = Field(FusionConfig.dense_weight_en, ge=0, le=1)
     min_coverage: float = Field(AnswerConfig.min_coverage, ge=0, le=1)
-    min_dense: float = Field(AnswerConfig.min_dense, ge=-1, le=1)
+    min_dense_lift: float = Field(
+        AnswerConfig.min_dense_lift, ge=-1, le=1,
+        description="without the words of the question, how far an English (other) question's best cosine must stand above its cosine with unrelated news",
+    )
+    min_dense_lift_vi: float = Field(AnswerConfig.min_dense_lift_vi, ge=-1, le=1, description="... of a Vietnamese question")
     article_weight: float = Field(FusionConfig.article_weight, ge=0, le=10, description="share of an article's BM25 added to its passages")
-    min_dense_named: float = Field(AnswerConfig.min_dense_named, ge=-1, le=1, description="cosine an English question naming the articles' names needs")
     min_names: float = Field(AnswerConfig.min_names, ge=0, le=1, description="share of a Vietnamese question's names the evidence must contain")
     min_names_other: float = Field(AnswerConfig.min_names_other, ge=0, le=1, description="... of a question in another language")
     verify_checksums: bool = True
@@ -134,8 +137,8 @@ class Settings(BaseSettings):
             ),
             answer=AnswerConfig(
                 min_coverage=self.min_coverage,
-                min_dense=self.min_dense,
-                min_dense_named=self.min_dense_named,
+                min_dense_lift=self.min_dense_lift,
+                min_dense_lift_vi=self.min_dense_lift_vi,
                 min_names=self.min_names,
                 min_names_other=self.min_names_other,
             ),

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 from index.models import Article, Passage
 
-# Measured on UIT-ViNewsQA dev (docs/README-quality.md): bigger passages find more answers
-# (hybrid MRR@10 / R@10: 100 words 77.2 / 90.1, 120: 78.3 / 90.4, 150: 79.4 / 91.1, 200: 80.2 / 91.4)
-# but make longer citations and outgrow the embedding model's window (MiniLM reads 256 word
-# pieces, about 1.8 per Vietnamese syllable; multilingual-e5 reads 512). 150 words (~1,000
-# characters) keeps most of the gain, and answers stay short because the answer quotes sentences,
-# not passages.
-DEFAULT_MAX_WORDS = 150
-DEFAULT_MIN_WORDS = 50
+# Bigger passages find more answers with multilingual-e5-small (hybrid MRR@10 at the best dense
+# share, measured with bench/retrieval_bench.py --max-words N on 2026-12-07; 150 / 200 / 300 words:
+# ViNewsQA dev 80.0 / 81.0 / 82.2, XQuAD English questions 74.9 / 78.7 / 81.5, XQuAD Vietnamese
+# 94.6 / 96.1 / 96.8): the model reads a whole passage better than pieces of it. 300 words stays
+# inside its 512-token window (title and "passage: " included, at most 426 tokens on both sets), and
+# answers stay short because the answer quotes sentences, not passages.
+DEFAULT_MAX_WORDS = 300
+DEFAULT_MIN_WORDS = 100
 
 # End punctuation, then closing quotes/brackets, then space, then something that can start a sentence.
 _BOUNDARY_RE = re.compile(r"[.!?…]+[\"”’'»)\]]*(?=\s+[\"“‘'«(\[]?[^\W_a-zà-ỹđ])", re.UNICODE)

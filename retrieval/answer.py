@@ -36,6 +36,10 @@ TITLES = frozenset(
 NEAR_DUPLICATE = 0.6  # share of a passage's words and word pairs already in a better-ranked one
 MAX_ANSWER_CHARS = 420
 EVIDENCE_PASSAGES = 3  # the found decision and the answer look at this many top passages
+# Sentences picked by the model's similarity (questions not in Vietnamese): the share of the
+# passage's fused score added to a sentence's cosine, and how near the best a second one must be.
+SENTENCE_RANK_WEIGHT = 0.002
+SECOND_SENTENCE_COSINE = 0.02
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,11 @@ class AnswerConfig:
 
     # IDF-weighted share of the question's topic words (and word pairs) one top passage contains.
     min_coverage: float = 0.3
-    # A question in another language (English over Vietnamese text) that names nothing found in
-    # the articles needs this cosine similarity; with names found, `min_dense_named`.
-    min_dense: float = 0.5
-    min_dense_named: float = 0.1
+    # Without that coverage, how far the best passage's cosine must stand above the question's
+    # cosine with unrelated news (retrieval/calibration.py): an English question shares no words
+    # with Vietnamese text, a Vietnamese one may say it in other words.
+    min_dense_lift: float = 0.04
+    min_dense_lift_vi: float = 0.085
     # Share of the names (capitalised words, acronyms, numbers) the question mentions that the top
     # passages must contain: "Úc", "Truyện Kiều", "FIFA" are nowhere in articles about NATO. A
     # Vietnamese question writes names as the articles do, so it needs all of them; an English one
@@ -227,6 +232,8 @@ class Evidence:
     dense: float | None  # best cosine similarity, None without a model
     names: tuple[str, ...]
     names_found: float  # share of `names` in the top passages (1.0 when there are none)
+    dense_lift: float | None = None  # `dense` above the question's background level
+
 
 
 def gather_evidence(
@@ -234,8 +241,10 @@ def gather_evidence(
     hits: list[ScoredPassage],
     index: LoadedIndex,
     passages: Sequence[Passage] | Mapping[int, Passage] | None = None,
+    background: float | None = None,
 ) -> Evidence:
-    """`passages` (row → passage) defaults to the index's own."""
+    """`passages` (row → passage) defaults to the index's own; `background` is the question's
+    cosine with unrelated news (PendingSearch.background)."""
     passages = index.passages if passages is None else passages
     top = [passages[h.row] for h in hits[:EVIDENCE_PASSAGES]]
     # An accented question is matched accented: "Thủ đô" must not be covered by "thủ tướng ... do".
@@ -250,7 +259,8 @@ def gather_evidence(
     words = frozenset().union(*(_passage_tokens(p) for p in top))
     share = sum(_name_present(n, seen, words) for n in asked) / len(asked) if asked else 1.0
     dense = max((h.dense for h in hits[:EVIDENCE_PASSAGES] if h.dense is not None), default=None)
-    return Evidence(analysis.vietnamese, best, dense, asked, share)
+    lift = None if dense is None or background is None else dense - background
+    return Evidence(analysis.vietnamese, best, dense, asked, share, lift)
 
 
 def decide(evidence: Evidence, config: AnswerConfig = AnswerConfig()) -> bool:
@@ -259,12 +269,9 @@ def decide(evidence: Evidence, config: AnswerConfig = AnswerConfig()) -> bool:
         return False
     if evidence.coverage >= config.min_coverage:
         return True
-    if evidence.vietnamese or evidence.dense is None:
-        # With a Vietnamese question the words themselves must be there; the stand-in model's
-        # cosine is ~0.5-0.8 for any Vietnamese pair, so it says nothing here.
+    if evidence.dense_lift is None:
         return False
-    named = bool(evidence.names) and evidence.names_found >= config.min_names_other
-    return evidence.dense >= (config.min_dense_named if named else config.min_dense)
+    return evidence.dense_lift >= (config.min_dense_lift_vi if evidence.vietnamese else config.min_dense_lift)
 
 
 @dataclass(frozen=True)
@@ -308,13 +315,17 @@ def compose(
     index: LoadedIndex,
     config: AnswerConfig = AnswerConfig(),
     passages: Mapping[int, Passage] | None = None,
+    background: float | None = None,
+    similarity: Callable[[str, Sequence[str]], Sequence[float]] | None = None,
 ) -> Composed:
     """`passages`: rows already read (by `prepare`); the other hits are read here, each once (an
-    index on disk parses a JSON line per read)."""
+    index on disk parses a JSON line per read). `background`: see `gather_evidence`.
+    `similarity(question, sentences)`: the model's cosine of each sentence with the question,
+    which picks the answer's sentences for a question not in Vietnamese (retrieval/sentences.py)."""
     known = passages or {}
     passages = {h.row: known[h.row] if h.row in known else index.passages[h.row] for h in hits}
     hits = diversify(hits, passages)
-    evidence = gather_evidence(analysis, hits, index, passages)
+    evidence = gather_evidence(analysis, hits, index, passages, background)
     if not hits or not decide(evidence, config):
         message = NOT_FOUND_VI if analysis.vietnamese else NOT_FOUND_EN
         return Composed(message, False, [], evidence.coverage)
@@ -323,12 +334,20 @@ def compose(
     best_coverage = evidence.coverage
 
     top_score = hits[0].score or 1.0
+    by_meaning = similarity is not None and not analysis.vietnamese
     candidates: list[tuple[float, int, int, str]] = []  # (score, hit rank, position, sentence)
     for rank, hit in enumerate(hits[:EVIDENCE_PASSAGES]):
         passage = passages[hit.row]
-        for position, sentence in enumerate(_sentences(passage.text)):
-            cov = coverage(terms, idf, _folded_tokens(sentence))
-            score = cov + 0.5 * (hit.score / top_score) - 0.02 * position
+        sentences = _sentences(passage.text)
+        cosines = similarity(question, sentences) if by_meaning else None  # type: ignore[misc]
+        for position, sentence in enumerate(sentences):
+            if cosines is not None:
+                # Cosines of a question's sentences differ by hundredths: the passage's rank only
+                # breaks near-ties.
+                score = float(cosines[position]) + SENTENCE_RANK_WEIGHT * (hit.score / top_score)
+            else:
+                cov = coverage(terms, idf, _folded_tokens(sentence))
+                score = cov + 0.5 * (hit.score / top_score) - 0.02 * position
             candidates.append((score, rank, position, sentence))
     candidates.sort(key=lambda c: -c[0])
 
@@ -337,11 +356,14 @@ def compose(
     for score, rank, position, sentence in candidates:
         if len(chosen) >= config.max_sentences:
             break
-        if chosen and (score < 0.7 * candidates[0][0] or length + len(sentence) > MAX_ANSWER_CHARS):
+        close = score >= candidates[0][0] - SECOND_SENTENCE_COSINE if by_meaning else score >= 0.7 * candidates[0][0]
+        if chosen and (not close or length + len(sentence) > MAX_ANSWER_CHARS):
             continue
         chosen.append((rank, position, sentence))
         length += len(sentence)
-    chosen.sort()
+    # The passage of the best sentence leads (and is cited [1]); a passage's sentences keep their order.
+    lead = chosen[0][0] if chosen else 0
+    chosen.sort(key=lambda c: (c[0] != lead, c[0], c[1]))
 
     numbers: dict[int, int] = {}
     for rank, _, _ in chosen:

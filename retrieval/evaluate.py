@@ -25,8 +25,15 @@ def load_labels(path: Path) -> list[dict[str, Any]]:
     return questions
 
 
-def _rank_of_answer(service: QAService, item: dict[str, Any], top_k: int) -> tuple[int | None, bool]:
+def _rank_of_answer(service: QAService, item: dict[str, Any], top_k: int) -> tuple[int | None, bool, bool]:
+    """(rank of the first passage holding an evidence string, found, the answer quotes one from
+    the passage it cites as [1])."""
     answer = service.ask(item["question"], top_k)
+    quoted = answer.found and any(
+        a["evidence"] in answer.answer
+        and any(c.n == 1 and c.article_id == a["article_id"] and a["evidence"] in c.text for c in answer.citations)
+        for a in item["answers"]
+    )
     if answer.found:
         passages = [(c.article_id, c.text) for c in sorted(answer.citations, key=lambda c: -c.score)]
     else:
@@ -34,28 +41,34 @@ def _rank_of_answer(service: QAService, item: dict[str, Any], top_k: int) -> tup
         passages = [(h.article_id, h.text) for h in service.search(item["question"], top_k).hits]
     for rank, (article_id, text) in enumerate(passages, start=1):
         if any(a["article_id"] == article_id and a["evidence"] in text for a in item["answers"]):
-            return rank, answer.found
-    return None, answer.found
+            return rank, answer.found, quoted
+    return None, answer.found, quoted
 
 
 def evaluate_file(service: QAService, path: Path, top_k: int = 5) -> dict[str, Any]:
-    per_kind: dict[str, dict[str, float]] = defaultdict(lambda: {"n": 0, "hit@1": 0, "hit@5": 0, "found": 0})
+    per_kind: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"n": 0, "hit@1": 0, "hit@5": 0, "found": 0, "quoted": 0}
+    )
     tp = fp = fn = tn = 0
     misses = []
     for item in load_labels(path):
         kind = item.get("kind", "all")
         answerable = bool(item.get("answers"))
-        rank, found = _rank_of_answer(service, item, max(top_k, 5)) if answerable else (None, service.ask(item["question"], top_k).found)
+        if answerable:
+            rank, found, quoted = _rank_of_answer(service, item, max(top_k, 5))
+        else:
+            rank, found, quoted = None, service.ask(item["question"], top_k).found, False
         stats = per_kind[kind]
         stats["n"] += 1
         stats["found"] += found
         if answerable:
+            stats["quoted"] += quoted
             stats["hit@1"] += rank == 1
             stats["hit@5"] += rank is not None and rank <= 5
             tp += found
             fn += not found
-            if rank != 1:
-                misses.append({"question": item["question"], "kind": kind, "rank": rank, "found": found})
+            if rank != 1 or not quoted:
+                misses.append({"question": item["question"], "kind": kind, "rank": rank, "found": found, "quoted": quoted})
         else:
             # For an unanswerable question a "hit" is saying so.
             stats["hit@1"] += not found
@@ -63,9 +76,12 @@ def evaluate_file(service: QAService, path: Path, top_k: int = 5) -> dict[str, A
             fp += found
             tn += not found
             if found:
-                misses.append({"question": item["question"], "kind": kind, "rank": None, "found": found})
+                misses.append({"question": item["question"], "kind": kind, "rank": None, "found": found, "quoted": False})
     kinds = {
-        kind: {"n": int(s["n"]), "hit@1": s["hit@1"] / s["n"], "hit@5": s["hit@5"] / s["n"], "found": s["found"] / s["n"]}
+        kind: {
+            "n": int(s["n"]), "hit@1": s["hit@1"] / s["n"], "hit@5": s["hit@5"] / s["n"],
+            "found": s["found"] / s["n"], "quoted": s["quoted"] / s["n"],
+        }
         for kind, s in sorted(per_kind.items())
     }
     return {
@@ -83,19 +99,23 @@ def evaluate_file(service: QAService, path: Path, top_k: int = 5) -> dict[str, A
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [f"{'kind':<14}{'n':>4}{'hit@1':>9}{'hit@5':>9}{'found':>9}"]
+    lines = [f"{'kind':<14}{'n':>4}{'hit@1':>9}{'hit@5':>9}{'found':>9}{'quoted':>9}"]
     for kind, s in report["kinds"].items():
         lines.append(
             f"{kind:<14}{s['n']:>4}{s['hit@1'] * 100:>8.1f}%{s['hit@5'] * 100:>8.1f}%{s.get('found', 0) * 100:>8.1f}%"
+            f"{s.get('quoted', 0) * 100:>8.1f}%"
         )
     f = report["found"]
     lines.append(
         f"found decision: precision {f['precision'] * 100:.1f}%  recall {f['recall'] * 100:.1f}%  "
         f"(tp {f['true_positive']}, fp {f['false_positive']}, fn {f['false_negative']}, tn {f['true_negative']})"
     )
-    lines.append("(for kinds without answers, hit means found=false; 'found' is the share answered)")
+    lines.append(
+        "(for kinds without answers, hit means found=false; 'found' is the share answered; 'quoted': the "
+        "answer text holds an evidence string from the passage cited [1])"
+    )
     if report["misses"]:
-        lines.append("not at rank 1:")
+        lines.append("not at rank 1, or not quoted:")
         for m in report["misses"]:
-            lines.append(f"  [{m['kind']}] rank={m['rank']} found={m['found']}: {m['question']}")
+            lines.append(f"  [{m['kind']}] rank={m['rank']} found={m['found']} quoted={m['quoted']}: {m['question']}")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from index.lexical import LexicalQuery, analyse_query
 from index.pools import LazyPool
 from index.store import LoadedIndex
 from index.text import canonical, fold, has_diacritics, nfc, syllables, vietnamese_share
+from retrieval.calibration import DenseBaseline
 
 WEIGHTED = "weighted"
 RRF = "rrf"
@@ -51,13 +52,15 @@ _dense_pool = LazyPool("newsqa-dense", lambda: DENSE_THREADS)
 @dataclass(frozen=True)
 class FusionConfig:
     method: str = WEIGHTED
-    # Share of the (min-max normalised) dense signal. For Vietnamese questions a tie-breaker: with
-    # the English-only stand-in model any more costs MRR (0.2 → -1.6 on ViNewsQA), and 0.05 is
-    # within noise of 0 while letting a multilingual model break lexical ties.
-    dense_weight_vi: float = 0.05
-    # For other languages dense is what bridges to Vietnamese text, but names and numbers still
-    # match lexically: 0.4 measured best on XQuAD English questions (0.3-0.5 within 1 point).
-    dense_weight_en: float = 0.4
+    # Share of the (min-max normalised) dense signal, by the question's language; measured with
+    # multilingual-e5-small on 300-word passages (bench/retrieval_bench.py --sweep, 2026-12-07).
+    # Vietnamese: BM25 is the stronger signal (ViNewsQA dev MRR@10 82.0 alone, dense 60.4), the
+    # model breaks its ties; 0.1-0.2 is best on ViNewsQA (82.2 / 81.9) and XQuAD (96.0 / 96.5).
+    # Without diacritics the model reads little (dense 12.8), so the same small share costs nothing.
+    dense_weight_vi: float = 0.15
+    # English over Vietnamese text: dense is what bridges the languages (XQuAD 80.1 alone, BM25
+    # 45.1), while names and numbers still match lexically: 0.7-0.8 best (81.2-81.5).
+    dense_weight_en: float = 0.75
     article_weight: float = 0.5  # share of the article's BM25 added to each of its passages
     candidates: int = 100  # dense neighbours fetched before fusion
     rrf_k: int = RRF_K
@@ -151,11 +154,14 @@ class PendingSearch:
     analysis: QueryAnalysis
     n_dense: int
     query_vector: np.ndarray | None
-    dense_job: Future[dict[int, float]] | None
+    dense_job: Future[tuple[dict[int, float], float | None]] | None
     raw_lexical: np.ndarray  # passage BM25, every passage
     lexical: np.ndarray  # plus the article's share
     lex_rows: np.ndarray  # the best `candidates` rows by `lexical`, in row order
     embeds_on_worker: bool = False  # the worker embeds the question before its FAISS search
+    # The question's cosine with unrelated news (retrieval/calibration.py), once finished; None
+    # without a dense side.
+    background: float | None = None
 
     @property
     def waiting(self) -> bool:
@@ -175,9 +181,9 @@ class PendingSearch:
             return []
         dense: dict[int, float] = {}
         if self.dense_job is not None:
-            dense = self.dense_job.result()
+            dense, self.background = self.dense_job.result()
         elif searcher.fusion.method != LEXICAL_ONLY:
-            dense = searcher.dense_scores(self.question, self.n_dense, self.query_vector)
+            dense, self.background = searcher.dense_side(self.question, self.n_dense, self.query_vector)
         return searcher._fuse(self, dense)
 
 
@@ -187,16 +193,18 @@ class HybridSearcher:
         index: LoadedIndex,
         embedder: Embedder | None,
         fusion: FusionConfig | None = None,
+        baseline: DenseBaseline | None = None,
     ) -> None:
         self.index = index
         self.embedder = embedder if index.dense is not None else None
         self.fusion = fusion or FusionConfig()
+        self._baseline = baseline
         if self.fusion.method not in METHODS:
             raise ValueError(f"fusion method must be one of {', '.join(METHODS)}, not {self.fusion.method!r}")
 
     def with_fusion(self, fusion: FusionConfig) -> HybridSearcher:
         """The same index and model under another fusion setting."""
-        return HybridSearcher(self.index, self.embedder, fusion)
+        return HybridSearcher(self.index, self.embedder, fusion, self._baseline)
 
     @property
     def mode(self) -> str:
@@ -212,9 +220,25 @@ class HybridSearcher:
         scores, rows = self.index.dense.search(np.ascontiguousarray(vector, dtype=np.float32), n)
         return {int(r): float(s) for r, s in zip(rows[0], scores[0]) if r >= 0}
 
+    @property
+    def baseline(self) -> DenseBaseline | None:
+        """The background the found decision measures dense scores against (embedded on first use)."""
+        if self._baseline is None and self.embedder is not None:
+            self._baseline = DenseBaseline.of(self.embedder)
+        return self._baseline
+
+    def dense_side(self, question: str, n: int, vector: np.ndarray | None = None) -> tuple[dict[int, float], float | None]:
+        """(dense neighbours, the question's background level) for one question."""
+        if self.embedder is None or self.index.dense is None or not self.index.passages:
+            return {}, None
+        if vector is None:
+            vector = self.embedder.encode_queries([question])[0]
+        baseline = self.baseline
+        return self.dense_scores(question, n, vector), None if baseline is None else baseline.level(vector)
+
     def _start_dense(
         self, question: str, n: int, vector: np.ndarray | None
-    ) -> tuple[Future[dict[int, float]] | None, bool]:
+    ) -> tuple[Future[tuple[dict[int, float], float | None]] | None, bool]:
         """The dense side of a question started on a worker thread (None when it should run
         inline: small corpus, no model), and whether the worker embeds the question too.
 
@@ -231,7 +255,7 @@ class HybridSearcher:
             return None, False
         if vector is None and not getattr(self.embedder, "releases_gil", False):
             vector = self.embedder.encode_queries([question])
-        return _dense_pool.get().submit(self.dense_scores, question, n, vector), vector is None
+        return _dense_pool.get().submit(self.dense_side, question, n, vector), vector is None
 
     def lexical_scores(self, query: LexicalQuery) -> tuple[np.ndarray, np.ndarray]:
         """(passage BM25, passage BM25 + the article's share) for every passage.

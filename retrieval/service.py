@@ -21,8 +21,10 @@ from index.models import Article, Passage
 from index.store import IndexUnavailable, LoadedIndex, load_build, resolve_build
 from index.text import nfc
 from retrieval.answer import AnswerConfig, compose, prepare
+from retrieval.calibration import DenseBaseline
 from retrieval.models import Answer, SearchHit, SearchResult
 from retrieval.search import FusionConfig, HybridSearcher
+from retrieval.sentences import SentenceSimilarity
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,8 @@ class QAService:
         self._embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
         self._model_error: str | None = None
+        self._baseline: DenseBaseline | None = None
+        self._similarity: SentenceSimilarity | None = None
         self._snapshot: _Snapshot | None = None
         self._reload_lock = threading.Lock()
         self._asking = 0  # questions in flight (prepare only uses a core no other question needs)
@@ -162,7 +166,11 @@ class QAService:
     def _load(self, folder: Path) -> _Snapshot:
         index = load_build(folder, verify=self.config.verify_checksums)
         embedder, notice = self._embedder_for(index)
-        return _Snapshot(index, HybridSearcher(index, embedder, self.config.fusion), notice, IndexView(index))
+        if embedder is not None and self._baseline is None:
+            self._baseline = DenseBaseline.of(embedder)  # once per model, not per reload
+            self._similarity = SentenceSimilarity(embedder)
+        searcher = HybridSearcher(index, embedder, self.config.fusion, self._baseline if embedder else None)
+        return _Snapshot(index, searcher, notice, IndexView(index))
 
     def warm_up(self) -> None:
         """Load the current index and the model. Raises IndexUnavailable with a one-sentence message."""
@@ -234,7 +242,10 @@ class QAService:
         finally:
             with self._asking_lock:
                 self._asking -= 1
-        composed = compose(cleaned, pending.analysis, hits, snap.index, self.config.answer, prepared)
+        composed = compose(
+            cleaned, pending.analysis, hits, snap.index, self.config.answer, prepared, pending.background,
+            self._similarity,
+        )
         return Answer(
             question=question,
             answer=composed.text,
