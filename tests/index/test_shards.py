@@ -299,8 +299,10 @@ def test_build_reports_the_recall_of_an_approximate_index(one_and_four, generate
 
     (tmp_path / "idx").mkdir()
     shutil.copy(one_and_four[0] / "embeddings.sqlite", tmp_path / "idx" / "embeddings.sqlite")  # vectors known
-    monkeypatch.setattr(store, "HNSW_THRESHOLD", 100)
-    monkeypatch.setattr(store, "COMPRESS_THRESHOLD", 400)
+    # Thresholds below each of the two shards' sizes, so both are compressed.
+    total = int(open_index(one_and_four[0]).manifest["passage_count"])
+    monkeypatch.setattr(store, "HNSW_THRESHOLD", total // 8)
+    monkeypatch.setattr(store, "COMPRESS_THRESHOLD", total // 3)
     report = build_index(generated_seeds, tmp_path / "idx", embedder, shards=2)
     shards = open_index(tmp_path / "idx").manifest["shards"]
     assert [s["dense_index"]["type"] for s in shards] == ["ivf-sq8", "ivf-sq8"]
