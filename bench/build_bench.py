@@ -31,8 +31,10 @@ from common import (
     article_text,
     articles_for,
     machine_line,
+    MODELS_DIR,
     model_label,
     model_path,
+    model_source,
     source_articles,
     table,
     variant,
@@ -92,11 +94,11 @@ def raw_encode(backend: str, texts: Sequence[str], onnx_dir: Path, batch_size: i
     if backend == "torch":
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(model_path(), device="cpu")
+        model = SentenceTransformer(model_source(), device="cpu")
     else:
         from index.onnx_backend import load_onnx_model
 
-        model = load_onnx_model(model_path(), backend, onnx_dir, model_threads())
+        model = load_onnx_model(model_source(), backend, onnx_dir, model_threads())
     model.encode(list(texts[:64]), batch_size=batch_size)  # warm
     started = time.perf_counter()
     model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
@@ -112,7 +114,9 @@ def run(backend: str, seeds: Path, extra_article: tuple[str, str], onnx_dir: Pat
     raw_before = raw_encode(backend, texts, onnx_dir, batch_size)
     root = WORK_DIR / f"build-bench-{backend}"
     shutil.rmtree(root, ignore_errors=True)
-    embedder = SentenceTransformerEmbedder(model_path(), batch_size=batch_size, backend=backend, onnx_cache_dir=onnx_dir)
+    embedder = SentenceTransformerEmbedder(
+        model_path(), batch_size=batch_size, backend=backend, onnx_cache_dir=onnx_dir, models_dir=MODELS_DIR
+    )
     embedder.warm_up()  # loading the model is start-up, not build throughput
     log(f"[{backend}] full build ...")
     clock = StepClock()

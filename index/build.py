@@ -190,6 +190,7 @@ def build_index(
             prompts = getattr(embedder, "prompts", ("", ""))
             extra["model"] = {
                 "id": embedder.model_id,
+                "description": getattr(embedder, "description", embedder.model_id),
                 "dimension": embedder.dimension,
                 "query_prompt": prompts[0],
                 "passage_prompt": prompts[1],

@@ -57,6 +57,41 @@ KNOWN_PROMPTS: dict[str, tuple[str, str]] = {
 }
 
 
+class VectorCache:
+    """The vectors of the most recently used texts, filled by an encode function for those missing.
+    Thread-safe; the model runs outside the lock."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+        return vector
+
+    def encode(self, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> list[np.ndarray]:
+        """One vector per text, in order: cached ones, the rest from `encode(missing texts)`."""
+        with self._lock:
+            found = {t: self._vectors[t] for t in texts if t in self._vectors}
+            for t in found:
+                self._vectors.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            fresh = encode(missing)
+            fresh.flags.writeable = False
+            with self._lock:
+                for text, vector in zip(missing, fresh):
+                    found[text] = vector
+                    self._vectors[text] = vector
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        return [found[t] for t in texts]
+
+
 class ModelUnavailable(Exception):
     """The configured embedding model cannot be loaded; the message says what to do."""
 
@@ -202,9 +237,7 @@ class SentenceTransformerEmbedder:
         self._traced = None  # TracedSentenceModel | None
         self._lock = threading.Lock()
         # Repeated questions ("nga yeu cau nato gi" from many users) skip the model entirely.
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._query_cache_size = query_cache_size
-        self._cache_lock = threading.Lock()
+        self._query_cache = VectorCache(query_cache_size)
 
     @property
     def model_id(self) -> str:
@@ -371,31 +404,16 @@ class SentenceTransformerEmbedder:
     def cached_query(self, text: str) -> np.ndarray | None:
         """The question's vector when it is in the query cache (a repeat), else None; never
         runs the model."""
-        with self._cache_lock:
-            vector = self._query_cache.get(text)
-            if vector is not None:
-                self._query_cache.move_to_end(text)
-        return vector
+        return self._query_cache.get(text)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         self.warm_up()
-        if self._query_cache_size <= 0:
-            return self._encode(texts, self._query_prompt or "", None)
-        with self._cache_lock:
-            cached = {t: self._query_cache[t] for t in texts if t in self._query_cache}
-            for t in cached:
-                self._query_cache.move_to_end(t)
-        missing = list(dict.fromkeys(t for t in texts if t not in cached))
-        if missing:
-            fresh = self._encode(missing, self._query_prompt or "", None)
-            fresh.flags.writeable = False
-            with self._cache_lock:
-                for text, vector in zip(missing, fresh):
-                    cached[text] = vector
-                    self._query_cache[text] = vector
-                while len(self._query_cache) > self._query_cache_size:
-                    self._query_cache.popitem(last=False)
-        return np.stack([cached[t] for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
+        prompt = self._query_prompt or ""
+        if self._query_cache.size <= 0:
+            return self._encode(texts, prompt, None)
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        return np.stack(self._query_cache.encode(texts, lambda missing: self._encode(missing, prompt, None)))
 
     def encode_passages(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None

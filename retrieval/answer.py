@@ -45,7 +45,7 @@ SECOND_SENTENCE_COSINE = 0.02
 @dataclass(frozen=True)
 class AnswerConfig:
     """When the evidence is strong enough to answer; chosen on tests/data/seed_questions.json and
-    checked against held-out ViNewsQA/XQuAD articles (docs/README-quality.md)."""
+    checked against held-out ViNewsQA/XQuAD articles (docs/quality.md)."""
 
     # IDF-weighted share of the question's topic words (and word pairs) one top passage contains.
     min_coverage: float = 0.3

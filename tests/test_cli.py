@@ -66,7 +66,7 @@ def test_eval_reports_hits_per_kind(env):
         (["ask", "   "], {}, "The question is empty"),
         (["ask", "NATO"], {"NEWSQA_TOP_K": "many"}, "NEWSQA_ setting is invalid"),
         (["index", "build", "--seeds", "/nonexistent/seeds"], {}, "does not exist"),
-        (["index", "build"], {"NEWSQA_EMBEDDING_MODEL": "intfloat/multilingual-e5-small"}, "set NEWSQA_EMBEDDING_MODEL to a local model folder"),
+        (["index", "build"], {"NEWSQA_EMBEDDING_MODEL": "intfloat/multilingual-e5-small"}, "set NEWSQA_EMBEDDING_MODEL to a local"),
     ],
 )
 def test_errors_are_one_sentence_and_no_traceback(env, tmp_path, monkeypatch, args, variables, needle):

@@ -31,7 +31,7 @@ def test_manifest_describes_the_build(seed_index, model_path):
     m = loaded.manifest
     assert m["format_version"] == 1
     assert m["model"]["id"] == model_path and m["model"]["dimension"] == 384
-    assert m["article_count"] == 2 and m["passage_count"] == len(loaded.passages) > 5
+    assert m["article_count"] == 2 and m["passage_count"] == len(loaded.passages) > 2
     assert len(m["corpus_digest"]) == 64 and m["built_at"].startswith("20")
     assert m["dense_index"]["type"] == "flat"  # a small corpus is searched exactly
     assert {"passages.jsonl", "articles.jsonl", "dense.faiss"} <= set(m["files"])

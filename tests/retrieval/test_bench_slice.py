@@ -1,5 +1,5 @@
 """The retrieval benchmark on a small slice of the shared public sets: it runs end to end through
-the product's build and searcher and its numbers are sane. Full runs: docs/README-quality.md."""
+the product's build and searcher and its numbers are sane. Full runs: docs/quality.md."""
 
 from __future__ import annotations
 

@@ -182,9 +182,9 @@ def _analysed(searcher, question):
 def test_preparing_stops_when_told_and_leaders_are_the_best_lexical_rows_first(seed_service):
     snap = seed_service._current()
     pending = snap.searcher.begin("Nga yêu cầu NATO những gì?", 5)
-    leaders = pending.leaders(6)
+    leaders = pending.leaders(4)
     scores = [pending.lexical[r] for r in leaders]
-    assert len(leaders) == 6 and scores == sorted(scores, reverse=True) and scores[-1] > 0
+    assert len(leaders) == 4 and scores == sorted(scores, reverse=True) and scores[-1] > 0
     assert set(leaders) <= set(pending.lex_rows.tolist())
     assert answer.prepare(pending.analysis, leaders, snap.index, keep_going=lambda: False) == {}
     calls = iter([True, True, False])

@@ -55,11 +55,10 @@ def test_english_questions_over_vietnamese_text_are_reported(report):
     assert "found decision: precision" in text and "en " in text
 
 
-def test_found_decision_precision_and_recall(report):
-    found = report["found"]
-    assert found["precision"] >= 0.9
-    assert found["recall"] >= 0.8
-    assert report["kinds"]["unanswerable"]["found"] == 0.0  # off-topic questions: never answered
+def test_off_topic_questions_are_never_answered(report):
+    # The found decision's precision and recall bars are the default model's
+    # (tests/test_default_model.py): its thresholds are calibrated for that model, not this one.
+    assert report["kinds"]["unanswerable"]["found"] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -198,19 +197,23 @@ def test_article_scores_are_saved_and_an_index_without_them_still_loads(tmp_path
 
 # -- found decision ----------------------------------------------------------------------------------
 
-def _evidence(vietnamese=True, coverage=0.0, dense=None, names_=(), names_found=1.0):
-    return Evidence(vietnamese, coverage, dense, tuple(names_), names_found)
+def _evidence(vietnamese=True, coverage=0.0, lift=None, names_=(), names_found=1.0):
+    dense = None if lift is None else 0.75 + lift
+    return Evidence(vietnamese, coverage, dense, tuple(names_), names_found, lift)
 
 
 def test_decision_rules():
     config = AnswerConfig()
     assert decide(_evidence(coverage=0.8), config)
-    assert not decide(_evidence(coverage=0.1, dense=0.9), config)  # Vietnamese: cosine alone is not enough
     assert not decide(_evidence(coverage=0.8, names_=("uc",), names_found=0.0), config)  # a name not there
-    assert decide(_evidence(False, dense=0.2, names_=("nato",), names_found=1.0), config)
-    assert not decide(_evidence(False, dense=0.2), config)  # English naming nothing needs more
-    assert decide(_evidence(False, dense=0.6), config)
-    assert not decide(_evidence(False, dense=0.9, names_=("apple",), names_found=0.0), config)
+    # Without the question's words, the best cosine must stand clear of unrelated news: an English
+    # question by the smaller lift, a Vietnamese one (which could have matched words) by more.
+    assert decide(_evidence(False, lift=0.06), config)
+    assert not decide(_evidence(False, lift=0.01), config)
+    assert not decide(_evidence(coverage=0.1, lift=0.06), config)
+    assert decide(_evidence(coverage=0.1, lift=0.1), config)
+    assert not decide(_evidence(False, lift=0.3, names_=("apple",), names_found=0.0), config)
+    assert not decide(_evidence(False), config)  # no model: no dense evidence at all
 
 
 # -- diversity -----------------------------------------------------------------------------------------
