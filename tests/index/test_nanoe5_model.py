@@ -25,6 +25,7 @@ TEXTS = [
     "“Phải trên cơ sở có đi có lại”, người phát ngôn Bộ Ngoại giao Mỹ Ned Price nói.",
     "Ｆｕｌｌｗｉｄｔｈ ｌｅｔｔｅｒｓ ① and a zero\u200bwidth space",
     "tabs\tand  double  spaces",
+    "a question ending in a space? ",
 ]
 
 
