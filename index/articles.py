@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +28,40 @@ class ReadResult:
 
 
 def article_id_for(path: Path, root: Path) -> str:
-    """Stable id from the file name (sub-folders joined with '--' so the id is URL-safe)."""
-    return "--".join(path.relative_to(root).with_suffix("").parts)
+    """The id a file's name gives (sub-folders joined with '--' so the id is URL-safe), in NFC: names
+    that differ only in Unicode normalisation look the same to a person, so they give the same id."""
+    return unicodedata.normalize("NFC", "--".join(path.relative_to(root).with_suffix("").parts))
+
+
+def assign_article_ids(paths: Sequence[Path], root: Path) -> dict[Path, str]:
+    """Every file's article id, unique, and decided by the set of files alone (not by their order or
+    by which of them read): the file whose name gives an id keeps it; files whose names give the same
+    id (x.txt and x.md, or one name in NFC and NFD) are ranked .txt before .md, then by name, and the
+    later ones take their suffix ('x-md'), numbered when that too is taken ('x-md-2'). An id a name
+    gives is never taken by another file's suffixed id."""
+    groups: dict[str, list[Path]] = {}
+    for path in paths:
+        groups.setdefault(article_id_for(path, root), []).append(path)
+
+    def rank(path: Path) -> tuple[int, str]:
+        suffix = path.suffix.lower()
+        order = ARTICLE_SUFFIXES.index(suffix) if suffix in ARTICLE_SUFFIXES else len(ARTICLE_SUFFIXES)
+        return order, str(path.relative_to(root))
+
+    ids: dict[Path, str] = {}
+    taken = set(groups)
+    for base in sorted(groups):
+        first, *others = sorted(groups[base], key=rank)
+        ids[first] = base
+        for path in others:
+            candidate = stem = f"{base}-{path.suffix.lower().lstrip('.') or 'file'}"
+            n = 1
+            while candidate in taken:
+                n += 1
+                candidate = f"{stem}-{n}"
+            taken.add(candidate)
+            ids[path] = candidate
+    return ids
 
 
 def decode_article(data: bytes) -> str | None:
@@ -53,14 +87,6 @@ def list_article_files(folder: Path) -> list[Path]:
         raise SeedsError(f"The seeds folder {folder} cannot be read ({exc.strerror}).") from exc
 
 
-def unique_article_id(path: Path, folder: Path, seen: set[str]) -> str:
-    """The id of the article in `path`: its name, or with its suffix when an earlier file took that."""
-    article_id = article_id_for(path, folder)
-    if article_id in seen:
-        article_id = f"{article_id}{path.suffix.lower().replace('.', '-')}"
-    return article_id
-
-
 def read_article_file(path: Path, article_id: str, max_bytes: int = MAX_ARTICLE_BYTES) -> tuple[Article | None, str | None]:
     """(the cleaned article, None), or (None, a warning saying why the file was skipped)."""
     try:
@@ -84,11 +110,11 @@ def read_article_file(path: Path, article_id: str, max_bytes: int = MAX_ARTICLE_
 def read_articles(folder: Path, max_bytes: int = MAX_ARTICLE_BYTES) -> ReadResult:
     folder = Path(folder)
     result = ReadResult(articles=[])
-    seen: set[str] = set()
-    for path in list_article_files(folder):
-        article, warning = read_article_file(path, unique_article_id(path, folder, seen), max_bytes)
+    paths = list_article_files(folder)
+    ids = assign_article_ids(paths, folder)
+    for path in paths:
+        article, warning = read_article_file(path, ids[path], max_bytes)
         if article is not None:
-            seen.add(article.article_id)
             result.articles.append(article)
         if warning:
             log.warning(warning)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from index.articles import list_article_files, read_article_file, unique_article_id
+from index.articles import assign_article_ids, list_article_files, read_article_file
 from index.build import CACHE_CHUNK, Encoder
 from index.shards import ShardJob
 from index.embedder import Embedder, configure_threads
@@ -189,14 +189,8 @@ class RayEngine:
         ray = self.start()
         seeds = Path(seeds).resolve()
         paths = list_article_files(seeds)
-        # Ids as the local reader gives them when every file reads; fixed below in the rare case
-        # where a skipped file would have pushed a later one's id to its suffixed form.
-        provisional: set[str] = set()
-        items = []
-        for path in paths:
-            article_id = unique_article_id(path, seeds, provisional)
-            provisional.add(article_id)
-            items.append({"path": str(path), "article_id": article_id})
+        ids = assign_article_ids(paths, seeds)  # the local reader's ids: they depend on the files alone
+        items = [{"path": str(path), "article_id": ids[path]} for path in paths]
         if not items:
             return [], [], []
         rows = (
@@ -212,23 +206,14 @@ class RayEngine:
         articles: list[Article] = []
         passages: list[Passage] = []
         warnings: list[str] = []
-        seen: set[str] = set()
         for path in paths:
             row = by_path[str(path)]
             if row["warning"]:
                 log.warning(row["warning"])
                 warnings.append(row["warning"])
                 continue
-            article = Article.from_json(json.loads(row["article"]))
-            split = [Passage.from_json(p) for p in json.loads(row["passages"])]
-            article_id = unique_article_id(path, seeds, seen)
-            if article_id != article.article_id:
-                fixed, _ = read_article_file(path, article_id, max_bytes)
-                assert fixed is not None  # it read a moment ago
-                article, split = fixed, split_passages(fixed, max_words, min_words)
-            seen.add(article_id)
-            articles.append(article)
-            passages.extend(split)
+            articles.append(Article.from_json(json.loads(row["article"])))
+            passages.extend(Passage.from_json(p) for p in json.loads(row["passages"]))
         return articles, passages, warnings
 
     def encoder(self, embedder: Embedder) -> Encoder:
