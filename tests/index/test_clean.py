@@ -95,3 +95,26 @@ def test_bad_files_are_skipped_with_a_warning_naming_them(tmp_path):
     for name in ["empty.txt", "binary.txt", "latin1.md", "only-noise.txt"]:
         assert name in joined
     assert "ignored.pdf" not in joined
+
+
+def test_short_lines_at_the_end_and_poems_are_the_articles_own():
+    weather = "Nắng nóng\n\nHà Nội hôm nay nắng nóng gay gắt.\nHà Nội 38 độ\nHuế 36 độ\nĐà Nẵng 35 độ\nTP.HCM 34 độ\nCần Thơ 33 độ\n"
+    assert clean_article("weather", weather).text.endswith("Đà Nẵng 35 độ\n\nTP.HCM 34 độ\n\nCần Thơ 33 độ")
+    poem = "Thơ\n\nTrăng lên đỉnh núi\nGió thổi qua đồi\nEm về bên suối\nAnh đứng chờ thôi\n"
+    assert clean_article("poem", poem).text.count("\n\n") == 3
+    signed = clean_article("signed", "Tiêu đề\n\nMột câu của bài báo.\n\nMinh Anh\n")
+    assert signed.text == "Một câu của bài báo." and [r.reason for r in signed.removed] == ["byline"]
+
+
+def test_repeats_are_found_among_many_paragraphs_without_comparing_every_pair():
+    # 100k short lines over a few words: every pair is a candidate for a pairwise check (that took
+    # over 9 minutes); exact and near repeats are still removed, new lines kept.
+    words = "nga nato anh putin my dong au quan doi an ninh bao dam".split()
+    lines = [" ".join(words[(i * 7 + j) % len(words)] for j in range(3 + i % 9)) + "." for i in range(100_000)]
+    article = clean_article("many", "Tiêu đề\n\n" + "\n".join(lines))
+    kept = article.text.split("\n\n")
+    assert len(set(kept)) == len(kept) > 50
+    assert sum(r.reason == "duplicate paragraph" for r in article.removed) == 100_000 - len(kept)
+    near = "Nga yêu cầu NATO chấm dứt mở rộng về phía đông và không triển khai vũ khí tấn công."
+    twice = clean_article("near", f"Tiêu đề\n\n{near}\n\nMột đoạn khác hẳn.\n\n{near[:-1]} nữa.")
+    assert twice.text.count("Nga yêu cầu NATO") == 1
