@@ -91,6 +91,14 @@ def embed_with_cache(
     position = 0
     for vectors in encode([first_text[h] for h in todo], tick):
         batch = todo[position : position + len(vectors)]
+        bad = ~np.isfinite(np.asarray(vectors)).all(axis=1)
+        if bad.any():
+            sample = " ".join(first_text[batch[int(np.argmax(bad))]].split())[:60]
+            raise ModelUnavailable(
+                f"The embedding model {embedder.model_id} returned vectors that are not numbers (NaN or "
+                f"infinite) for {int(bad.sum())} passages, such as '{sample}…'; the model files may be "
+                "damaged: reinstall or re-download the model, then build again."
+            )
         position += len(vectors)
         cache.put_many(model_key, zip(batch, vectors))
         known.update(zip(batch, vectors))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def text_hash(text: str) -> str:
@@ -20,12 +24,31 @@ class EmbeddingCache:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS vectors (model TEXT NOT NULL, hash TEXT NOT NULL, "
-            "vector BLOB NOT NULL, PRIMARY KEY (model, hash))"
-        )
-        self._db.commit()
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            # Only a cache: set the damaged file aside (for inspection) and embed again.
+            aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+            self.path.replace(aside)
+            log.warning("The embedding cache %s is damaged (%s); it was moved to %s and passages are embedded again.",
+                        self.path, exc, aside.name)
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS vectors (model TEXT NOT NULL, hash TEXT NOT NULL, "
+                "vector BLOB NOT NULL, PRIMARY KEY (model, hash))"
+            )
+            db.commit()
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(verdict)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def get_many(self, model: str, hashes: Sequence[str], dimension: int) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
@@ -38,7 +61,8 @@ class EmbeddingCache:
             )
             for digest, blob in rows:
                 vector = np.frombuffer(blob, dtype=np.float32)
-                if vector.shape == (dimension,):  # a damaged row is re-embedded, not trusted
+                # A damaged row (wrong length, NaN or infinite values) is re-embedded, not trusted.
+                if vector.shape == (dimension,) and np.isfinite(vector).all():
                     found[digest] = vector
         return found
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from index.build import build_index
@@ -192,3 +193,41 @@ def test_manifest_json_that_is_not_json_is_reported(index_copy):
     (resolve_build(index_copy) / "manifest.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(IndexUnavailable, match="not valid JSON"):
         open_index(index_copy)
+
+
+class PoisonedEmbedder(ExplodingEmbedder):
+    """The real embedder, but one passage's vector comes back as NaN (a damaged model file)."""
+
+    def encode_passages(self, texts, progress=None):
+        vectors = np.array(self.inner.encode_passages(texts, progress))
+        vectors[0, 3] = np.nan
+        return vectors
+
+
+def test_vectors_that_are_not_numbers_stop_the_build_in_one_sentence(index_copy, embedder, tmp_path):
+    before = (index_copy / "current").resolve()
+    with pytest.raises(ModelUnavailable, match="not numbers .*NaN or infinite.*reinstall"):
+        build_index(grown_seeds(tmp_path, 1), index_copy, PoisonedEmbedder(embedder))
+    assert (index_copy / "current").resolve() == before  # the old build keeps serving
+
+
+def test_a_cache_with_nan_rows_is_embedded_again(index_copy, embedder, tmp_path):
+    import sqlite3
+
+    db = sqlite3.connect(index_copy / "embeddings.sqlite")
+    rows = db.execute("SELECT model, hash, vector FROM vectors").fetchall()
+    db.executemany("UPDATE vectors SET vector = ? WHERE model = ? AND hash = ?",
+                   [(np.full(len(v) // 4, np.nan, np.float32).tobytes(), m, h) for m, h, v in rows])
+    db.commit()
+    db.close()
+    report = build_index(SEEDS, index_copy, embedder)
+    assert report.embedded == len(rows)
+    assert np.isfinite(open_index(index_copy).dense.reconstruct_n(0, 2)).all()
+
+
+def test_a_damaged_cache_is_set_aside_and_the_build_goes_on(index_copy, embedder, caplog):
+    (index_copy / "embeddings.sqlite").write_bytes(b"this is not an SQLite database" * 100)
+    report = build_index(SEEDS, index_copy, embedder)
+    assert report.embedded > 0 and open_index(index_copy).passages
+    assert list(index_copy.glob("embeddings.sqlite.damaged-*"))
+    assert "is damaged" in caplog.text
