@@ -75,16 +75,52 @@ def decode_article(data: bytes) -> str | None:
 
 
 def list_article_files(folder: Path) -> list[Path]:
-    """Every .txt/.md file under `folder`, in the order a build reads them."""
+    """Every article file under `folder`, in the order a build reads them (see `scan_article_files`)."""
+    return scan_article_files(folder)[0]
+
+
+def scan_article_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """(every readable .txt/.md file under `folder`, in the order a build reads them; a warning for
+    each path with an article's suffix that is not one: a link leading outside the folder (not
+    followed: the folder is what the operator chose to publish), a dangling link or a loop, a folder,
+    a FIFO, socket or device)."""
     folder = Path(folder)
     if not folder.exists():
         raise SeedsError(f"The seeds folder {folder} does not exist; create it or point --seeds at your articles.")
     if not folder.is_dir():
         raise SeedsError(f"The seeds path {folder} is not a folder; point --seeds at a folder of .txt/.md articles.")
+    root = folder.resolve()
+    paths: list[Path] = []
+    warnings: list[str] = []
     try:
-        return sorted(p for p in folder.rglob("*") if p.suffix.lower() in ARTICLE_SUFFIXES and p.is_file())
+        candidates = sorted(p for p in folder.rglob("*") if p.suffix.lower() in ARTICLE_SUFFIXES)
     except OSError as exc:
         raise SeedsError(f"The seeds folder {folder} cannot be read ({exc.strerror}).") from exc
+    for path in candidates:
+        problem = _not_an_article_file(path, root)
+        if problem:
+            warnings.append(f"{path}: skipped, {problem}.")
+        else:
+            paths.append(path)
+    return paths, warnings
+
+
+def _not_an_article_file(path: Path, root: Path) -> str | None:
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # a link loop, on Pythons before 3.13
+        return "a link that leads back to itself"
+    except OSError as exc:
+        if path.is_symlink():
+            return "a link to nothing" if isinstance(exc, FileNotFoundError) else "a link that leads back to itself"
+        return f"cannot be read ({exc.strerror})"
+    if not target.is_relative_to(root):
+        return f"a link to {target}, outside the seeds folder (links out of it are not followed)"
+    if target.is_dir():
+        return "a folder, not a file"
+    if not target.is_file():
+        return "not a regular file (a FIFO, socket or device)"
+    return None
 
 
 def read_article_file(path: Path, article_id: str, max_bytes: int = MAX_ARTICLE_BYTES) -> tuple[Article | None, str | None]:
@@ -110,7 +146,10 @@ def read_article_file(path: Path, article_id: str, max_bytes: int = MAX_ARTICLE_
 def read_articles(folder: Path, max_bytes: int = MAX_ARTICLE_BYTES) -> ReadResult:
     folder = Path(folder)
     result = ReadResult(articles=[])
-    paths = list_article_files(folder)
+    paths, skipped = scan_article_files(folder)
+    for warning in skipped:
+        log.warning(warning)
+    result.warnings.extend(skipped)
     ids = assign_article_ids(paths, folder)
     for path in paths:
         article, warning = read_article_file(path, ids[path], max_bytes)

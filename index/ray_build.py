@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from index.articles import assign_article_ids, list_article_files, read_article_file
+from index.articles import assign_article_ids, read_article_file, scan_article_files
 from index.build import CACHE_CHUNK, Encoder
 from index.shards import ShardJob
 from index.embedder import Embedder, configure_threads
@@ -188,11 +188,11 @@ class RayEngine:
     ) -> tuple[list[Article], list[Passage], list[str]]:
         ray = self.start()
         seeds = Path(seeds).resolve()
-        paths = list_article_files(seeds)
+        paths, skipped = scan_article_files(seeds)
         ids = assign_article_ids(paths, seeds)  # the local reader's ids: they depend on the files alone
         items = [{"path": str(path), "article_id": ids[path]} for path in paths]
         if not items:
-            return [], [], []
+            return [], [], list(skipped)
         rows = (
             ray.data.from_items(items)
             .map_batches(
@@ -205,7 +205,9 @@ class RayEngine:
         by_path = {row["path"]: row for row in rows}
         articles: list[Article] = []
         passages: list[Passage] = []
-        warnings: list[str] = []
+        warnings: list[str] = list(skipped)
+        for warning in skipped:
+            log.warning(warning)
         for path in paths:
             row = by_path[str(path)]
             if row["warning"]:

@@ -118,3 +118,26 @@ def test_repeats_are_found_among_many_paragraphs_without_comparing_every_pair():
     near = "Nga yêu cầu NATO chấm dứt mở rộng về phía đông và không triển khai vũ khí tấn công."
     twice = clean_article("near", f"Tiêu đề\n\n{near}\n\nMột đoạn khác hẳn.\n\n{near[:-1]} nữa.")
     assert twice.text.count("Nga yêu cầu NATO") == 1
+
+
+def test_links_out_of_the_folder_and_things_that_are_not_files_are_skipped_by_name(tmp_path):
+    import os
+
+    seeds, outside = tmp_path / "seeds", tmp_path / "private"
+    seeds.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("Bí mật\n\nMật khẩu của máy chủ là abc123.", encoding="utf-8")
+    (seeds / "good.txt").write_text("Tiêu đề\n\nMột câu có nội dung thật.", encoding="utf-8")
+    (seeds / "inside.txt").symlink_to(seeds / "good.txt")  # a link within the folder is an article
+    (seeds / "leak.txt").symlink_to(outside / "secret.txt")
+    (seeds / "dangling.txt").symlink_to(seeds / "gone.txt")
+    (seeds / "loop.txt").symlink_to(seeds / "loop.txt")
+    (seeds / "dir.txt").mkdir()
+    os.mkfifo(seeds / "pipe.txt")
+    result = read_articles(seeds)
+    assert sorted(a.article_id for a in result.articles) == ["good", "inside"]
+    assert not any("abc123" in a.text for a in result.articles)
+    joined = "\n".join(result.warnings)
+    for name, why in [("leak.txt", "outside the seeds folder"), ("dangling.txt", "a link to nothing"),
+                      ("loop.txt", "leads back to itself"), ("dir.txt", "a folder"), ("pipe.txt", "not a regular file")]:
+        assert f"{name}: skipped, " in joined and why in joined, name
