@@ -596,6 +596,16 @@ def resolve_build(root: Path, must_exist: bool = True) -> Path | None:
     return None
 
 
+def earlier_builds(root: Path, than: Path) -> list[Path]:
+    """The finished builds under `root` older than the build `than`, newest first (what a server
+    can fall back on when `current` is damaged)."""
+    builds = Path(root) / BUILDS
+    if not builds.is_dir():
+        return []
+    name = Path(than).resolve().name
+    return sorted((p for p in builds.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name < name), reverse=True)
+
+
 def _corrupt(folder: Path, what: str) -> IndexCorrupt:
     return IndexCorrupt(
         f"The index at {folder} is damaged ({what}); run `newsqa index build` to rebuild it."

@@ -12,13 +12,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 from index.embedder import Embedder, ModelUnavailable, SentenceTransformerEmbedder
 from index.models import Article, Passage
-from index.store import IndexUnavailable, LoadedIndex, load_build, resolve_build
+from index.store import IndexCorrupt, IndexUnavailable, LoadedIndex, earlier_builds, load_build, resolve_build
 from index.text import nfc
 from retrieval.answer import AnswerConfig, compose, prepare
 from retrieval.calibration import DenseBaseline
@@ -173,9 +173,30 @@ class QAService:
         return _Snapshot(index, searcher, notice, IndexView(index))
 
     def warm_up(self) -> None:
-        """Load the current index and the model. Raises IndexUnavailable with a one-sentence message."""
-        if self._snapshot is None:
-            self._snapshot = self._load(resolve_build(self.config.index_dir))  # type: ignore[arg-type]
+        """Load the current index and the model. Raises IndexUnavailable with a one-sentence message.
+
+        When the build `current` points at is damaged, the newest earlier build that verifies is
+        served instead, and the notice says so: a server that restarts after its disk was damaged
+        answers from the last good build rather than not at all."""
+        if self._snapshot is not None:
+            return
+        folder = resolve_build(self.config.index_dir)
+        try:
+            self._snapshot = self._load(folder)  # type: ignore[arg-type]
+        except IndexCorrupt as damaged:
+            for earlier in earlier_builds(self.config.index_dir, folder):  # type: ignore[arg-type]
+                try:
+                    snapshot = self._load(earlier)
+                except IndexUnavailable:
+                    continue
+                notice = (
+                    f"{damaged} Until then the earlier build {earlier.name} is served."
+                    + (f" {snapshot.notice}" if snapshot.notice else "")
+                )
+                log.warning("%s", notice)
+                self._snapshot = replace(snapshot, notice=notice)
+                return
+            raise
 
     def reload(self) -> bool:
         """Switch to the index `current` now points at. Returns True when it changed.

@@ -178,3 +178,26 @@ def test_a_large_build_is_served_without_reading_every_article(tmp_path, monkeyp
         assert view.passages_of(article.article_id) == eager.passages_of(article.article_id)
         assert view.article(article.article_id) == article
     assert view.article("no-such-article") is None and view.passages_of("no-such-article") == []
+
+
+def test_a_damaged_current_build_at_start_up_serves_the_previous_one(index_copy, embedder, service_factory, tmp_path):
+    import shutil
+
+    from index.build import build_index
+    from tests.conftest import SEEDS
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    (seeds / "extra.txt").write_text("Bài thêm\n\nHà Nội mở thêm tuyến xe buýt điện thứ mười.", encoding="utf-8")
+    previous = (index_copy / "current").resolve()
+    newest = build_index(seeds, index_copy, embedder).folder
+    passages = newest / "passages.jsonl"
+    data = bytearray(passages.read_bytes())
+    data[len(data) // 2] ^= 0x04
+    passages.write_bytes(bytes(data))
+
+    service = service_factory(index_copy)
+    service.warm_up()
+    assert service.manifest["build_id"] == previous.name
+    assert "damaged" in service.notice and previous.name in service.notice and "newsqa index build" in service.notice
+    assert service.ask("Nga yêu cầu NATO những gì?").found
