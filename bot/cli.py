@@ -162,6 +162,8 @@ def index_build(
         runner.close()
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)
+    if report.removed:
+        click.echo(f"Removed as noise: {removal_summary(report.removed)} (per article: `newsqa index info --json`)", err=True)
     dense = report.dense_index
     if dense.get("recall_at_10") is not None:
         click.echo(
@@ -213,9 +215,21 @@ def index_info(index_dir: Path | None, as_json: bool) -> None:
         click.echo(f"  … and {len(loaded.articles) - len(shown):,} more articles")
     for warning in m.get("warnings", []):
         click.echo(f"Warning from the build: {warning}")
+    if m.get("removed"):
+        click.echo(f"Removed as noise: {removal_summary(m['removed'])}")
 
 
 MAX_LISTED_ARTICLES = 50
+
+
+def removal_summary(removed: dict[str, dict[str, int]]) -> str:
+    """'12 photo caption, 3 byline in 9 articles', most frequent reason first."""
+    totals: dict[str, int] = {}
+    for counts in removed.values():
+        for reason, n in counts.items():
+            totals[reason] = totals.get(reason, 0) + n
+    parts = ", ".join(f"{n} {reason}" for reason, n in sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+    return f"{parts} in {len(removed)} article{'s' if len(removed) != 1 else ''}"
 
 
 def describe_dense(info: dict) -> str:

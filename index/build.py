@@ -37,6 +37,7 @@ class BuildReport:
     warnings: list[str] = field(default_factory=list)
     shards: int = 1
     dense_index: dict = field(default_factory=dict)  # type, parameters, measured recall@10
+    removed: dict[str, dict[str, int]] = field(default_factory=dict)  # article id -> {reason: parts removed}
 
 
 def _no_progress(step: str, done: int, total: int) -> None:
@@ -188,7 +189,12 @@ def build_index(
 
         vectors = None
         embedded = 0
-        extra: dict = {"splitter": {"max_words": max_words, "min_words": min_words}, "warnings": warnings}
+        removed = removal_counts(articles)
+        extra: dict = {
+            "splitter": {"max_words": max_words, "min_words": min_words},
+            "warnings": warnings,
+            "removed": removed,
+        }
         if embedder is not None:
             cache = EmbeddingCache(root / CACHE)
             try:
@@ -233,7 +239,20 @@ def build_index(
         warnings=warnings,
         shards=len(plans),
         dense_index=loaded.manifest.get("dense_index", {}),
+        removed=removed,
     )
+
+
+def removal_counts(articles: list[Article]) -> dict[str, dict[str, int]]:
+    """What cleaning took out of each article that lost anything: {article id: {reason: count}}."""
+    out: dict[str, dict[str, int]] = {}
+    for article in articles:
+        if article.removed:
+            counts: dict[str, int] = {}
+            for part in article.removed:
+                counts[part.reason] = counts.get(part.reason, 0) + 1
+            out[article.article_id] = counts
+    return out
 
 
 __all__ = ["BuildEngine", "BuildReport", "LocalEngine", "ModelUnavailable", "SeedsError", "build_index", "embed_with_cache"]

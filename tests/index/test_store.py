@@ -231,3 +231,10 @@ def test_a_damaged_cache_is_set_aside_and_the_build_goes_on(index_copy, embedder
     assert report.embedded > 0 and open_index(index_copy).passages
     assert list(index_copy.glob("embeddings.sqlite.damaged-*"))
     assert "is damaged" in caplog.text
+
+
+def test_what_cleaning_removed_is_counted_per_article_in_the_manifest(seed_index):
+    removed = open_index(seed_index).manifest["removed"]
+    assert removed["004_418f61029048f05a"]["byline"] == 1
+    assert removed["004_418f61029048f05a"]["related-stories tail"] == 1
+    assert removed["000_a04ea2cbfe5e1bb5"]["photo caption"] >= 1
