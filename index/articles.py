@@ -8,13 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.clean import clean_article
+from index.clean import clean_article, removed_share
 from index.models import Article
 
 log = logging.getLogger(__name__)
 
 ARTICLE_SUFFIXES = (".txt", ".md")
 MAX_ARTICLE_BYTES = 2_000_000  # a news article is a few KB; a bigger file is almost surely not one
+MAX_REMOVED_SHARE = 0.5  # cleaning may take at most this share of an article's own text…
+MIN_CHARS_TO_KEEP_WHOLE = 400  # …of a file this long; a shorter one that is all noise is skipped
 
 
 class SeedsError(Exception):
@@ -140,6 +142,14 @@ def read_article_file(path: Path, article_id: str, max_bytes: int = MAX_ARTICLE_
     article = clean_article(article_id, text, source=str(path))
     if not article.text:
         return None, f"{path}: skipped, nothing is left after removing captions and teasers."
+    share = removed_share(article)
+    if share > MAX_REMOVED_SHARE and len(text) >= MIN_CHARS_TO_KEEP_WHOLE:
+        # Noise removal that would take most of an article is more likely wrong about this page
+        # than right: index it whole and say so.
+        return clean_article(article_id, text, source=str(path), remove_noise=False), (
+            f"{path}: kept whole, since removing what looked like captions, teasers and bylines would "
+            f"have taken {share:.0%} of its text; check the file."
+        )
     return article, None
 
 

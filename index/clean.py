@@ -96,6 +96,13 @@ class _SeenParagraphs:
                 rows.pop()
 
 
+def removed_share(article: Article) -> float:
+    """How much of the article's own text cleaning took out: the related-stories tail and repeats
+    are not counted (they are not the article's, or it keeps a copy)."""
+    lost = sum(len(p.text) for p in article.removed if p.reason not in ("related-stories tail", "duplicate paragraph"))
+    return lost / (lost + len(article.text)) if lost else 0.0
+
+
 def _is_sign_off(line: str) -> bool:
     words = line.split()
     return (
@@ -127,8 +134,9 @@ def _derive_title(body: str) -> str:
     return cut.rstrip(",;:") + "…"
 
 
-def clean_article(article_id: str, raw: str, source: str = "") -> Article:
-    """Clean one decoded article. The result may have an empty body; the caller decides."""
+def clean_article(article_id: str, raw: str, source: str = "", remove_noise: bool = True) -> Article:
+    """Clean one decoded article. The result may have an empty body; the caller decides.
+    `remove_noise=False` keeps every non-empty line (spaces normalised, the title still found)."""
     text = nfc(raw.replace("\r\n", "\n").replace("\r", "\n"))
     lines = text.split("\n")
 
@@ -154,6 +162,9 @@ def clean_article(article_id: str, raw: str, source: str = "") -> Article:
     for index, raw_line in enumerate(lines):
         line = _SPACES_RE.sub(" ", raw_line).strip()
         if not line:
+            continue
+        if not remove_noise:
+            kept.append(line)
             continue
         key = _key(line)
         if key in _TAIL_HEADINGS:
@@ -192,7 +203,7 @@ def clean_article(article_id: str, raw: str, source: str = "") -> Article:
 
     # One short line of capitalised words left at the very end is a sign-off ("Minh Anh"); short
     # lines of other shapes ("Hà Nội 38 độ", the lines of a poem) are the article's own.
-    if len(kept) > 1 and _is_sign_off(kept[-1]):
+    if remove_noise and len(kept) > 1 and _is_sign_off(kept[-1]):
         removed.append(RemovedPart("byline", kept.pop()))
 
     body = "\n\n".join(kept)

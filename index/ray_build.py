@@ -210,9 +210,10 @@ class RayEngine:
             log.warning(warning)
         for path in paths:
             row = by_path[str(path)]
-            if row["warning"]:
+            if row["warning"]:  # a file skipped, or one kept with a warning
                 log.warning(row["warning"])
                 warnings.append(row["warning"])
+            if not row["article"]:
                 continue
             articles.append(Article.from_json(json.loads(row["article"])))
             passages.extend(Passage.from_json(p) for p in json.loads(row["passages"]))

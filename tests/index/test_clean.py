@@ -141,3 +141,13 @@ def test_links_out_of_the_folder_and_things_that_are_not_files_are_skipped_by_na
     for name, why in [("leak.txt", "outside the seeds folder"), ("dangling.txt", "a link to nothing"),
                       ("loop.txt", "leads back to itself"), ("dir.txt", "a folder"), ("pipe.txt", "not a regular file")]:
         assert f"{name}: skipped, " in joined and why in joined, name
+
+
+def test_an_article_the_cleaner_would_mostly_remove_is_kept_whole_with_a_warning(tmp_path):
+    # Every line ends in "|", the shape of a caption: a page written this way is not all captions.
+    lines = [f"Đoạn {i}: Hà Nội khai trương tuyến xe buýt điện thứ {i} với nhiều điểm dừng mới |" for i in range(12)]
+    (tmp_path / "odd.txt").write_text("Tiêu đề\n\nMột câu mở đầu bình thường.\n" + "\n".join(lines), encoding="utf-8")
+    result = read_articles(tmp_path)
+    (article,) = result.articles
+    assert "Đoạn 11" in article.text and article.removed == ()
+    assert any("odd.txt: kept whole" in w and "%" in w for w in result.warnings)
