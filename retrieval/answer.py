@@ -235,7 +235,6 @@ class Evidence:
     dense_lift: float | None = None  # `dense` above the question's background level
 
 
-
 def gather_evidence(
     analysis: QueryAnalysis,
     hits: list[ScoredPassage],
@@ -335,16 +334,17 @@ def compose(
 
     top_score = hits[0].score or 1.0
     by_meaning = similarity is not None and not analysis.vietnamese
+    top = [(rank, hit, _sentences(passages[hit.row].text)) for rank, hit in enumerate(hits[:EVIDENCE_PASSAGES])]
+    cosines = iter([])
+    if by_meaning:  # one model call for every sentence of the top passages
+        cosines = iter(similarity(question, [s for _, _, sentences in top for s in sentences]))  # type: ignore[misc]
     candidates: list[tuple[float, int, int, str]] = []  # (score, hit rank, position, sentence)
-    for rank, hit in enumerate(hits[:EVIDENCE_PASSAGES]):
-        passage = passages[hit.row]
-        sentences = _sentences(passage.text)
-        cosines = similarity(question, sentences) if by_meaning else None  # type: ignore[misc]
+    for rank, hit, sentences in top:
         for position, sentence in enumerate(sentences):
-            if cosines is not None:
+            if by_meaning:
                 # Cosines of a question's sentences differ by hundredths: the passage's rank only
                 # breaks near-ties.
-                score = float(cosines[position]) + SENTENCE_RANK_WEIGHT * (hit.score / top_score)
+                score = float(next(cosines)) + SENTENCE_RANK_WEIGHT * (hit.score / top_score)
             else:
                 cov = coverage(terms, idf, _folded_tokens(sentence))
                 score = cov + 0.5 * (hit.score / top_score) - 0.02 * position
