@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +21,17 @@ from index.lexical import LexicalIndex
 from index.models import Article, Passage
 from index.shards import DEFAULT_SHARD_PASSAGES, ShardJob, plan_shards, shard_count, write_sharded_build, write_shards_here
 from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS, split_passages
-from index.store import CACHE, BuildContents, build_lock, load_build, prune_builds, swap_current, write_build
+from index.store import (
+    CACHE,
+    BuildContents,
+    IndexUnavailable,
+    build_lock,
+    load_build,
+    prune_builds,
+    resolve_build,
+    swap_current,
+    write_build,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,56 +191,66 @@ def build_index(
     started = time.perf_counter()
     root = Path(root)
     engine = engine or LocalEngine()
-    with build_lock(root):
-        if embedder is not None:
-            embedder.warm_up()  # fail fast, before any work, when the model cannot be had
-        articles, passages, warnings = engine.read(Path(seeds), max_article_bytes, max_words, min_words)
-        if not articles:
-            raise SeedsError(f"No usable articles in {seeds}; add .txt or .md files and build again.")
-        progress("read", len(articles), len(articles))
-        progress("split", len(passages), len(passages))
+    try:
+        with build_lock(root):
+            if embedder is not None:
+                embedder.warm_up()  # fail fast, before any work, when the model cannot be had
+            articles, passages, warnings = engine.read(Path(seeds), max_article_bytes, max_words, min_words)
+            if not articles:
+                raise SeedsError(f"No usable articles in {seeds}; add .txt or .md files and build again.")
+            progress("read", len(articles), len(articles))
+            progress("split", len(passages), len(passages))
 
-        vectors = None
-        embedded = 0
-        removed = removal_counts(articles)
-        extra: dict = {
-            "splitter": {"max_words": max_words, "min_words": min_words},
-            "warnings": warnings,
-            "removed": removed,
-        }
-        if embedder is not None:
-            cache = EmbeddingCache(root / CACHE)
-            try:
-                vectors, embedded = embed_with_cache(passages, embedder, cache, progress, engine.encoder(embedder))
-            finally:
-                cache.close()
-            prompts = getattr(embedder, "prompts", ("", ""))
-            extra["model"] = {
-                "id": embedder.model_id,
-                "description": getattr(embedder, "description", embedder.model_id),
-                "dimension": embedder.dimension,
-                "query_prompt": prompts[0],
-                "passage_prompt": prompts[1],
+            vectors = None
+            embedded = 0
+            removed = removal_counts(articles)
+            extra: dict = {
+                "splitter": {"max_words": max_words, "min_words": min_words},
+                "warnings": warnings,
+                "removed": removed,
             }
-        else:
-            extra["model"] = {"id": None, "dimension": None}
-        extra["engine"] = engine.name
+            if embedder is not None:
+                cache = EmbeddingCache(root / CACHE)
+                try:
+                    vectors, embedded = embed_with_cache(passages, embedder, cache, progress, engine.encoder(embedder))
+                finally:
+                    cache.close()
+                prompts = getattr(embedder, "prompts", ("", ""))
+                extra["model"] = {
+                    "id": embedder.model_id,
+                    "description": getattr(embedder, "description", embedder.model_id),
+                    "dimension": embedder.dimension,
+                    "query_prompt": prompts[0],
+                    "passage_prompt": prompts[1],
+                }
+            else:
+                extra["model"] = {"id": None, "dimension": None}
+            extra["engine"] = engine.name
 
-        progress("lexical", 0, 1)
-        lexical = LexicalIndex.build([p.embedding_text() for p in passages], groups=[p.article_id for p in passages])
-        progress("lexical", 1, 1)
+            progress("lexical", 0, 1)
+            lexical = LexicalIndex.build([p.embedding_text() for p in passages], groups=[p.article_id for p in passages])
+            progress("lexical", 1, 1)
 
-        progress("write", 0, 1)
-        plans = plan_shards(articles, passages, shards or shard_count(len(passages), shard_passages))
-        contents = BuildContents(articles, passages, vectors, lexical, extra)
-        if len(plans) > 1:
-            folder = write_sharded_build(root, contents, plans, write_shards=engine.write_shards)
-        else:
-            folder = write_build(root, contents)
-        loaded = load_build(folder, verify=True)  # never swap in a build we cannot read back
-        swap_current(root, folder)
-        prune_builds(root)
-        progress("write", 1, 1)
+            progress("write", 0, 1)
+            plans = plan_shards(articles, passages, shards or shard_count(len(passages), shard_passages))
+            contents = BuildContents(articles, passages, vectors, lexical, extra)
+            if len(plans) > 1:
+                folder = write_sharded_build(root, contents, plans, write_shards=engine.write_shards)
+            else:
+                folder = write_build(root, contents)
+            loaded = load_build(folder, verify=True)  # never swap in a build we cannot read back
+            swap_current(root, folder)
+            prune_builds(root)
+            progress("write", 1, 1)
+
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise disk_full(root) from None
+    except sqlite3.OperationalError as exc:  # the embedding cache: "database or disk is full"
+        if "full" not in str(exc):
+            raise
+        raise disk_full(root) from None
 
     return BuildReport(
         folder=folder,
@@ -240,6 +263,22 @@ def build_index(
         shards=len(plans),
         dense_index=loaded.manifest.get("dense_index", {}),
         removed=removed,
+    )
+
+
+class DiskFull(IndexUnavailable):
+    """The build ran out of disk space; the previous build keeps serving."""
+
+
+def disk_full(root: Path) -> DiskFull:
+    """One sentence naming the folder, the space left and, from the newest build, the space needed."""
+    free = shutil.disk_usage(root).free
+    newest = resolve_build(root, must_exist=False)
+    need = sum(f.stat().st_size for f in newest.rglob("*") if f.is_file()) if newest else 0
+    needed = f"; a build of this index takes about {need / 1e6:,.0f} MB" if need else ""
+    return DiskFull(
+        f"The disk holding {root} is full ({free / 1e6:,.0f} MB free{needed}): free some space and build "
+        "again; the previous build keeps serving."
     )
 
 

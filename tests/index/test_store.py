@@ -238,3 +238,26 @@ def test_what_cleaning_removed_is_counted_per_article_in_the_manifest(seed_index
     assert removed["004_418f61029048f05a"]["byline"] == 1
     assert removed["004_418f61029048f05a"]["related-stories tail"] == 1
     assert removed["000_a04ea2cbfe5e1bb5"]["photo caption"] >= 1
+
+
+@pytest.mark.parametrize("where", ["write", "cache"])
+def test_a_full_disk_is_one_sentence_and_the_old_build_keeps_serving(index_copy, embedder, tmp_path, monkeypatch, where):
+    import errno
+    import sqlite3
+
+    from index import build, store
+    from index.build import DiskFull
+
+    before = (index_copy / "current").resolve()
+    if where == "write":
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(build, "write_build", full)
+    else:
+        def full(self, model, items):
+            raise sqlite3.OperationalError("database or disk is full")
+        monkeypatch.setattr(build.EmbeddingCache, "put_many", full)
+    with pytest.raises(DiskFull, match=rf"The disk holding {index_copy} is full \(.* MB free; a build of this index takes about .* MB\)"):
+        build_index(grown_seeds(tmp_path, 1), index_copy, embedder)
+    assert (index_copy / "current").resolve() == before
+    assert store.resolve_build(index_copy) == before
