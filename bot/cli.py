@@ -315,6 +315,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     import uvicorn
 
     from bot.http import create_app
+    from bot.http_server import server_options
 
     s = settings()
     host, port = host or s.host, port or s.port
@@ -336,9 +337,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             # Each worker process builds its own app from the same environment (create_app reads
             # Settings()), loads its own model and memory-maps the same read-only index files.
             os.environ["NEWSQA_HTTP_WORKERS"] = str(workers)
-            uvicorn.run("bot.http:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+            uvicorn.run("bot.http:create_app", factory=True, host=host, port=port, workers=workers, **server_options())
         else:
-            uvicorn.run(app, host=host, port=port, log_level="info")
+            uvicorn.run(app, host=host, port=port, **server_options())
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after a clean shutdown; that is a normal exit
         pass
 

@@ -1,0 +1,113 @@
+"""What `newsqa serve` adds to uvicorn at the socket: limits on a request's head, and access logs
+without secrets.
+
+uvicorn's httptools protocol reads a request's line and headers without a size limit or a deadline:
+four connections each sending an unfinished 50 MiB header grew a server from 201 to 407 MB, and 50
+sockets sending a byte a second stayed open for as long as they liked. `GuardedHttpToolsProtocol`
+refuses a head larger than MAX_HEAD_BYTES or with more than MAX_HEADERS headers (431, the API's error
+body) and closes a connection whose head has not arrived HEAD_TIMEOUT seconds after the connection
+opened or the previous response went out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from asyncio import TimerHandle, Transport
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers; browsers send 1-8 KB
+MAX_HEADERS = 100
+HEAD_TIMEOUT = 10.0  # seconds for a request's line and headers to arrive
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_bytes = 0
+        self._in_head = True
+        self._head_timer: TimerHandle | None = None
+        self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_too_slow)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        if self._in_head and not self.transport.is_closing():
+            self.transport.close()
+
+    def _refuse(self, message: str) -> None:
+        body = json.dumps({"error": message, "code": "headers_too_large", "detail": None}).encode()
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+        )
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # Still in the head after this chunk: the parser holds at most the limit and one chunk.
+        if self._in_head and self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+            self._refuse(f"The request's headers are larger than {MAX_HEAD_BYTES // 1024} KiB.")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_head_timer()
+        if len(self.headers) > MAX_HEADERS:
+            self._refuse(f"The request has more than {MAX_HEADERS} headers.")
+            return
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():  # keep-alive: the next request's head starts now
+            self._in_head, self._head_bytes = True, 0
+            self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+
+# Query parameters whose values are never written to a log: a client may put its API key there.
+_SECRET_PARAM = re.compile(r"(?i)([?&][^=&#]*(?:key|token|secret|password|auth)[^=&#]*=)[^&#]*")
+
+
+def redact_query(path: str) -> str:
+    return _SECRET_PARAM.sub(r"\1[redacted]", path)
+
+
+class RedactQuerySecrets(logging.Filter):
+    """For uvicorn's access log, whose third argument is the request's path with its query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+        return True
+
+
+def log_config() -> dict:
+    """uvicorn's logging configuration with the access log's query secrets redacted (a dict, so
+    every worker process configures the same)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = json.loads(json.dumps(LOGGING_CONFIG))
+    config.setdefault("filters", {})["redact_query"] = {"()": f"{__name__}.RedactQuerySecrets"}
+    config["loggers"]["uvicorn.access"]["filters"] = ["redact_query"]
+    return config
+
+
+def server_options() -> dict:
+    """What `newsqa serve` passes to `uvicorn.run` besides the app, host and port."""
+    return {"http": GuardedHttpToolsProtocol, "log_config": log_config(), "log_level": "info"}
