@@ -738,6 +738,26 @@ def run_polling(service: QAService, settings: Settings) -> None:
     asyncio.run(main())
 
 
+RECENT_UPDATES = 10_000  # update ids remembered for de-duplication (Telegram resends within minutes)
+
+
+class RecentIds:
+    """The last `size` ids seen, to tell a resent update from a new one."""
+
+    def __init__(self, size: int) -> None:
+        self._order: deque[int] = deque(maxlen=size)
+        self._ids: set[int] = set()
+
+    def first_time(self, value: int) -> bool:
+        if value in self._ids:
+            return False
+        if len(self._order) == self._order.maxlen:
+            self._ids.discard(self._order[0])
+        self._order.append(value)
+        self._ids.add(value)
+        return True
+
+
 class TelegramWebhook:
     """Webhook mode for the HTTP app: `router` takes Telegram's POSTs, `start`/`stop` run the bot.
 
@@ -750,6 +770,7 @@ class TelegramWebhook:
         self.settings = settings
         self.path = path
         self._secret = secret.encode()
+        self._seen = RecentIds(RECENT_UPDATES)
         self.router = APIRouter()
         self.router.add_api_route(path, self.receive, methods=["POST"], include_in_schema=False)
 
@@ -788,12 +809,14 @@ class TelegramWebhook:
         await self.application.shutdown()
 
     async def receive(self, request: Request) -> Response:
+        from bot.http import error_response  # the API's one error body, on this path too
+
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, self._secret):
-            return JSONResponse({"detail": "Wrong or missing secret token."}, status_code=403)
+            return error_response(403, "forbidden", "Wrong or missing secret token.")
         if not self.application.running:
             # Telegram retries later, which is what we want while starting or stopping.
-            return JSONResponse({"detail": "The bot is not running."}, status_code=503)
+            return error_response(503, "not_ready", "The bot is not running.")
         try:
             data = await request.json()
             if not isinstance(data, dict) or "update_id" not in data:
@@ -801,6 +824,11 @@ class TelegramWebhook:
             update = Update.de_json(data, self.application.bot)
         except Exception as exc:  # bad JSON or a shape PTB cannot read: nothing to retry
             log.warning("ignoring an unreadable webhook update: %s", exc)
-            return JSONResponse({"detail": "Not a Telegram update."}, status_code=400)
+            return error_response(400, "invalid_request", "Not a Telegram update.")
+        if not self._seen.first_time(update.update_id):
+            # Telegram resends an update it thinks was lost; answering it again would send the
+            # person a second copy of the answer.
+            log.info("ignoring update %s: already received", update.update_id)
+            return Response(status_code=200)
         await self.application.update_queue.put(update)
         return Response(status_code=200)
