@@ -54,3 +54,20 @@ def test_ids_are_unique_derived_from_the_name_and_independent_of_order(files, rn
     shuffled = paths[:]
     rnd.shuffle(shuffled)
     assert assign_article_ids(shuffled, ROOT) == ids
+
+
+def test_the_manifest_counts_what_is_loaded_when_names_collide(tmp_path):
+    from index.build import build_index
+    from index.store import open_index
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for name in ["x.md", "x.txt", "x-txt.txt", unicodedata.normalize("NFD", "bài ấy.txt"), "bài ấy.txt"]:
+        (seeds / name).write_text(f"Tiêu đề {name}\n\nNội dung riêng của tệp {name}, đủ dài để thành một đoạn.\n", encoding="utf-8")
+    build_index(seeds, tmp_path / "index", None)
+    loaded = open_index(tmp_path / "index")
+    assert loaded.manifest["article_count"] == len(loaded.articles) == 5
+    ids = [p.passage_id for p in loaded.passages]
+    assert len(ids) == len(set(ids)) == loaded.manifest["passage_count"]
+    for p in loaded.passages:
+        assert loaded.articles[p.article_id].text[p.start : p.end] == p.text
