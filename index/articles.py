@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ log = logging.getLogger(__name__)
 
 ARTICLE_SUFFIXES = (".txt", ".md")
 MAX_ARTICLE_BYTES = 2_000_000  # a news article is a few KB; a bigger file is almost surely not one
+# Cleaning is linear in an article's size (a 2 MB file takes a few seconds); a file that still takes
+# longer is skipped, so one odd file cannot hold a build (and its lock) for long.
+MAX_ARTICLE_SECONDS = 30.0
 MAX_REMOVED_SHARE = 0.5  # cleaning may take at most this share of an article's own text…
 MIN_CHARS_TO_KEEP_WHOLE = 400  # …of a file this long; a shorter one that is all noise is skipped
 
@@ -125,7 +129,9 @@ def _not_an_article_file(path: Path, root: Path) -> str | None:
     return None
 
 
-def read_article_file(path: Path, article_id: str, max_bytes: int = MAX_ARTICLE_BYTES) -> tuple[Article | None, str | None]:
+def read_article_file(
+    path: Path, article_id: str, max_bytes: int = MAX_ARTICLE_BYTES, max_seconds: float = MAX_ARTICLE_SECONDS
+) -> tuple[Article | None, str | None]:
     """(the cleaned article, None), or (None, a warning saying why the file was skipped)."""
     try:
         size = path.stat().st_size
@@ -139,7 +145,14 @@ def read_article_file(path: Path, article_id: str, max_bytes: int = MAX_ARTICLE_
     text = decode_article(data)
     if text is None:
         return None, f"{path}: skipped, not UTF-8 text (binary or another encoding)."
+    started = time.monotonic()
     article = clean_article(article_id, text, source=str(path))
+    seconds = time.monotonic() - started
+    if seconds > max_seconds:
+        return None, (
+            f"{path}: skipped, cleaning it took {seconds:.0f} s, over the {max_seconds:.0f}-second budget "
+            "for one article (it is probably not an article)."
+        )
     if not article.text:
         return None, f"{path}: skipped, nothing is left after removing captions and teasers."
     share = removed_share(article)

@@ -151,3 +151,14 @@ def test_an_article_the_cleaner_would_mostly_remove_is_kept_whole_with_a_warning
     (article,) = result.articles
     assert "Đoạn 11" in article.text and article.removed == ()
     assert any("odd.txt: kept whole" in w and "%" in w for w in result.warnings)
+
+
+def test_an_article_over_the_time_budget_is_skipped_by_name(tmp_path):
+    from index.articles import read_article_file
+
+    path = tmp_path / "slow.txt"
+    path.write_text("Tiêu đề\n\n" + "\n".join(f"Dòng số {i} của một tệp rất dài." for i in range(20_000)), encoding="utf-8")
+    article, warning = read_article_file(path, "slow", max_seconds=0.0)
+    assert article is None and "slow.txt: skipped, cleaning it took" in warning and "budget" in warning
+    article, warning = read_article_file(path, "slow")
+    assert article is not None and warning is None
