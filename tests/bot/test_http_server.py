@@ -26,7 +26,9 @@ async def hello(scope, receive, send):
 @pytest.fixture
 def server(monkeypatch) -> Iterator[tuple[str, int]]:
     monkeypatch.setattr(http_server, "HEAD_TIMEOUT", 0.5)
-    config = uvicorn.Config(hello, host="127.0.0.1", port=0, http=GuardedHttpToolsProtocol, log_level="warning",
+    # log_config=None: leave the process's logging alone (uvicorn's own config would stop its access
+    # log reaching the root logger for every later test in this process).
+    config = uvicorn.Config(hello, host="127.0.0.1", port=0, http=GuardedHttpToolsProtocol, log_config=None,
                             timeout_keep_alive=30)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
