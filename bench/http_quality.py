@@ -28,6 +28,8 @@ if str(REPO) not in sys.path:
 import bench.retrieval_bench as rb  # noqa: E402
 from bench.common import DATA_DIR, PYTHON, SEED_QUESTIONS, SEEDS, WORK_DIR, machine_line, serve, table  # noqa: E402
 from index.store import load_build, resolve_build  # noqa: E402
+from retrieval.evaluate import quotes_evidence  # noqa: E402
+from retrieval.models import Answer  # noqa: E402
 
 
 def product_env(index_root: Path, seeds: Path) -> dict[str, str]:
@@ -62,20 +64,16 @@ def seed_metrics(client, url: str) -> list[list[object]]:
     per_kind: dict[str, list[int]] = {}
     tp = fp = fn = 0
     for item in questions:
-        answer = client.post(url + "/ask", json={"question": item["question"]}).raise_for_status().json()
+        reply = client.post(url + "/ask", json={"question": item["question"]}).raise_for_status().json()
+        answer = Answer.model_validate(reply)  # the API's schema is the service's Answer
         answerable = bool(item["answers"])
-        quoted = answer["found"] and any(
-            a["evidence"] in answer["answer"]
-            and any(c["n"] == 1 and c["article_id"] == a["article_id"] and a["evidence"] in c["text"] for c in answer["citations"])
-            for a in item["answers"]
-        )
         stats = per_kind.setdefault(item["kind"], [0, 0, 0])
         stats[0] += 1
-        stats[1] += answer["found"]
-        stats[2] += quoted
-        tp += answer["found"] and answerable
-        fp += answer["found"] and not answerable
-        fn += answerable and not answer["found"]
+        stats[1] += answer.found
+        stats[2] += quotes_evidence(answer, item)
+        tp += answer.found and answerable
+        fp += answer.found and not answerable
+        fn += answerable and not answer.found
     rows = [[kind, n, round(100 * found / n, 1), round(100 * quoted / n, 1)] for kind, (n, found, quoted) in sorted(per_kind.items())]
     rows.append(["found decision", f"precision {100 * tp / max(tp + fp, 1):.1f}", f"recall {100 * tp / max(tp + fn, 1):.1f}", ""])
     return rows

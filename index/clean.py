@@ -8,6 +8,7 @@ drop it from the body and keep it, with the reason, on the `Article` for inspect
 from __future__ import annotations
 
 import re
+import zlib
 
 from index.models import Article, RemovedPart
 from index.text import canonical, fold, nfc, syllables
@@ -56,7 +57,7 @@ class _SeenParagraphs:
     the article's size, not its square (a 100k-line file took over 9 minutes pairwise)."""
 
     def __init__(self) -> None:
-        self._keys: set[str] = set()
+        self._keys: dict[str, int] = {}  # key -> paragraphs kept with it (a teaser's headline may go again)
         self._by_word: dict[str, list[int]] = {}
         self._sets: list[frozenset[str]] = []
         self._order: list[str] = []  # keys added, for `pop`
@@ -64,7 +65,9 @@ class _SeenParagraphs:
     @staticmethod
     def _prefix(words: frozenset[str]) -> list[str]:
         keep = len(words) - int(-(-DUPLICATE_JACCARD * len(words) // 1)) + 1
-        return sorted(words, key=lambda w: (hash(w), w))[:keep]
+        # A checksum, not hash(): the order (and so which paragraphs are compared) is the same in
+        # every process, so the same article always cleans the same way.
+        return sorted(words, key=lambda w: (zlib.crc32(w.encode()), w))[:keep]
 
     def repeats(self, key: str, tokens: list[str]) -> bool:
         if key in self._keys:
@@ -76,7 +79,7 @@ class _SeenParagraphs:
         return any(len(words & self._sets[i]) / len(words | self._sets[i]) >= DUPLICATE_JACCARD for i in candidates)
 
     def add(self, key: str, tokens: list[str]) -> None:
-        self._keys.add(key)
+        self._keys[key] = self._keys.get(key, 0) + 1
         self._order.append(key)
         words = frozenset(tokens)
         self._sets.append(words)
@@ -87,8 +90,9 @@ class _SeenParagraphs:
     def pop(self) -> None:
         """Forget the paragraph added last (a teaser's headline, removed after the fact)."""
         key = self._order.pop()
-        if key not in self._order:
-            self._keys.discard(key)
+        self._keys[key] -= 1
+        if not self._keys[key]:
+            del self._keys[key]
         index = len(self._sets) - 1
         for w in self._prefix(self._sets.pop()):
             rows = self._by_word.get(w)

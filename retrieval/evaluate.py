@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from retrieval.models import Answer
 from retrieval.service import QAService
 
 
@@ -25,15 +26,20 @@ def load_labels(path: Path) -> list[dict[str, Any]]:
     return questions
 
 
+def quotes_evidence(answer: Answer, item: dict[str, Any]) -> bool:
+    """Whether the answer text holds one of the item's evidence strings, from the passage it cites [1]."""
+    return answer.found and any(
+        a["evidence"] in answer.answer
+        and any(c.n == 1 and c.article_id == a["article_id"] and a["evidence"] in c.text for c in answer.citations)
+        for a in item.get("answers", [])
+    )
+
+
 def _rank_of_answer(service: QAService, item: dict[str, Any], top_k: int) -> tuple[int | None, bool, bool]:
     """(rank of the first passage holding an evidence string, found, the answer quotes one from
     the passage it cites as [1])."""
     answer = service.ask(item["question"], top_k)
-    quoted = answer.found and any(
-        a["evidence"] in answer.answer
-        and any(c.n == 1 and c.article_id == a["article_id"] and a["evidence"] in c.text for c in answer.citations)
-        for a in item["answers"]
-    )
+    quoted = quotes_evidence(answer, item)
     if answer.found:
         passages = [(c.article_id, c.text) for c in sorted(answer.citations, key=lambda c: -c.score)]
     else:
