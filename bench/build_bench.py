@@ -41,7 +41,7 @@ from common import (
     wait_for_quiet,
     write_seeds,
 )
-from index.embedder import DEFAULT_BATCH_SIZE
+from newsqa.index.embedder import DEFAULT_BATCH_SIZE
 
 
 @dataclass
@@ -82,21 +82,21 @@ class StepClock:
 
 
 def passage_texts(seeds: Path) -> list[str]:
-    from index.articles import read_articles
-    from index.split import split_passages
+    from newsqa.index.articles import read_articles
+    from newsqa.index.split import split_passages
 
     return [p.embedding_text() for a in read_articles(seeds).articles for p in split_passages(a)]
 
 
 def raw_encode(backend: str, texts: Sequence[str], onnx_dir: Path, batch_size: int) -> float:
-    from index.embedder import model_threads
+    from newsqa.index.embedder import model_threads
 
     if backend == "torch":
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(model_source(), device="cpu")
     else:
-        from index.onnx_backend import load_onnx_model
+        from newsqa.index.onnx_backend import load_onnx_model
 
         model = load_onnx_model(model_source(), backend, onnx_dir, model_threads())
     model.encode(list(texts[:64]), batch_size=batch_size)  # warm
@@ -106,8 +106,8 @@ def raw_encode(backend: str, texts: Sequence[str], onnx_dir: Path, batch_size: i
 
 
 def run(backend: str, seeds: Path, extra_article: tuple[str, str], onnx_dir: Path, batch_size: int, log) -> BuildRun:
-    from index.build import build_index
-    from index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.build import build_index
+    from newsqa.index.embedder import SentenceTransformerEmbedder
 
     texts = passage_texts(seeds)
     log(f"[{backend}] raw encode of {len(texts):,} passages ...")

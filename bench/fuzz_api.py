@@ -41,7 +41,7 @@ from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
-from index.text import nfc  # noqa: E402
+from newsqa.index.text import nfc  # noqa: E402
 
 BLANK_QUESTION = "The question is empty"
 
@@ -162,14 +162,14 @@ def fuzz(app: Any, cases: int = 1000, negative_share: float = 0.4, api_key: str 
 
 
 def _service(index: Path | None, model: str | None) -> Any:
-    from index.build import build_index
-    from retrieval.service import QAService, ServiceConfig
+    from newsqa.index.build import build_index
+    from newsqa.retrieval.service import QAService, ServiceConfig
 
     if index is None:
         index = Path(tempfile.mkdtemp(prefix="newsqa-fuzz-")) / "index"
         embedder = None
         if model:
-            from index.embedder import SentenceTransformerEmbedder
+            from newsqa.index.embedder import SentenceTransformerEmbedder
 
             embedder = SentenceTransformerEmbedder(model)
         build_index(REPO / "seeds", index, embedder)
@@ -188,8 +188,8 @@ def main() -> int:
     parser.add_argument("--rate-limit", type=int, default=0, help="NEWSQA_HTTP_RATE_LIMIT for the app (0 = off)")
     args = parser.parse_args()
 
-    from bot.http import create_app
-    from bot.settings import Settings
+    from newsqa.bot.http import create_app
+    from newsqa.bot.settings import Settings
 
     settings_ = Settings(
         api_key=args.api_key,

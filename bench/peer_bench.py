@@ -44,8 +44,8 @@ class PeerResult:
 
 
 def newsqa_systems(index, backend: str, onnx_dir: Path) -> tuple[dict[str, Callable[[str], list[int]]], float]:
-    from index.embedder import SentenceTransformerEmbedder
-    from retrieval.search import DENSE_ONLY, FusionConfig, HybridSearcher
+    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.retrieval.search import DENSE_ONLY, FusionConfig, HybridSearcher
 
     def embedder():
         e = SentenceTransformerEmbedder(model_path(), backend=backend, onnx_cache_dir=onnx_dir)
@@ -84,9 +84,9 @@ def backend_quality(benches, backends: Sequence[str], onnx_dir: Path, log) -> li
     import numpy as np
 
     import retrieval_bench as rb
-    from index.embedder import SentenceTransformerEmbedder
-    from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
-    from retrieval.search import DENSE_ONLY, FusionConfig, HybridSearcher
+    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
+    from newsqa.retrieval.search import DENSE_ONLY, FusionConfig, HybridSearcher
 
     rows = []
     for bench in benches:
@@ -120,8 +120,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     import retrieval_bench as rb
-    from index.embedder import SentenceTransformerEmbedder
-    from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
+    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
 
     args = parse_args(argv)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731

@@ -35,13 +35,13 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from index.build import build_index, cache_key
-from index.cache import EmbeddingCache, text_hash
-from index.embedder import Embedder
-from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
-from index.store import LoadedIndex, load_build
-from index.text import nfc, strip_diacritics
-from retrieval.search import (
+from newsqa.index.build import build_index, cache_key
+from newsqa.index.cache import EmbeddingCache, text_hash
+from newsqa.index.embedder import Embedder
+from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
+from newsqa.index.store import LoadedIndex, load_build
+from newsqa.index.text import nfc, strip_diacritics
+from newsqa.retrieval.search import (
     DENSE_ONLY,
     LEXICAL_ONLY,
     RRF,
@@ -337,7 +337,7 @@ def run_found(
     held-out ones are hard negatives from the same domain (and some are answerable from another
     article, so precision here is a lower bound).
     """
-    from retrieval.answer import AnswerConfig, decide, diversify, gather_evidence
+    from newsqa.retrieval.answer import AnswerConfig, decide, diversify, gather_evidence
 
     groups = list(dict.fromkeys(a.group or a.key for a in bench.articles))
     kept_groups = set(groups[::2])
@@ -419,7 +419,7 @@ def sweep(
 
 
 def default_model() -> str:
-    from index.embedder import DEFAULT_MODEL
+    from newsqa.index.embedder import DEFAULT_MODEL
 
     return DEFAULT_MODEL
 
@@ -456,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> list[RunResult]:
     embedder = None
     model = None
     if not args.no_dense:
-        from index.embedder import DEFAULT_BACKEND, SentenceTransformerEmbedder
+        from newsqa.index.embedder import DEFAULT_BACKEND, SentenceTransformerEmbedder
 
         model = args.model or default_model()
         backend = args.backend or os.environ.get("NEWSQA_EMBEDDING_BACKEND") or DEFAULT_BACKEND

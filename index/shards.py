@@ -33,11 +33,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from index.embedder import apply_faiss_threads
-from index.lexical import FIELDS, LexicalIndex, LexicalQuery, Vocabularies
-from index.models import Article, Passage
-from index.pools import LazyPool
-from index.store import (
+from newsqa.index.embedder import apply_faiss_threads
+from newsqa.index.lexical import FIELDS, LexicalIndex, LexicalQuery, Vocabularies
+from newsqa.index.models import Article, Passage
+from newsqa.index.pools import LazyPool
+from newsqa.index.store import (
     FORMAT_VERSION,
     MANIFEST,
     MANIFEST_DIGEST,

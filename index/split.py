@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from index.models import Article, Passage
+from newsqa.index.models import Article, Passage
 
 # Bigger passages find more answers with multilingual-e5-small (hybrid MRR@10 at the best dense
 # share, measured with bench/retrieval_bench.py --max-words N on 2026-12-07; 150 / 200 / 300 words:

@@ -47,12 +47,12 @@ from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
-from index import dense_memory
-from index.copies import COPIES, Copies, CopiesExpanded
-from index.embedder import apply_faiss_threads
-from index.lexical import LexicalIndex, Vocabularies
-from index.models import Article, Passage
-from index.readahead import read_in_background, sequential_readahead
+from newsqa.index import dense_memory
+from newsqa.index.copies import COPIES, Copies, CopiesExpanded
+from newsqa.index.embedder import apply_faiss_threads
+from newsqa.index.lexical import LexicalIndex, Vocabularies
+from newsqa.index.models import Article, Passage
+from newsqa.index.readahead import read_in_background, sequential_readahead
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -96,7 +96,7 @@ HNSW_EF_SEARCH = 320
 # A wider construction search builds a better graph (efC 400 with efSearch 640: recall@10 0.940,
 # 0.952 counting identical copies as one neighbour, in 3.6-4.5 ms over three runs, 5.1-5.4 ms on a
 # slower day, 4.0 ms that day from huge pages as a server searches it (index/dense_memory.py);
-# efSearch 768 adds 0.004 for ~0.8-1 ms; docs/README-performance.md) for twice the graph's build time, which is
+# efSearch 768 adds 0.004 for ~0.8-1 ms; docs/performance.md) for twice the graph's build time, which is
 # small beside embedding that many passages. So both widen from their 100k values to these at 1M
 # (a power law through the two points).
 HNSW_EF_CONSTRUCTION_MAX = 400
@@ -837,7 +837,7 @@ def load_build(
     manifest = read_manifest(folder)
     integrity = Integrity()
     if "shards" in manifest:
-        from index.shards import load_sharded
+        from newsqa.index.shards import load_sharded
 
         if verify:
             verify_files(folder, manifest, full=True)

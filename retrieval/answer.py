@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from index.lexical import ACCENTED, ENGLISH_STOP_WORDS, EXONYMS, FOLDED
-from index.models import Passage
-from index.split import split_sentences
-from index.store import LoadedIndex
-from index.text import canonical, fold, nfc, syllables, with_bigrams
-from retrieval.models import Citation
-from retrieval.search import QueryAnalysis, ScoredPassage
+from newsqa.index.lexical import ACCENTED, ENGLISH_STOP_WORDS, EXONYMS, FOLDED
+from newsqa.index.models import Passage
+from newsqa.index.split import split_sentences
+from newsqa.index.store import LoadedIndex
+from newsqa.index.text import canonical, fold, nfc, syllables, with_bigrams
+from newsqa.retrieval.models import Citation
+from newsqa.retrieval.search import QueryAnalysis, ScoredPassage
 
 # Words that carry the question's form, not its topic (folded); they are ignored when measuring
 # how much of a question a passage covers (BM25 still sees them, with their low IDF).
@@ -44,7 +44,7 @@ SECOND_SENTENCE_COSINE = 0.02
 
 @dataclass(frozen=True)
 class AnswerConfig:
-    """When the evidence is strong enough to answer; chosen on tests/data/seed_questions.json and
+    """When the evidence is strong enough to answer; chosen on retrieval/data/seed_questions.json and
     checked against held-out ViNewsQA/XQuAD articles (docs/quality.md)."""
 
     # IDF-weighted share of the question's topic words (and word pairs) one top passage contains.

@@ -13,8 +13,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from retrieval.models import Answer
-from retrieval.service import QAService
+from newsqa.retrieval.models import Answer
+from newsqa.retrieval.service import QAService
+
+# The labelled questions over the two seed articles, shipped inside the package for `newsqa eval`.
+SEED_QUESTIONS = Path(__file__).resolve().parent / "data" / "seed_questions.json"
 
 
 def load_labels(path: Path) -> list[dict[str, Any]]:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.embedder import Embedder, apply_faiss_threads
-from index.lexical import LexicalQuery, analyse_query
-from index.pools import LazyPool
-from index.store import LoadedIndex
-from index.text import canonical, fold, has_diacritics, nfc, syllables, vietnamese_share
-from retrieval.calibration import DenseBaseline
+from newsqa.index.embedder import Embedder, apply_faiss_threads
+from newsqa.index.lexical import LexicalQuery, analyse_query
+from newsqa.index.pools import LazyPool
+from newsqa.index.store import LoadedIndex
+from newsqa.index.text import canonical, fold, has_diacritics, nfc, syllables, vietnamese_share
+from newsqa.retrieval.calibration import DenseBaseline
 
 WEIGHTED = "weighted"
 RRF = "rrf"
@@ -38,7 +38,7 @@ VIETNAMESE_SHARE = 0.5
 # scores BM25 (its posting sums release the GIL too) and the service prepares the best lexical
 # passages for the answer: at 100k passages BM25 takes 1-2 ms and the HNSW search 1-2 ms, so
 # overlapping saves ~1 ms with eager torch, ~2 ms with ONNX int8 and ~4 ms with a torch trace
-# (docs/README-performance.md). Below it BM25 costs less than a thread hand-off.
+# (docs/performance.md). Below it BM25 costs less than a thread hand-off.
 OVERLAP_MIN_PASSAGES = 5_000
 DENSE_THREADS = 32  # at most one per question in flight; idle ones cost nothing
 # The lexical candidates' threshold is read off one score in this many (`top_k_positive`).

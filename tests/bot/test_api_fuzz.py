@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from bench.fuzz_api import FuzzReport, fuzz
-from bot.http import create_app
-from bot.settings import Settings
+from newsqa.bot.http import create_app
+from newsqa.bot.settings import Settings
 from tests.conftest import http_settings
 
 API_KEY = "fuzz-key-0123456789abcdef"
@@ -37,7 +37,7 @@ def assert_clean(report: FuzzReport, at_least: int) -> None:
 @pytest.fixture(scope="module")
 def keyword_service(tmp_path_factory, service_factory):
     """A keyword-only index of the seeds: the same API, ten times as many requests a second."""
-    from index.build import build_index
+    from newsqa.index.build import build_index
     from tests.conftest import SEEDS
 
     root = tmp_path_factory.mktemp("fuzz-index")

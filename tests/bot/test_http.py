@@ -25,13 +25,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from bot.http import create_app
-from bot.settings import Settings
-from index.build import build_index
-from index.store import resolve_build, swap_current
-from index.text import nfc
-from retrieval.models import Answer, SearchResult
-from retrieval.service import QAService, ServiceConfig
+from newsqa.bot.http import create_app
+from newsqa.bot.settings import Settings
+from newsqa.index.build import build_index
+from newsqa.index.store import resolve_build, swap_current
+from newsqa.index.text import nfc
+from newsqa.retrieval.models import Answer, SearchResult
+from newsqa.retrieval.service import QAService, ServiceConfig
 from tests.conftest import REPO, SEEDS, http_settings
 
 API_KEY = "test-key-0123456789"
@@ -514,7 +514,7 @@ def test_reload_under_concurrent_requests_fails_no_request(index_copy, service_f
 
 
 def test_a_bad_new_build_is_refused_and_the_old_one_keeps_serving(index_copy, service_factory, serve, caplog):
-    caplog.set_level(logging.INFO, logger="bot.http")
+    caplog.set_level(logging.INFO, logger="newsqa.bot.http")
     url = serve(create_app(make_settings(reload_interval=0.1), service_factory(index_copy)))
     old_build = ready(url)["build_id"]
 
@@ -701,9 +701,9 @@ def test_the_telegram_webhook_is_mounted_and_started_with_the_app(seed_service, 
         async def receive(self) -> dict[str, bool]:
             return {"ok": True}
 
-    module = types.ModuleType("bot.telegram")
+    module = types.ModuleType("newsqa.bot.telegram")
     module.TelegramWebhook = FakeWebhook  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bot.telegram", module)
+    monkeypatch.setitem(sys.modules, "newsqa.bot.telegram", module)
 
     server = LiveServer(create_app(make_settings(telegram_webhook_path="/tg/hook"), seed_service))
     url = server.start()
@@ -716,7 +716,7 @@ def test_the_telegram_webhook_is_mounted_and_started_with_the_app(seed_service, 
 
 
 def test_a_missing_telegram_module_is_a_clear_error(seed_service, monkeypatch):
-    monkeypatch.setitem(sys.modules, "bot.telegram", None)
+    monkeypatch.setitem(sys.modules, "newsqa.bot.telegram", None)
     with pytest.raises(RuntimeError, match="NEWSQA_TELEGRAM_WEBHOOK_PATH is set but"):
         create_app(make_settings(telegram_webhook_path="/tg/hook"), seed_service)
 

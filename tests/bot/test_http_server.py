@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from bot import http_server
-from bot.http_server import GuardedHttpToolsProtocol, RedactQuerySecrets
+from newsqa.bot import http_server
+from newsqa.bot.http_server import GuardedHttpToolsProtocol, RedactQuerySecrets
 
 
 async def hello(scope, receive, send):

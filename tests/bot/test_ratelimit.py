@@ -18,9 +18,9 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from bot.http import create_app
-from bot.ratelimit import MAX_CLIENTS, RateLimit, TokenBuckets, client_key
-from bot.settings import Settings
+from newsqa.bot.http import create_app
+from newsqa.bot.ratelimit import MAX_CLIENTS, RateLimit, TokenBuckets, client_key
+from newsqa.bot.settings import Settings
 from tests.bot.test_http import LiveServer, assert_error
 from tests.conftest import http_settings
 
@@ -238,9 +238,9 @@ def test_the_telegram_webhook_path_is_exempt(seed_service, monkeypatch):
         async def receive(self) -> dict[str, bool]:
             return {"ok": True}
 
-    module = types.ModuleType("bot.telegram")
+    module = types.ModuleType("newsqa.bot.telegram")
     module.TelegramWebhook = FakeWebhook  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bot.telegram", module)
+    monkeypatch.setitem(sys.modules, "newsqa.bot.telegram", module)
     app = create_app(app_settings(http_rate_limit=2, telegram_webhook_path=" /tg/hook "), seed_service)
 
     async def scenario() -> None:

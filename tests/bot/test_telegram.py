@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from bot.settings import Settings
-from bot.telegram import (
+from newsqa.bot.settings import Settings
+from newsqa.bot.telegram import (
     REDACTOR,
     SECRET_HEADER,
     AllowList,
@@ -36,8 +36,8 @@ from bot.telegram import (
     is_transient,
     poll,
 )
-from bot.telegram_format import EN, VI
-from retrieval.answer import NOT_FOUND_EN, NOT_FOUND_VI
+from newsqa.bot.telegram_format import EN, VI
+from newsqa.retrieval.answer import NOT_FOUND_EN, NOT_FOUND_VI
 from tests.bot.fake_bot_api import BOT_USER, FakeBotApi, parse_telegram_html, utf16_len, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,7 +121,7 @@ def assert_clean(fake: FakeBotApi) -> None:
 @pytest.fixture(scope="module")
 def hostile_service(tmp_path_factory: pytest.TempPathFactory, embedder: Any, service_factory: Any) -> Any:
     """An index of one article whose title and text are full of HTML and ampersands."""
-    from index.build import build_index
+    from newsqa.index.build import build_index
 
     seeds = tmp_path_factory.mktemp("hostile-seeds")
     (seeds / "hostile.txt").write_text(
@@ -219,7 +219,7 @@ def test_long_reply_is_split_into_valid_parts(
     """The seed articles plus long ones on the same subject, so /sources runs past 4,096 characters."""
     import shutil
 
-    from index.build import build_index
+    from newsqa.index.build import build_index
     from tests.conftest import SEEDS
 
     seeds = tmp_path / "seeds"
@@ -507,7 +507,7 @@ def test_rejected_or_unreachable_token_is_one_sentence_without_the_token(
     [(None, "TELEGRAM_BOT_TOKEN is not set"), ("12345:short", "does not look like a bot token")],
 )
 def test_cli_refuses_a_missing_or_malformed_token_in_one_sentence(token: str | None, expected: str) -> None:
-    from bot.cli import cli
+    from newsqa.bot.cli import cli
 
     env = {"TELEGRAM_BOT_TOKEN": token, "NEWSQA_TELEGRAM_BOT_TOKEN": None}
     result = CliRunner().invoke(cli, ["bot"], env=env)
@@ -533,7 +533,7 @@ def test_newsqa_bot_process_answers_and_stops_on_sigterm(
     log_file = tmp_path / "bot.log"
     with log_file.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "-vv", "bot"], cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "newsqa.bot.cli", "-vv", "bot"], cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT
         )
         try:
             wait_until(lambda: fake.calls_to("getUpdates") or process.poll() is not None, timeout=120)
@@ -608,7 +608,7 @@ def test_webhook_router_checks_the_secret_and_answers(seed_service: Any, fake: F
 
 
 def test_webhook_mounted_by_the_http_app(seed_service: Any, fake: FakeBotApi) -> None:
-    http = pytest.importorskip("bot.http")
+    http = pytest.importorskip("newsqa.bot.http")
     app = http.create_app(webhook_settings(fake, reload_interval=0), seed_service)
     with TestClient(app) as client:
         check_webhook(client, fake)

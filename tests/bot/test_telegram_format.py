@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.telegram_format import (
+from newsqa.bot.telegram_format import (
     ARTICLE_TITLES,
     EN,
     HELP_TITLES,
@@ -25,9 +25,9 @@ from bot.telegram_format import (
     split_html,
     utf16_len,
 )
-from index.models import Article
-from retrieval.answer import NOT_FOUND_EN, NOT_FOUND_VI
-from retrieval.models import Answer, Citation
+from newsqa.index.models import Article
+from newsqa.retrieval.answer import NOT_FOUND_EN, NOT_FOUND_VI
+from newsqa.retrieval.models import Answer, Citation
 from tests.bot.fake_bot_api import HtmlError, parse_telegram_html
 
 HOSTILE = '<b>bold</b> & <i>unbalanced <script>alert("x")</script> &amp; </u> [1] &#x27;'

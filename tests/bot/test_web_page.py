@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from bot.http import create_app
-from bot.settings import Settings
+from newsqa.bot.http import create_app
+from newsqa.bot.settings import Settings
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.articles import assign_article_ids, read_articles
+from newsqa.index.articles import assign_article_ids, read_articles
 
 ROOT = Path("/seeds")
 
@@ -57,8 +57,8 @@ def test_ids_are_unique_derived_from_the_name_and_independent_of_order(files, rn
 
 
 def test_the_manifest_counts_what_is_loaded_when_names_collide(tmp_path):
-    from index.build import build_index
-    from index.store import open_index
+    from newsqa.index.build import build_index
+    from newsqa.index.store import open_index
 
     seeds = tmp_path / "seeds"
     seeds.mkdir()

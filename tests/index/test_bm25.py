@@ -9,8 +9,8 @@ import bm25s
 import numpy as np
 import pytest
 
-from index import bm25
-from index.lexical import FIELDS, LexicalIndex, _TOKENIZERS, analyse_query
+from newsqa.index import bm25
+from newsqa.index.lexical import FIELDS, LexicalIndex, _TOKENIZERS, analyse_query
 
 K1, B = 1.2, 0.75
 

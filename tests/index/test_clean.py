@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from index.articles import read_articles
-from index.clean import clean_article
+from newsqa.index.articles import read_articles
+from newsqa.index.clean import clean_article
 from tests.conftest import SEEDS
 
 PUTIN = "000_a04ea2cbfe5e1bb5"
@@ -154,7 +154,7 @@ def test_an_article_the_cleaner_would_mostly_remove_is_kept_whole_with_a_warning
 
 
 def test_an_article_over_the_time_budget_is_skipped_by_name(tmp_path):
-    from index.articles import read_article_file
+    from newsqa.index.articles import read_article_file
 
     path = tmp_path / "slow.txt"
     path.write_text("Tiêu đề\n\n" + "\n".join(f"Dòng số {i} của một tệp rất dài." for i in range(20_000)), encoding="utf-8")

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index import store
-from index.copies import COPIES, Copies, CopiesExpanded
+from newsqa.index import store
+from newsqa.index.copies import COPIES, Copies, CopiesExpanded
 
 
 def unit(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:
@@ -89,8 +89,8 @@ def test_asking_for_more_rows_than_there_are_pads_with_minus_one():
 def test_a_build_with_copies_stores_each_vector_once_and_searches_every_row(tmp_path):
     rng = np.random.default_rng(3)
     vectors = with_copies(rng, 30, 80, dim=8)
-    from index.lexical import LexicalIndex
-    from index.models import Article, Passage
+    from newsqa.index.lexical import LexicalIndex
+    from newsqa.index.models import Article, Passage
 
     articles = [Article(article_id="a", title="t", text="x", source="s", paragraph_spans=((0, 1),))]
     passages = [Passage(passage_id=f"a:{i}", article_id="a", title="t", paragraph=0, start=0, end=1, text="x")

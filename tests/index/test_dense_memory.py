@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from index import dense_memory, store
-from index.copies import COPIES, Copies, CopiesExpanded
-from index.dense_memory import MMAP, PRIVATE, PrivateCopy, SwappableDense
+from newsqa.index import dense_memory, store
+from newsqa.index.copies import COPIES, Copies, CopiesExpanded
+from newsqa.index.dense_memory import MMAP, PRIVATE, PrivateCopy, SwappableDense
 from tests.index.test_copies import unit, with_copies
 from tests.index.test_shards import one_and_four  # noqa: F401  (a fixture)
 
@@ -128,7 +128,7 @@ def test_mmap_mode_and_small_indexes_start_no_copy(tmp_path, monkeypatch):
 
 
 def test_a_service_answers_the_same_from_the_copy(private_mode, monkeypatch, tmp_path, embedder, service_factory):
-    from index.build import build_index
+    from newsqa.index.build import build_index
     from tests.conftest import SEEDS
 
     root = tmp_path / "index"
@@ -147,7 +147,7 @@ def test_a_service_answers_the_same_from_the_copy(private_mode, monkeypatch, tmp
 
 
 def test_a_build_says_where_its_vectors_are_searched(monkeypatch, tmp_path, embedder):
-    from index.build import build_index
+    from newsqa.index.build import build_index
     from tests.conftest import SEEDS
 
     root = tmp_path / "index"
@@ -199,7 +199,7 @@ def test_auto_copies_only_for_a_one_process_server_with_huge_pages(setting, serv
 
 
 def test_the_setting_reaches_the_store(monkeypatch):
-    from bot.settings import Settings
+    from newsqa.bot.settings import Settings
 
     monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
     Settings(dense_memory="private").apply_process(serving=False)
@@ -211,7 +211,7 @@ def test_the_setting_reaches_the_store(monkeypatch):
 
 
 def test_a_sharded_build_searches_each_shard_from_its_copy(one_and_four, private_mode, embedder, mixed_questions):
-    from retrieval.search import HybridSearcher
+    from newsqa.retrieval.search import HybridSearcher
 
     one, four = (store.open_index(p) for p in one_and_four)
     copies = [shard.dense_copy for shard in four.shards]

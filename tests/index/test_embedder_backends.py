@@ -15,8 +15,8 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from index import onnx_backend  # noqa: E402
-from index.embedder import (  # noqa: E402
+from newsqa.index import onnx_backend  # noqa: E402
+from newsqa.index.embedder import (  # noqa: E402
     DEFAULT_BATCH_SIZE,
     Embedder,
     ModelUnavailable,
@@ -102,8 +102,8 @@ def test_onnx_embedder_keeps_the_protocol(onnx_embedder, embedder):
 def test_the_embedding_cache_keeps_each_backends_vectors_apart(embedder, int8_embedder, tmp_path):
     """int8 vectors differ slightly from torch's: a build with the other backend embeds afresh
     and stores what that backend makes; going back reuses the first backend's vectors."""
-    from index.build import build_index
-    from index.store import open_index
+    from newsqa.index.build import build_index
+    from newsqa.index.store import open_index
 
     seeds = Path(__file__).resolve().parents[2] / "seeds"
     root = tmp_path / "index"
@@ -156,16 +156,16 @@ def test_exports_default_to_the_model_folder(tmp_path):
 
 
 def test_a_model_that_is_not_here_fails_as_with_torch(tmp_path, caplog):
-    from index.embedder import ModelUnavailable
+    from newsqa.index.embedder import ModelUnavailable
 
-    with caplog.at_level(logging.WARNING, logger="index.embedder"), pytest.raises(ModelUnavailable, match="NEWSQA_EMBEDDING_MODEL"):
+    with caplog.at_level(logging.WARNING, logger="newsqa.index.embedder"), pytest.raises(ModelUnavailable, match="NEWSQA_EMBEDDING_MODEL"):
         SentenceTransformerEmbedder(str(tmp_path / "no-model"), backend="onnx-int8", onnx_cache_dir=tmp_path).warm_up()
     assert "backend is not available" not in caplog.text  # one message, torch's
 
 
 def test_a_model_onnx_cannot_mirror_falls_back_to_torch(tiny_model_path, tmp_path, caplog):
     # The tiny model is a StaticEmbedding, not Transformer + Pooling.
-    with caplog.at_level(logging.WARNING, logger="index.embedder"):
+    with caplog.at_level(logging.WARNING, logger="newsqa.index.embedder"):
         e = SentenceTransformerEmbedder(tiny_model_path, backend="onnx", onnx_cache_dir=tmp_path)
         vectors = e.encode_passages(["nga yêu cầu nato"])
     assert e.active_backend == "torch" and vectors.shape == (1, 16)
@@ -204,7 +204,7 @@ def test_thread_settings_reach_torch_and_faiss(restore_threads, monkeypatch):
     import faiss
     import torch
 
-    from bot.settings import Settings
+    from newsqa.bot.settings import Settings
 
     monkeypatch.setenv("NEWSQA_TORCH_THREADS", "1")
     monkeypatch.setenv("NEWSQA_FAISS_THREADS", "1")
@@ -215,7 +215,7 @@ def test_thread_settings_reach_torch_and_faiss(restore_threads, monkeypatch):
 def test_automatic_thread_counts_depend_on_serving(monkeypatch):
     import os
 
-    from bot.settings import Settings
+    from newsqa.bot.settings import Settings
 
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert Settings(http_max_concurrency=2).thread_counts(serving=True) == (4, 1)
@@ -227,8 +227,8 @@ def test_automatic_thread_counts_depend_on_serving(monkeypatch):
 def test_shard_search_threads_are_the_cores_beyond_a_questions_two(restore_threads, monkeypatch):
     import os
 
-    from bot.settings import Settings
-    from index import shards
+    from newsqa.bot.settings import Settings
+    from newsqa.index import shards
 
     monkeypatch.setattr(shards, "SEARCH_THREADS", shards.SEARCH_THREADS)  # restored after the test
     for cores, workers, serving, expected in [(2, 1, True, 1), (1, 1, False, 1), (8, 1, True, 7), (8, 2, True, 3), (8, 2, False, 7)]:
@@ -244,8 +244,8 @@ def test_thread_settings_apply_when_the_library_loads_later(restore_threads, emb
     import faiss
     import torch
 
-    from index import embedder as embedder_module
-    from index.store import open_index
+    from newsqa.index import embedder as embedder_module
+    from newsqa.index.store import open_index
 
     configure_threads(1, 1)
     torch.set_num_threads(2)
@@ -259,8 +259,8 @@ def test_thread_settings_apply_when_the_library_loads_later(restore_threads, emb
 def test_create_app_applies_the_thread_settings(restore_threads, seed_service, monkeypatch):
     import torch
 
-    from bot.http import create_app
-    from bot.settings import Settings
+    from newsqa.bot.http import create_app
+    from newsqa.bot.settings import Settings
 
     torch.set_num_threads(2)
     create_app(Settings(torch_threads=1, reload_interval=0), seed_service)
@@ -273,8 +273,8 @@ def test_the_faiss_thread_count_reaches_the_threads_that_search(restore_threads,
 
     import faiss
 
-    from index.store import open_index
-    from retrieval.search import HybridSearcher
+    from newsqa.index.store import open_index
+    from newsqa.retrieval.search import HybridSearcher
 
     wanted = (os.cpu_count() or 1) + 1  # unlike any thread's default, which is the number of cores
     configure_threads(None, wanted)

@@ -25,13 +25,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import index.build
-from bot.http import create_app
-from bot.settings import Settings
-from index.articles import SeedsError, read_articles
-from index.build import build_index
-from index.split import split_passages
-from index.store import (
+import newsqa.index.build
+from newsqa.bot.http import create_app
+from newsqa.bot.settings import Settings
+from newsqa.index.articles import SeedsError, read_articles
+from newsqa.index.build import build_index
+from newsqa.index.split import split_passages
+from newsqa.index.store import (
     BUILDS,
     IndexCorrupt,
     IndexUnavailable,
@@ -39,8 +39,8 @@ from index.store import (
     open_index,
     resolve_build,
 )
-from index.text import nfc
-from retrieval.service import BadQuestion, QAService, ServiceConfig
+from newsqa.index.text import nfc
+from newsqa.retrieval.service import BadQuestion, QAService, ServiceConfig
 from tests.bot.test_http import LiveServer, assert_error, wait_for
 from tests.conftest import REPO, http_settings
 
@@ -113,11 +113,11 @@ def assert_next_build_succeeds(root: Path, seeds: Path) -> None:
 # pause before or after it runs), so the test can kill it exactly there.
 PAUSING_BUILD = """
 import importlib, pathlib, sys, time
-from index.build import build_index
+from newsqa.index.build import build_index
 
 target, when, marker, seeds, root = sys.argv[1:6]
 module_name, _, attribute = target.partition(":")
-owner = importlib.import_module(module_name if target != "none" else "index.build")
+owner = importlib.import_module(module_name if target != "none" else "newsqa.index.build")
 *parents, name = (attribute or "build_index").split(".")
 for parent in parents:
     owner = getattr(owner, parent)
@@ -137,14 +137,14 @@ build_index(pathlib.Path(seeds), pathlib.Path(root), None)
 
 # (what the kill interrupts, function to stop at, before/after it, what is on disk at that moment)
 KILL_POINTS = [
-    ("holding the build lock, reading seeds", "index.build:read_articles", "before", "nothing new"),
-    ("index built in memory, nothing written", "index.build:write_build", "before", "nothing new"),
-    ("jsonl files written, rows not yet", "index.store:np.savez", "before", "temporary: jsonl"),
-    ("all data files written, no manifest", "index.store:file_entry", "before", "temporary: data"),
-    ("manifest written, not synced or renamed", "index.store:_fsync_tree", "before", "temporary: complete"),
-    ("renamed into builds/, not yet verified", "index.build:load_build", "before", "new build, not current"),
-    ("new link made, not yet swapped in", "index.store:os.symlink", "after", "new link, not current"),
-    ("swapped in, old builds not yet pruned", "index.build:prune_builds", "before", "swapped"),
+    ("holding the build lock, reading seeds", "newsqa.index.build:read_articles", "before", "nothing new"),
+    ("index built in memory, nothing written", "newsqa.index.build:write_build", "before", "nothing new"),
+    ("jsonl files written, rows not yet", "newsqa.index.store:np.savez", "before", "temporary: jsonl"),
+    ("all data files written, no manifest", "newsqa.index.store:file_entry", "before", "temporary: data"),
+    ("manifest written, not synced or renamed", "newsqa.index.store:_fsync_tree", "before", "temporary: complete"),
+    ("renamed into builds/, not yet verified", "newsqa.index.build:load_build", "before", "new build, not current"),
+    ("new link made, not yet swapped in", "newsqa.index.store:os.symlink", "after", "new link, not current"),
+    ("swapped in, old builds not yet pruned", "newsqa.index.build:prune_builds", "before", "swapped"),
 ]
 
 
@@ -319,13 +319,13 @@ def test_admin_reload_refuses_a_damaged_build_and_keeps_serving(template, root, 
 @pytest.mark.parametrize(("victim", "damage"), DAMAGE[:3], ids=DAMAGE_IDS[:3])
 def test_the_watcher_refuses_a_build_damaged_after_it_was_verified(template, root, served, monkeypatch, victim, damage):
     # The build verifies what it wrote, then the disk changes under it before the swap.
-    real_swap = index.build.swap_current
+    real_swap = newsqa.index.build.swap_current
 
     def damaged_swap(index_root: Path, folder: Path) -> None:
         damage(folder / victim)
         real_swap(index_root, folder)
 
-    monkeypatch.setattr(index.build, "swap_current", damaged_swap)
+    monkeypatch.setattr(newsqa.index.build, "swap_current", damaged_swap)
     url, old_build = served(reload_interval=0.1)
     build_index(template["grown"], root, None)
     with httpx.Client(base_url=url, timeout=30) as c:
@@ -388,7 +388,7 @@ def assert_nothing_written(root: Path, before: Path | None, builds_before: set[s
 def cli_build(seeds: Path, root: Path) -> tuple[int, str]:
     from click.testing import CliRunner
 
-    from bot.cli import cli
+    from newsqa.bot.cli import cli
 
     args = ["index", "build", "--lexical-only", "--seeds", str(seeds), "--index-dir", str(root)]
     result = CliRunner().invoke(cli, args)

@@ -12,11 +12,11 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from index.build import build_index  # noqa: E402
-from index.embedder import SentenceTransformerEmbedder  # noqa: E402
-from index.ray_build import ActorPlan, RayEngine, RayUnavailable  # noqa: E402
-from index.store import open_index  # noqa: E402
-from retrieval.search import HybridSearcher  # noqa: E402
+from newsqa.index.build import build_index  # noqa: E402
+from newsqa.index.embedder import SentenceTransformerEmbedder  # noqa: E402
+from newsqa.index.ray_build import ActorPlan, RayEngine, RayUnavailable  # noqa: E402
+from newsqa.index.store import open_index  # noqa: E402
+from newsqa.retrieval.search import HybridSearcher  # noqa: E402
 
 
 
@@ -83,7 +83,7 @@ def test_ray_build_reports_skipped_files_like_the_local_build(ray_engine, embedd
 def test_unreachable_cluster_is_one_sentence(tmp_path):
     """Through the CLI, in a process of its own (a failed ray.init leaves its process unusable)."""
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "index", "build", "--lexical-only", "--engine", "ray",
+        [sys.executable, "-m", "newsqa.bot.cli", "index", "build", "--lexical-only", "--engine", "ray",
          "--address", "127.0.0.1:9", "--index-dir", str(tmp_path / "idx")],
         capture_output=True, text=True, timeout=180,
     )
@@ -110,7 +110,7 @@ def test_ray_missing_is_one_sentence(monkeypatch):
 
 
 def test_gpus_go_to_the_actors_only_when_their_model_can_use_one():
-    from bot.settings import Settings
+    from newsqa.bot.settings import Settings
 
     torch_auto = Settings(embedding_backend="torch")
     assert torch_auto.embeds_on_gpu

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.build import build_index
-from index.lexical import FIELDS, LexicalIndex, Vocabularies
-from index import shards
-from index.shards import ShardedDense, ShardedLexical, fan_out, plan_shards
-from index.store import IndexCorrupt, load_build, open_index, resolve_build
-from retrieval.search import HybridSearcher, analyse
+from newsqa.index.build import build_index
+from newsqa.index.lexical import FIELDS, LexicalIndex, Vocabularies
+from newsqa.index import shards
+from newsqa.index.shards import ShardedDense, ShardedLexical, fan_out, plan_shards
+from newsqa.index.store import IndexCorrupt, load_build, open_index, resolve_build
+from newsqa.retrieval.search import HybridSearcher, analyse
 
 
 
@@ -228,7 +228,7 @@ def test_a_corpus_that_fits_one_shard_is_a_plain_build(seed_index):
 
 
 def test_plan_cuts_at_article_boundaries_into_balanced_shards(generated_seeds):
-    from index.build import LocalEngine
+    from newsqa.index.build import LocalEngine
 
     articles, passages, _ = LocalEngine().read(generated_seeds, 2_000_000, 150, 50)
     plans = plan_shards(articles, passages, 4)
@@ -255,7 +255,7 @@ def clustered_vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
 def test_compressed_index_records_its_measured_recall_and_survives_a_round_trip(kind, tmp_path):
     import faiss
 
-    from index import store
+    from newsqa.index import store
 
     vectors = clustered_vectors(12_000)
     index = store.make_dense_index(vectors, kind=kind)
@@ -275,7 +275,7 @@ def test_compressed_index_records_its_measured_recall_and_survives_a_round_trip(
 
 
 def test_recall_of_a_poor_index_is_reported_as_poor():
-    from index import store
+    from newsqa.index import store
 
     vectors = clustered_vectors(5_000)
     index = store.make_dense_index(vectors, kind="ivf")
@@ -284,7 +284,7 @@ def test_recall_of_a_poor_index_is_reported_as_poor():
 
 
 def test_index_type_follows_the_size_of_the_shard():
-    from index import store
+    from newsqa.index import store
 
     assert store.choose_index_type(19_999) == "flat"
     assert store.choose_index_type(500_000) == "hnsw"
@@ -294,8 +294,8 @@ def test_index_type_follows_the_size_of_the_shard():
 def test_build_reports_the_recall_of_an_approximate_index(one_and_four, generated_seeds, embedder, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from bot.cli import cli
-    from index import store
+    from newsqa.bot.cli import cli
+    from newsqa.index import store
 
     (tmp_path / "idx").mkdir()
     shutil.copy(one_and_four[0] / "embeddings.sqlite", tmp_path / "idx" / "embeddings.sqlite")  # vectors known
@@ -320,7 +320,7 @@ def test_build_reports_the_recall_of_an_approximate_index(one_and_four, generate
      ("hnsw_ef_construction", "HNSW_EF_CONSTRUCTION", "HNSW_EF_CONSTRUCTION_MAX")],
 )
 def test_hnsw_search_and_construction_widen_as_the_graph_grows(width, small, large):
-    from index import store
+    from newsqa.index import store
 
     sizes = [20_000, 100_000, 300_000, 1_000_000, 3_000_000]
     widths = [getattr(store, width)(n) for n in sizes]
@@ -329,7 +329,7 @@ def test_hnsw_search_and_construction_widen_as_the_graph_grows(width, small, lar
 
 
 def test_the_manifest_records_the_graph_as_built(tmp_path):
-    from index import store
+    from newsqa.index import store
 
     vectors = clustered_vectors(store.HNSW_THRESHOLD + 10)
     info = store.dense_index_info(store.make_dense_index(vectors, kind="hnsw"))

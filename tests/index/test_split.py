@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from index.articles import read_articles
-from index.clean import clean_article
-from index.split import split_passages, split_sentences
+from newsqa.index.articles import read_articles
+from newsqa.index.clean import clean_article
+from newsqa.index.split import split_passages, split_sentences
 from tests.conftest import SEEDS
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.build import build_index
-from index.embedder import ModelUnavailable, SentenceTransformerEmbedder
-from index.store import (
+from newsqa.index.build import build_index
+from newsqa.index.embedder import ModelUnavailable, SentenceTransformerEmbedder
+from newsqa.index.store import (
     CURRENT,
     IndexCorrupt,
     IndexMissing,
@@ -23,7 +23,7 @@ from index.store import (
     open_index,
     resolve_build,
 )
-from retrieval.service import ModelMismatch
+from newsqa.retrieval.service import ModelMismatch
 from tests.conftest import REPO, SEEDS
 
 
@@ -66,7 +66,7 @@ def test_a_flipped_bit_is_detected(index_copy):
 
 
 def test_index_built_with_another_model_is_refused_clearly(seed_index, tiny_model_path, service_factory):
-    from retrieval.service import QAService, ServiceConfig
+    from newsqa.retrieval.service import QAService, ServiceConfig
 
     service = QAService(ServiceConfig(index_dir=seed_index, model=tiny_model_path))
     with pytest.raises(ModelMismatch) as err:
@@ -130,7 +130,7 @@ def test_build_killed_with_sigkill_leaves_the_old_index_and_the_next_build_succe
     before = resolve_build(index_copy)
     seeds = grown_seeds(tmp_path, 400)
     env = os.environ | {"NEWSQA_EMBEDDING_MODEL": model_path, "NEWSQA_INDEX_DIR": str(index_copy), "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "bot.cli", "index", "build", "--seeds", str(seeds)]
+    cmd = [sys.executable, "-m", "newsqa.bot.cli", "index", "build", "--seeds", str(seeds)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # Kill it once it is embedding (the cache file grows), i.e. in the middle of real work.
     cache = index_copy / "embeddings.sqlite"
@@ -179,7 +179,7 @@ def test_lexical_only_build_answers_without_a_model(tmp_path, service_factory):
 
 
 def test_empty_or_missing_seeds_fail_clearly_and_write_nothing(tmp_path, embedder):
-    from index.articles import SeedsError
+    from newsqa.index.articles import SeedsError
 
     with pytest.raises(SeedsError, match="does not exist"):
         build_index(tmp_path / "none", tmp_path / "idx", embedder)
@@ -245,8 +245,8 @@ def test_a_full_disk_is_one_sentence_and_the_old_build_keeps_serving(index_copy,
     import errno
     import sqlite3
 
-    from index import build, store
-    from index.build import DiskFull
+    from newsqa.index import build, store
+    from newsqa.index.build import DiskFull
 
     before = (index_copy / "current").resolve()
     if where == "write":

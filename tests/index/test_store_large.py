@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from index import store
-from index.build import build_index
-from index.store import IndexCorrupt, JsonlRows, load_build, open_index, resolve_build
+from newsqa.index import store
+from newsqa.index.build import build_index
+from newsqa.index.store import IndexCorrupt, JsonlRows, load_build, open_index, resolve_build
 from tests.conftest import SEEDS
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from index.text import (
+from newsqa.index.text import (
     canonical,
     fold,
     has_diacritics,

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from index.embedder import SentenceTransformerEmbedder
-from index.traced import TracedSentenceModel, TraceUnsupported, trace_model
+from newsqa.index.embedder import SentenceTransformerEmbedder
+from newsqa.index.traced import TracedSentenceModel, TraceUnsupported, trace_model
 
 TEXTS = [
     "What did Russia demand from NATO?",
@@ -51,7 +51,7 @@ def test_threads_share_one_trace(embedder):
 
 
 def test_a_model_that_is_not_a_transformer_runs_eagerly(tiny_model_path, caplog):
-    caplog.set_level(logging.DEBUG, logger="index.traced")
+    caplog.set_level(logging.DEBUG, logger="newsqa.index.traced")
     e = SentenceTransformerEmbedder(tiny_model_path, query_cache_size=0)
     e.warm_up()
     assert e._traced is None and e.active_backend == "torch"
@@ -63,16 +63,16 @@ def test_a_model_that_is_not_a_transformer_runs_eagerly(tiny_model_path, caplog)
 
 def test_a_trace_that_does_not_reproduce_the_model_is_refused(eager, monkeypatch, caplog):
     # Any difference at all counts as a mismatch here, so the check must refuse the trace.
-    monkeypatch.setattr("index.traced.TOLERANCE", -1.0)
+    monkeypatch.setattr("newsqa.index.traced.TOLERANCE", -1.0)
     with pytest.raises(TraceUnsupported, match="differs from the model"):
         TracedSentenceModel(eager._model)
-    caplog.set_level(logging.DEBUG, logger="index.traced")
+    caplog.set_level(logging.DEBUG, logger="newsqa.index.traced")
     assert trace_model(eager._model) is None
     assert "differs from the model" in caplog.text
 
 
 def test_tracing_can_be_turned_off_by_setting(monkeypatch, model_path):
-    from bot.settings import Settings
+    from newsqa.bot.settings import Settings
 
     monkeypatch.setenv("NEWSQA_TORCH_TRACE", "false")
     settings = Settings(embedding_model=model_path, embedding_backend="torch")

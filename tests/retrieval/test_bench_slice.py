@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import retrieval_bench as rb
-from index.text import has_diacritics
+from newsqa.index.text import has_diacritics
 
 DATA = Path(os.environ.get("NEWSQA_BENCHDATA", rb.DEFAULT_DATA_DIR))
 pytestmark = pytest.mark.skipif(

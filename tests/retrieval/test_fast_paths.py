@@ -9,10 +9,10 @@ import unicodedata
 import numpy as np
 import pytest
 
-from index.models import Passage
-from index.text import _lower, _place_tone, canonical, fold, nfc, syllables, with_bigrams
-from retrieval import answer, search
-from retrieval.search import top_k_positive
+from newsqa.index.models import Passage
+from newsqa.index.text import _lower, _place_tone, canonical, fold, nfc, syllables, with_bigrams
+from newsqa.retrieval import answer, search
+from newsqa.retrieval.search import top_k_positive
 
 TRICKY = [
     "ΟΔΟΣ Σ ΑΣ Β",  # final sigma: str.lower() of the whole string differs from per character
@@ -129,7 +129,7 @@ def test_top_k_positive_on_corpus_sized_arrays_equals_the_stable_sort():
 def test_bm25_sums_are_bm25s_get_scores_to_the_bit(seed_service, monkeypatch):
     """The GIL-free posting sum (scipy's CSC kernel) and its np.add.at fallback both give exactly
     what bm25s' own get_scores gives, token order and repeated tokens included."""
-    from index import lexical
+    from newsqa.index import lexical
 
     index = seed_service._current().index.lexical
     rng = random.Random(11)

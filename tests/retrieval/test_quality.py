@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.lexical import ACCENTED, FOLDED, LexicalIndex, analyse_query, infer_groups
-from index.models import Passage
-from index.store import load_build, resolve_build
-from retrieval.answer import (
+from newsqa.index.lexical import ACCENTED, FOLDED, LexicalIndex, analyse_query, infer_groups
+from newsqa.index.models import Passage
+from newsqa.index.store import load_build, resolve_build
+from newsqa.retrieval.answer import (
     NOT_FOUND_EN,
     NOT_FOUND_VI,
     AnswerConfig,
@@ -20,8 +20,8 @@ from retrieval.answer import (
     diversify,
     names,
 )
-from retrieval.evaluate import evaluate_file, format_report
-from retrieval.search import (
+from newsqa.retrieval.evaluate import SEED_QUESTIONS, evaluate_file, format_report
+from newsqa.retrieval.search import (
     DENSE_ONLY,
     LEXICAL_ONLY,
     FusionConfig,
@@ -31,7 +31,7 @@ from retrieval.search import (
     is_vietnamese,
 )
 
-LABELS = Path(__file__).resolve().parent.parent / "data" / "seed_questions.json"
+LABELS = SEED_QUESTIONS
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import shutil
 
 import pytest
 
-from index.build import build_index
-from index.embedder import ModelUnavailable
-from index.store import IndexCorrupt, resolve_build
-from index.text import has_diacritics
-from retrieval.service import BadQuestion
+from newsqa.index.build import build_index
+from newsqa.index.embedder import ModelUnavailable
+from newsqa.index.store import IndexCorrupt, resolve_build
+from newsqa.index.text import has_diacritics
+from newsqa.retrieval.service import BadQuestion
 from tests.conftest import SEEDS
 
 PUTIN = "000_a04ea2cbfe5e1bb5"
@@ -136,7 +136,7 @@ def test_reload_picks_up_a_new_build_and_refuses_a_corrupt_one(index_copy, servi
 
 
 def test_unloadable_model_degrades_to_keyword_search_with_a_notice(seed_index, model_path):
-    from retrieval.service import QAService, ServiceConfig
+    from newsqa.retrieval.service import QAService, ServiceConfig
 
     class Unreachable:
         def __init__(self, name):
@@ -152,8 +152,8 @@ def test_unloadable_model_degrades_to_keyword_search_with_a_notice(seed_index, m
 
 
 def test_a_large_build_is_served_without_reading_every_article(tmp_path, monkeypatch, embedder, service_factory, seed_service):
-    from index import store
-    from index.build import build_index
+    from newsqa.index import store
+    from newsqa.index.build import build_index
     from tests.conftest import SEEDS
 
     monkeypatch.setattr(store, "LAZY_ROWS", 0)  # the seed build counts as large: rows read on access
@@ -183,7 +183,7 @@ def test_a_large_build_is_served_without_reading_every_article(tmp_path, monkeyp
 def test_a_damaged_current_build_at_start_up_serves_the_previous_one(index_copy, embedder, service_factory, tmp_path):
     import shutil
 
-    from index.build import build_index
+    from newsqa.index.build import build_index
     from tests.conftest import SEEDS
 
     seeds = tmp_path / "seeds"
