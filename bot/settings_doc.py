@@ -77,21 +77,6 @@ GROUPS: list[tuple[str, str, str | None, list[str]]] = [
     ),
 ]
 
-# Used only while a field has no `description` in bot/settings.py; a description there wins.
-FALLBACK_DESCRIPTIONS: dict[str, str] = {
-    "passage_max_words": "largest passage, in words: whole sentences are packed into passages up to it, and a sentence is never cut",
-    "passage_min_words": "a passage still shorter than this may continue into the next paragraph",
-    "max_top_k": "largest `top_k` (HTTP), `k` (`/search`) or `-k` (CLI) a request may ask for",
-    "max_question_chars": "longest question accepted, counted as typed",
-    "fusion": "how the BM25 and dense scores are combined: weighted (shares set by the question's language) or rrf (reciprocal rank fusion)",
-    "dense_weight_vi": "share of the dense signal for a Vietnamese question, with or without diacritics",
-    "dense_weight_en": "share of the dense signal for a question in another language (English)",
-    "min_coverage": "share of the question's topic words the best passage must hold for an answer (without it, the dense lift decides)",
-    "verify_checksums": "check the index files against the manifest's checksums at load",
-    "api_key": "bearer key that every endpoint except /healthz, the page and the API docs requires when set; unset = open",
-    "telegram_bot_token": "the bot's token from @BotFather; `newsqa bot` and the webhook need it",
-}
-
 INTRO = """\
 # Configuration
 
@@ -189,7 +174,7 @@ def allowed_text(field: FieldInfo) -> str:
 
 
 def description_text(name: str, field: FieldInfo) -> str:
-    return field.description or FALLBACK_DESCRIPTIONS.get(name, "")
+    return field.description or ""
 
 
 def _cell(text: str) -> str:

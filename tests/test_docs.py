@@ -167,3 +167,10 @@ def test_no_run_history_wording():
     assert not hits, (
         "run-history wording (a measurement carries its date, command and machine instead):\n" + "\n".join(hits)
     )
+
+
+def test_every_setting_is_described():
+    from newsqa.bot.settings import Settings
+
+    bare = [name for name, field in Settings.model_fields.items() if not (field.description or "").strip()]
+    assert not bare, f"settings without a description in bot/settings.py: {bare}"
