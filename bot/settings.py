@@ -10,8 +10,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from newsqa.index import dense_memory, shards
-from newsqa.index.embedder import (
+from newsqa.index.embedding.embedder import (
     AUTO_DEVICE,
     BACKENDS,
     DEFAULT_BACKEND,
@@ -20,10 +19,11 @@ from newsqa.index.embedder import (
     GPU_BATCH_SIZE,
     SentenceTransformerEmbedder,
     can_use_gpu,
-    configure_threads,
 )
-from newsqa.index.shards import DEFAULT_SHARD_PASSAGES
+from newsqa.index.scale import dense_memory, shards
+from newsqa.index.scale.shard_writer import DEFAULT_SHARD_PASSAGES
 from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
+from newsqa.index.threads import configure_threads
 from newsqa.retrieval.answer import AnswerConfig
 from newsqa.retrieval.search import FusionConfig
 from newsqa.retrieval.service import MAX_QUESTION_CHARS, MAX_TOP_K, QAService, ServiceConfig
@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         description="bearer key that every endpoint except /healthz, the page and the API docs requires when set; unset = open",
     )
 
-    # HTTP API (`newsqa serve`, bot/http.py)
+    # HTTP API (`newsqa serve`, bot/http/)
     host: str = Field("127.0.0.1", description="address `newsqa serve` listens on")
     port: int = Field(8000, ge=1, le=65535, description="port `newsqa serve` listens on")
     http_max_body_bytes: int = Field(65_536, ge=1024, le=16_777_216, description="largest request body read; more is 413")
@@ -138,7 +138,7 @@ class Settings(BaseSettings):
         description="the bot's token from @BotFather; `newsqa bot` and the webhook need it",
     )
 
-    # Telegram bot (`newsqa bot`, bot/telegram.py)
+    # Telegram bot (`newsqa bot`, bot/telegram/)
     allowed_chats: str = Field(
         "", pattern=r"^[\s,]*(-?\d+[\s,]*)*$", description="comma-separated chat or user ids the bot answers; empty = all"
     )

@@ -15,23 +15,22 @@ from typing import Protocol
 import numpy as np
 
 from newsqa.index.articles import MAX_ARTICLE_BYTES, SeedsError, read_articles
-from newsqa.index.cache import EmbeddingCache, text_hash
-from newsqa.index.embedder import Embedder, ModelUnavailable
+from newsqa.index.embedding.cache import EmbeddingCache, text_hash
+from newsqa.index.embedding.embedder import Embedder, ModelUnavailable
+from newsqa.index.format import CACHE, IndexUnavailable, resolve_build
 from newsqa.index.lexical import LexicalIndex
+from newsqa.index.loader import load_build
 from newsqa.index.models import Article, Passage
-from newsqa.index.shards import DEFAULT_SHARD_PASSAGES, ShardJob, plan_shards, shard_count, write_sharded_build, write_shards_here
-from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS, split_passages
-from newsqa.index.store import (
-    CACHE,
-    BuildContents,
-    IndexUnavailable,
-    build_lock,
-    load_build,
-    prune_builds,
-    resolve_build,
-    swap_current,
-    write_build,
+from newsqa.index.scale.shard_writer import (
+    DEFAULT_SHARD_PASSAGES,
+    ShardJob,
+    plan_shards,
+    shard_count,
+    write_sharded_build,
+    write_shards_here,
 )
+from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS, split_passages
+from newsqa.index.writer import BuildContents, build_lock, prune_builds, swap_current, write_build
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +57,8 @@ def _no_progress(step: str, done: int, total: int) -> None:
 
 
 # Encodes texts for a build, yielding the vectors of consecutive chunks of them in order; called
-# with a tick(n) to report n more texts done. The local one runs the model here; index.ray_build's
-# runs it on a Ray actor pool.
+# with a tick(n) to report n more texts done. The local one runs the model here;
+# index.scale.ray_build's runs it on a Ray actor pool.
 Encoder = Callable[[list[str], Callable[[int], None]], Iterator[np.ndarray]]
 CACHE_CHUNK = 256  # commit to the cache as we go: an interrupted build keeps what it embedded
 
@@ -184,8 +183,8 @@ def build_index(
 
     Nothing visible changes until the new build is written, re-read and verified; any failure
     before that leaves the previous build serving. `embedder=None` builds a lexical-only index.
-    `engine` says where the work runs (this process by default; `index.ray_build.RayEngine` on a
-    Ray cluster); `shards` how many shards to cut the index into (default: one per
+    `engine` says where the work runs (this process by default; `index.scale.ray_build.RayEngine`
+    on a Ray cluster); `shards` how many shards to cut the index into (default: one per
     `shard_passages` passages).
     """
     started = time.perf_counter()

@@ -7,11 +7,10 @@ bm25s' own `index` builds and ~7x faster; saved and loaded by bm25s); we supply 
 A question typed without any diacritic is matched against the folded field, where "nga yeu cau"
 meets "Nga yêu cầu"; an accented question uses the accented field, where "bảo" and "bão" differ.
 
-Query side, measured on UIT-ViNewsQA dev (see docs/quality.md): bigrams count half as much
-as syllables (MRR@10 +0.9 over equal weight; a bigram already implies its two syllables), and the
-question's own form words ("gì", "bao nhiêu", ...) are dropped as syllables but kept inside
-bigrams (+0.5). k1/b and the BM25 variant (Lucene, Robertson, BM25+, BM25L, ATIRE) moved MRR by
-less than 0.3, so bm25s' Lucene scoring with k1=1.2, b=0.75 stays.
+A question's query (`LexicalQuery`) is made by `retrieval.query`. Measured on UIT-ViNewsQA dev
+(see docs/quality.md): bigrams count half as much as syllables (MRR@10 +0.9 over equal weight; a
+bigram already implies its two syllables). k1/b and the BM25 variant (Lucene, Robertson, BM25+,
+BM25L, ATIRE) moved MRR by less than 0.3, so bm25s' Lucene scoring with k1=1.2, b=0.75 stays.
 """
 
 from __future__ import annotations
@@ -31,16 +30,7 @@ import bm25s
 import numpy as np
 
 from newsqa.index import bm25
-from newsqa.index.text import (
-    canonical,
-    fold,
-    has_diacritics,
-    nfc,
-    syllables,
-    tokens_accented,
-    tokens_both,
-    tokens_folded,
-)
+from newsqa.index.text import tokens_accented, tokens_both, tokens_folded
 
 ACCENTED = "accented"
 FOLDED = "folded"
@@ -56,63 +46,6 @@ logging.getLogger("bm25s").setLevel(logging.ERROR)
 
 
 BIGRAM_WEIGHT = 0.5
-# Words that make a Vietnamese sentence a question; they say nothing about the topic. Only these
-# few: a longer list (của, được, những, ...) measured no better, and each folded form also hides
-# content words ("bao" is also bão, báo, bảo), which bigrams still catch.
-QUESTION_WORDS = frozenset("gì nào ai sao đâu bao nhiêu thế như là có không".split())
-_QUESTION_WORDS_FOLDED = frozenset(map(fold, QUESTION_WORDS))
-# English function words. In a question asked in English over Vietnamese text they match
-# Vietnamese syllables by accident ("to" → tô, tổ; "an" → ăn; "do" → đó), and they drown the
-# names and numbers that really match: dropping them raised XQuAD English→Vietnamese BM25 MRR@10
-# from 32.5 to 38.3.
-ENGLISH_STOP_WORDS = frozenset(
-    """a an the of to in on at by for from with about as is are was were be been being do does did
-    what which who whom whose when where why how that this these those it its and or not no than then
-    there their they he she his her him we you i me my our your can could would should will shall may
-    might must has have had""".split()
-)
-
-# Places and bodies as Vietnamese news writes them, for questions asked in English: "Russia" is
-# "Nga" in the articles, and without this an English question shares no word with its answer but
-# the names that are spelt alike (NATO, Putin). Keys are folded English words or word pairs.
-EXONYMS: dict[str, str] = {
-    "russia": "Nga", "russian": "Nga", "russians": "Nga", "moscow": "Moskva", "kremlin": "Điện Kremlin",
-    "britain": "Anh", "british": "Anh", "uk": "Anh", "england": "Anh", "english": "Anh", "london": "London",
-    "america": "Mỹ", "american": "Mỹ", "americans": "Mỹ", "us": "Mỹ", "usa": "Mỹ", "united_states": "Mỹ Hoa Kỳ",
-    "france": "Pháp", "french": "Pháp", "paris": "Paris", "germany": "Đức", "german": "Đức", "berlin": "Berlin",
-    "china": "Trung Quốc", "chinese": "Trung Quốc", "beijing": "Bắc Kinh", "japan": "Nhật Bản", "japanese": "Nhật Bản",
-    "tokyo": "Tokyo", "korea": "Hàn Quốc Triều Tiên", "south_korea": "Hàn Quốc", "north_korea": "Triều Tiên",
-    "india": "Ấn Độ", "indian": "Ấn Độ", "australia": "Úc Australia", "australian": "Úc", "canada": "Canada",
-    "italy": "Italy Ý", "italian": "Italy Ý", "spain": "Tây Ban Nha", "spanish": "Tây Ban Nha",
-    "poland": "Ba Lan", "polish": "Ba Lan", "netherlands": "Hà Lan", "dutch": "Hà Lan", "belgium": "Bỉ",
-    "sweden": "Thụy Điển", "finland": "Phần Lan", "norway": "Na Uy", "denmark": "Đan Mạch", "swiss": "Thụy Sĩ",
-    "switzerland": "Thụy Sĩ", "greece": "Hy Lạp", "greek": "Hy Lạp", "turkey": "Thổ Nhĩ Kỳ", "egypt": "Ai Cập",
-    "vietnam": "Việt Nam", "vietnamese": "Việt Nam", "hanoi": "Hà Nội", "ho_chi_minh": "Hồ Chí Minh",
-    "thailand": "Thái Lan", "cambodia": "Campuchia", "laos": "Lào", "singapore": "Singapore", "indonesia": "Indonesia",
-    "philippines": "Philippines", "malaysia": "Malaysia", "taiwan": "Đài Loan", "iran": "Iran", "israel": "Israel",
-    "europe": "châu Âu", "european": "châu Âu", "eastern_europe": "Đông Âu", "western_europe": "Tây Âu",
-    "asia": "châu Á", "asian": "châu Á", "africa": "châu Phi", "african": "châu Phi", "west": "phương Tây",
-    "western": "phương Tây", "east": "phía đông", "eastern": "phía đông", "baltic": "Baltic",
-    "european_union": "Liên minh châu Âu EU", "united_nations": "Liên hợp quốc", "un": "Liên hợp quốc",
-    "white_house": "Nhà Trắng", "pentagon": "Lầu Năm Góc", "state_department": "Bộ Ngoại giao Mỹ",
-    "foreign_ministry": "Bộ Ngoại giao", "prime_minister": "Thủ tướng", "president": "Tổng thống",
-}
-
-
-def exonym_terms(folded_words: Sequence[str]) -> list[list[str]]:
-    """Folded Vietnamese syllables of each place an English question names (word pairs first)."""
-    out: list[list[str]] = []
-    i = 0
-    while i < len(folded_words):
-        pair = "_".join(folded_words[i : i + 2])
-        if i + 1 < len(folded_words) and pair in EXONYMS:
-            out.append(syllables(fold(EXONYMS[pair])))
-            i += 2
-            continue
-        if folded_words[i] in EXONYMS:
-            out.append(syllables(fold(EXONYMS[folded_words[i]])))
-        i += 1
-    return out
 
 
 @dataclass(frozen=True)
@@ -126,31 +59,6 @@ class LexicalQuery:
         """(weight, tokens) pairs whose BM25 scores add up to the query's score."""
         split = len(self.tokens) - self.bigrams
         return [(1.0, self.tokens[:split]), (BIGRAM_WEIGHT, self.tokens[split:])]
-
-
-def analyse_query(question: str, vietnamese: bool = True) -> LexicalQuery:
-    """Pick the field for a question: folded only when the user typed no diacritic at all.
-
-    `vietnamese` says which language's question words to drop (see `retrieval.search.is_vietnamese`).
-    """
-    field = ACCENTED if has_diacritics(question) else FOLDED
-    key = canonical(nfc(question))
-    if field == FOLDED:
-        key = fold(key)
-    words = syllables(key)
-    if not vietnamese:
-        stop = ENGLISH_STOP_WORDS
-    else:
-        stop = QUESTION_WORDS if field == ACCENTED else _QUESTION_WORDS_FOLDED
-    topic = [w for w in words if w not in stop]
-    bigrams = [f"{a}_{b}" for a, b in zip(words, words[1:])]
-    if not vietnamese:
-        # The Vietnamese names of the places it mentions, matched like the rest of the question.
-        places = exonym_terms([fold(w) for w in words])
-        field = FOLDED
-        topic = [fold(w) for w in topic] + [w for place in places for w in place]
-        bigrams = [fold(b) for b in bigrams] + [f"{a}_{b}" for place in places for a, b in zip(place, place[1:])]
-    return LexicalQuery(field, topic + bigrams, len(bigrams))
 
 
 VOCAB_FILE = "vocab.index.json"  # bm25s's name for a field's vocabulary

@@ -225,29 +225,6 @@ def tokens_both(text: str) -> tuple[list[str], list[str]]:
     return with_bigrams(syllables(key)), with_bigrams(syllables(fold(key)))
 
 
-# A folded Vietnamese syllable: optional onset, a vowel nucleus, optional coda. English words
-# mostly fail it ("what", "does", "from"), so the share of words that pass tells the language of
-# an unaccented question without any model (ViNewsQA questions typed without marks: ≥ 0.7 for
-# 99%; XQuAD's English questions: ≤ 0.45 for 99%).
-_SYLLABLE_RE = re.compile(
-    r"(?:ngh|ng|gh|gi|kh|nh|ph|qu|th|tr|ch|[bcdghklmnprstvx])?"
-    r"(?:uye|uya|uyu|ieu|yeu|uoi|uou|oai|oay|oeo|uay|uai|ai|ao|au|ay|eo|eu|ia|ie|iu|oa|oe|oi|ua|ue|ui|uo|uu|uy|ye|[aeiouy])"
-    r"(?:ch|nh|ng|[cmnpt])?"
-)
-
-
-def is_vietnamese_syllable(folded: str) -> bool:
-    return _SYLLABLE_RE.fullmatch(folded) is not None
-
-
-def vietnamese_share(text: str) -> float:
-    """Share of the words (numbers aside) that are well-formed Vietnamese syllables."""
-    words = [w for w in syllables(fold(canonical(nfc(text)))) if not any(c.isdigit() for c in w)]
-    if not words:
-        return 0.0
-    return sum(map(is_vietnamese_syllable, words)) / len(words)
-
-
 def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
     sa, sb = set(a), set(b)
     if not sa and not sb:

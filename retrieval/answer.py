@@ -11,28 +11,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from newsqa.index.lexical import ACCENTED, ENGLISH_STOP_WORDS, EXONYMS, FOLDED
+from newsqa.index.lexical import ACCENTED, FOLDED
 from newsqa.index.models import Passage
 from newsqa.index.split import split_sentences
-from newsqa.index.store import LoadedIndex
+from newsqa.index.loaded import LoadedIndex
 from newsqa.index.text import canonical, fold, nfc, syllables, with_bigrams
 from newsqa.retrieval.models import Citation
-from newsqa.retrieval.search import QueryAnalysis, ScoredPassage
+from newsqa.retrieval.query import EXONYMS, QueryAnalysis, asked_names, topic_terms
+from newsqa.retrieval.search import ScoredPassage
 
-# Words that carry the question's form, not its topic (folded); they are ignored when measuring
-# how much of a question a passage covers (BM25 still sees them, with their low IDF).
-QUESTION_WORDS = frozenset(
-    """gi nao ai sao dau bao nhieu the nhu la co khong nhung cac cua va thi ma duoc bi hay voi ve
-    tai vi khi nay do mot hoac nguoi ra len da se dang cho
-    what who whom whose which when where why how did does do is are was were be been the a an of to
-    in on for from by with about as at and or that this these those it its his her their there
-    tell me please""".split()
-)
-# Capitalised in English but titles, not names: "President Macron" names only Macron.
-TITLES = frozenset(
-    """president prime minister ministry foreign state department secretary general spokesman spokeswoman
-    chancellor king queen prince mr mrs ms dr""".split()
-)
 NEAR_DUPLICATE = 0.6  # share of a passage's words and word pairs already in a better-ranked one
 MAX_ANSWER_CHARS = 420
 EVIDENCE_PASSAGES = 3  # the found decision and the answer look at this many top passages
@@ -65,15 +52,6 @@ class AnswerConfig:
 
 NOT_FOUND_VI = "Xin lỗi, tôi không tìm thấy câu trả lời cho câu hỏi này trong các bài báo đã có."
 NOT_FOUND_EN = "Sorry, I could not find an answer to that question in the indexed articles."
-
-
-def topic_terms(words: list[str], folded: bool = True) -> list[str]:
-    """Topic syllables of a question, and the adjacent pairs of them (Vietnamese words)."""
-    keys = words if folded else [fold(w) for w in words]
-    keep = [w not in QUESTION_WORDS and k not in QUESTION_WORDS for w, k in zip(words, keys)]
-    topic = [w for w, k in zip(words, keep) if k]
-    pairs = [f"{a}_{b}" for (a, ka), (b, kb) in zip(zip(words, keep), zip(words[1:], keep[1:])) if ka and kb]
-    return topic + pairs
 
 
 def sentence_terms(analysis: QueryAnalysis) -> list[str]:
@@ -134,36 +112,6 @@ def coverage(terms: list[str], idf: dict[str, float], tokens: set[str]) -> float
     return hit / total if total > 0 else 0.0
 
 
-_WORD_OR_STOP = re.compile(r"\w+|[.?!:;]")
-
-
-def names(question: str) -> list[str]:
-    """Folded names a question mentions: capitalised words not opening a sentence, acronyms, numbers.
-
-    Names survive translation ("NATO", "Putin", "Ned Price" are written the same in Vietnamese
-    news), so they are the one lexical clue an English question shares with Vietnamese text.
-    """
-    return [key for key, sure in _name_candidates(question) if sure]
-
-
-def _name_candidates(question: str) -> list[tuple[str, bool]]:
-    """(folded word, is a name for sure) for every name and every capitalised sentence opener."""
-    found: dict[str, bool] = {}
-    sentence_start = True
-    for token in _WORD_OR_STOP.findall(nfc(question)):
-        if not token[0].isalnum() and token[0] != "_":
-            sentence_start = True
-            continue
-        acronym = len(token) > 1 and token.isupper()
-        capitalised = len(token) > 1 and token[0].isupper()  # "I" is not a name
-        if any(c.isdigit() for c in token) or acronym or capitalised:
-            sure = not sentence_start or acronym or token[0].isdigit()
-            key = fold(token)
-            found[key] = found.get(key, False) or sure
-        sentence_start = False
-    return list(found.items())
-
-
 @lru_cache(maxsize=TEXT_CACHE)
 def _name_tokens(text: str) -> frozenset[str]:
     """Folded words written with a capital or a digit: how names appear in the articles."""
@@ -179,18 +127,6 @@ def _passage_names(passage: Passage) -> frozenset[str]:
 @lru_cache(maxsize=TEXT_CACHE)
 def _sentences(text: str) -> tuple[str, ...]:
     return tuple(text[span.start : span.end] for span in split_sentences(text))
-
-
-def asked_names(question: str, index: LoadedIndex) -> tuple[str, ...]:
-    """The question's names; a capitalised first word counts when the articles never use it
-    (in Vietnamese a question often opens with a name: "Đức sẽ gửi ...", "Nga yêu cầu ...")."""
-    out = []
-    for key, sure in _name_candidates(question):
-        if key in QUESTION_WORDS or key in ENGLISH_STOP_WORDS or key in TITLES:  # "What ...", "Ai là ..."
-            continue
-        if sure or index.lexical.known_fraction([key]) == 0.0:
-            out.append(key)
-    return tuple(out)
 
 
 def _name_present(name: str, names_seen: set[str], words_seen: set[str]) -> bool:
@@ -252,7 +188,7 @@ def gather_evidence(
     terms = topic_terms(words, folded=field == FOLDED)
     idf = index.lexical.idf_of(field, terms)
     best = max((coverage(terms, idf, _passage_tokens(p, field)) for p in top), default=0.0)
-    asked = asked_names(analysis.question, index)
+    asked = asked_names(analysis.question, index.lexical)
     # Case matters: "Pháp" (France) is not "pháp lý" (legal).
     seen = frozenset().union(*(_passage_names(p) for p in top))
     words = frozenset().union(*(_passage_tokens(p) for p in top))

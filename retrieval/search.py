@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from newsqa.index.embedder import Embedder, apply_faiss_threads
-from newsqa.index.lexical import LexicalQuery, analyse_query
+from newsqa.index.embedding.embedder import Embedder
+from newsqa.index.lexical import LexicalQuery
+from newsqa.index.loaded import LoadedIndex
 from newsqa.index.pools import LazyPool
-from newsqa.index.store import LoadedIndex
-from newsqa.index.text import canonical, fold, has_diacritics, nfc, syllables, vietnamese_share
+from newsqa.index.threads import apply_faiss_threads
 from newsqa.retrieval.calibration import DenseBaseline
+from newsqa.retrieval.query import QueryAnalysis, analyse
 
 WEIGHTED = "weighted"
 RRF = "rrf"
@@ -30,9 +31,6 @@ LEXICAL_ONLY = "lexical"  # diagnostics and benchmarks: one signal alone
 DENSE_ONLY = "dense"
 METHODS = (WEIGHTED, RRF, LEXICAL_ONLY, DENSE_ONLY)
 RRF_K = 60
-# An unaccented question is Vietnamese when at least this share of its words are well-formed
-# Vietnamese syllables (measured separation: Vietnamese ≥ 0.7, English ≤ 0.45, 99% of each).
-VIETNAMESE_SHARE = 0.5
 # From this many passages on, the dense side of a question (its embedding when the model lets go
 # of the GIL, then the FAISS search, which always does) runs on a worker thread while this thread
 # scores BM25 (its posting sums release the GIL too) and the service prepares the best lexical
@@ -70,27 +68,6 @@ class ScoredPassage:
     score: float
     lexical: float  # raw BM25 of the passage (without the article's share)
     dense: float | None  # cosine similarity, None when no dense signal
-
-
-@dataclass(frozen=True)
-class QueryAnalysis:
-    lexical: LexicalQuery
-    vietnamese: bool
-    folded_terms: list[str]  # folded unigrams, for answer-sentence scoring
-    question: str = ""  # as asked (NFC), for the answer's evidence checks
-
-
-def is_vietnamese(question: str) -> bool:
-    return has_diacritics(question) or vietnamese_share(question) >= VIETNAMESE_SHARE
-
-
-def analyse(question: str, index: LoadedIndex | None = None) -> QueryAnalysis:
-    """What the question is made of; `index` is accepted for callers that pass it, and unused."""
-    vietnamese = is_vietnamese(question)
-    terms = syllables(fold(canonical(nfc(question))))
-    return QueryAnalysis(
-        lexical=analyse_query(question, vietnamese), vietnamese=vietnamese, folded_terms=terms, question=nfc(question)
-    )
 
 
 def top_k_positive(values: np.ndarray, k: int) -> np.ndarray:
@@ -372,8 +349,5 @@ __all__ = [
     "FusionConfig",
     "HybridSearcher",
     "PendingSearch",
-    "QueryAnalysis",
     "ScoredPassage",
-    "analyse",
-    "is_vietnamese",
 ]

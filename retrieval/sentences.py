@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from newsqa.index.embedder import Embedder, VectorCache
+from newsqa.index.embedding.embedder import Embedder, VectorCache
 
 CACHE_SENTENCES = 8192
 

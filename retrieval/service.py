@@ -16,9 +16,11 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
-from newsqa.index.embedder import Embedder, ModelUnavailable, SentenceTransformerEmbedder
+from newsqa.index.embedding.embedder import Embedder, ModelUnavailable, SentenceTransformerEmbedder
+from newsqa.index.format import IndexCorrupt, IndexUnavailable, earlier_builds, resolve_build
+from newsqa.index.loaded import LoadedIndex
+from newsqa.index.loader import load_build
 from newsqa.index.models import Article, Passage
-from newsqa.index.store import IndexCorrupt, IndexUnavailable, LoadedIndex, earlier_builds, load_build, resolve_build
 from newsqa.index.text import nfc
 from newsqa.retrieval.answer import AnswerConfig, compose, prepare
 from newsqa.retrieval.calibration import DenseBaseline

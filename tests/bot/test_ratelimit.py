@@ -1,4 +1,4 @@
-"""Per-client rate limit of the HTTP API (bot/ratelimit.py): token buckets, who counts as a client,
+"""Per-client rate limit of the HTTP API (bot/http/ratelimit.py): token buckets, who counts as a client,
 the 429 a client gets, and the wiring into create_app."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -19,7 +18,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from newsqa.bot.http import create_app
-from newsqa.bot.ratelimit import MAX_CLIENTS, RateLimit, TokenBuckets, client_key
+from newsqa.bot.http.ratelimit import MAX_CLIENTS, RateLimit, TokenBuckets, client_key
 from newsqa.bot.settings import Settings
 from tests.bot.test_http import LiveServer, assert_error
 from tests.conftest import http_settings
@@ -220,10 +219,12 @@ def test_429_is_documented_when_the_limit_is_on(seed_service):
 
 def test_the_telegram_webhook_path_is_exempt(seed_service, monkeypatch):
     class FakeWebhook:
+        """What bot/http/telegram_hook.py needs of the bot's TelegramWebhook, without Telegram."""
+
+        running = True
+
         def __init__(self, settings: Settings) -> None:
-            self.router = APIRouter()
-            path = (settings.telegram_webhook_path or "").strip()  # as TelegramWebhook does
-            self.router.add_api_route(path, self.receive, methods=["POST"])
+            self.path = (settings.telegram_webhook_path or "").strip()  # as TelegramWebhook does
 
         @classmethod
         def from_settings(cls, service: Any, settings: Settings) -> FakeWebhook:
@@ -235,12 +236,15 @@ def test_the_telegram_webhook_path_is_exempt(seed_service, monkeypatch):
         async def stop(self) -> None:
             pass
 
-        async def receive(self) -> dict[str, bool]:
-            return {"ok": True}
+        def authentic(self, headers: Any) -> bool:
+            return True
 
-    module = types.ModuleType("newsqa.bot.telegram")
+        async def accept(self, body: bytes) -> bool:
+            return True
+
+    module = types.ModuleType("newsqa.bot.telegram.webhook")
     module.TelegramWebhook = FakeWebhook  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "newsqa.bot.telegram", module)
+    monkeypatch.setitem(sys.modules, "newsqa.bot.telegram.webhook", module)
     app = create_app(app_settings(http_rate_limit=2, telegram_webhook_path=" /tg/hook "), seed_service)
 
     async def scenario() -> None:

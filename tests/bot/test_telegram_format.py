@@ -1,4 +1,4 @@
-"""Unit tests for the pure Telegram formatting and splitting (bot/telegram_format.py)."""
+"""Unit tests for the pure Telegram formatting and splitting (bot/telegram/format.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsqa.bot.telegram_format import (
+from newsqa.bot.telegram.format import (
     ARTICLE_TITLES,
     EN,
     HELP_TITLES,

@@ -58,7 +58,7 @@ def test_ids_are_unique_derived_from_the_name_and_independent_of_order(files, rn
 
 def test_the_manifest_counts_what_is_loaded_when_names_collide(tmp_path):
     from newsqa.index.build import build_index
-    from newsqa.index.store import open_index
+    from newsqa.index.loader import open_index
 
     seeds = tmp_path / "seeds"
     seeds.mkdir()

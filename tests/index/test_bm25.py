@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from newsqa.index import bm25
-from newsqa.index.lexical import FIELDS, LexicalIndex, _TOKENIZERS, analyse_query
+from newsqa.index.lexical import FIELDS, LexicalIndex, _TOKENIZERS
+from newsqa.retrieval.query import analyse_query
 
 K1, B = 1.2, 0.75
 

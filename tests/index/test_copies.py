@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsqa.index import store
+from newsqa.index import loader, writer
 from newsqa.index.copies import COPIES, Copies, CopiesExpanded
 
 
@@ -97,8 +97,8 @@ def test_a_build_with_copies_stores_each_vector_once_and_searches_every_row(tmp_
                 for i in range(len(vectors))]
     folder = tmp_path / "build"
     lexical = LexicalIndex.build(["t\nx"] * len(vectors))
-    store.write_build_folder(folder, store.BuildContents(articles, passages, vectors, lexical, {}))
-    loaded = store.load_build(folder)
+    writer.write_build_folder(folder, writer.BuildContents(articles, passages, vectors, lexical, {}))
+    loaded = loader.load_build(folder)
     assert loaded.manifest["dense_index"]["distinct_vectors"] == 30
     assert (folder / COPIES).is_file() and loaded.dense.ntotal == 80 and loaded.dense.index.ntotal == 30
     scores, rows = loaded.dense.search(vectors[:4], 80)

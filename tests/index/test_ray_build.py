@@ -13,9 +13,9 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from newsqa.index.build import build_index  # noqa: E402
-from newsqa.index.embedder import SentenceTransformerEmbedder  # noqa: E402
-from newsqa.index.ray_build import ActorPlan, RayEngine, RayUnavailable  # noqa: E402
-from newsqa.index.store import open_index  # noqa: E402
+from newsqa.index.embedding.embedder import SentenceTransformerEmbedder  # noqa: E402
+from newsqa.index.loader import open_index  # noqa: E402
+from newsqa.index.scale.ray_build import ActorPlan, RayEngine, RayUnavailable  # noqa: E402
 from newsqa.retrieval.search import HybridSearcher  # noqa: E402
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from newsqa.index.readahead import sequential_readahead
+from newsqa.index.scale.readahead import sequential_readahead
 
 MB = 1 << 20
 
@@ -96,7 +96,7 @@ def test_an_error_in_the_block_still_stops_the_thread():
 
 
 def test_a_background_read_caches_the_whole_file(tmp_path):
-    from newsqa.index.readahead import read_in_background
+    from newsqa.index.scale.readahead import read_in_background
 
     path = tmp_path / "dense.faiss"
     path.write_bytes(os.urandom(6 * MB))

@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 
 from newsqa.index.build import build_index
+from newsqa.index.format import IndexCorrupt, resolve_build
 from newsqa.index.lexical import FIELDS, LexicalIndex, Vocabularies
-from newsqa.index import shards
-from newsqa.index.shards import ShardedDense, ShardedLexical, fan_out, plan_shards
-from newsqa.index.store import IndexCorrupt, load_build, open_index, resolve_build
-from newsqa.retrieval.search import HybridSearcher, analyse
+from newsqa.index.loader import load_build, open_index
+from newsqa.index.scale import shards
+from newsqa.index.scale.shard_writer import plan_shards
+from newsqa.index.scale.shards import ShardedDense, ShardedLexical, fan_out
+from newsqa.retrieval.query import analyse
+from newsqa.retrieval.search import HybridSearcher
 
 
 
@@ -255,54 +258,54 @@ def clustered_vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
 def test_compressed_index_records_its_measured_recall_and_survives_a_round_trip(kind, tmp_path):
     import faiss
 
-    from newsqa.index import store
+    from newsqa.index import ann, loader
 
     vectors = clustered_vectors(12_000)
-    index = store.make_dense_index(vectors, kind=kind)
-    info = store.dense_index_info(index, vectors)
+    index = ann.make_dense_index(vectors, kind=kind)
+    info = ann.dense_index_info(index, vectors)
     assert info["type"] == kind and info["recall_queries"] == 200
     # Measured against exact search on sampled passages: a real figure, not a constant.
     assert 0.8 <= info["recall_at_10"] <= 1.0
     faiss.write_index(index, str(tmp_path / "dense.faiss"))
-    reread = store._read_dense(tmp_path, {"dense_index": info}).index
-    assert store.dense_index_type(reread) == kind
-    assert store.measure_recall(reread, vectors) == pytest.approx(info["recall_at_10"], abs=1e-4)
+    reread = loader.read_dense(tmp_path, {"dense_index": info}).index
+    assert ann.dense_index_type(reread) == kind
+    assert ann.measure_recall(reread, vectors) == pytest.approx(info["recall_at_10"], abs=1e-4)
     bytes_per_vector = (tmp_path / "dense.faiss").stat().st_size / len(vectors)
     # Flat float32 takes 4 bytes a dimension: the IVF kinds half that at most; HNSW-fp16 less than
     # the float32 vectors plus the graph's level-0 links that float32 HNSW would take.
-    limit = vectors.shape[1] * 2 if kind != "hnsw-fp16" else vectors.shape[1] * 4 + 2 * store.HNSW_M * 4
+    limit = vectors.shape[1] * 2 if kind != "hnsw-fp16" else vectors.shape[1] * 4 + 2 * ann.HNSW_M * 4
     assert bytes_per_vector < limit
 
 
 def test_recall_of_a_poor_index_is_reported_as_poor():
-    from newsqa.index import store
+    from newsqa.index import ann
 
     vectors = clustered_vectors(5_000)
-    index = store.make_dense_index(vectors, kind="ivf")
+    index = ann.make_dense_index(vectors, kind="ivf")
     index.nprobe = 1
-    assert store.measure_recall(index, vectors) < store.measure_recall(store.make_dense_index(vectors, kind="flat"), vectors) == 1.0
+    assert ann.measure_recall(index, vectors) < ann.measure_recall(ann.make_dense_index(vectors, kind="flat"), vectors) == 1.0
 
 
 def test_index_type_follows_the_size_of_the_shard():
-    from newsqa.index import store
+    from newsqa.index import ann
 
-    assert store.choose_index_type(19_999) == "flat"
-    assert store.choose_index_type(500_000) == "hnsw"
-    assert store.choose_index_type(store.COMPRESS_THRESHOLD + 1) == store.COMPRESSED_TYPE
+    assert ann.choose_index_type(19_999) == "flat"
+    assert ann.choose_index_type(500_000) == "hnsw"
+    assert ann.choose_index_type(ann.COMPRESS_THRESHOLD + 1) == ann.COMPRESSED_TYPE
 
 
 def test_build_reports_the_recall_of_an_approximate_index(one_and_four, generated_seeds, embedder, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from newsqa.bot.cli import cli
-    from newsqa.index import store
+    from newsqa.index import ann
 
     (tmp_path / "idx").mkdir()
     shutil.copy(one_and_four[0] / "embeddings.sqlite", tmp_path / "idx" / "embeddings.sqlite")  # vectors known
     # Thresholds below each of the two shards' sizes, so both are compressed.
     total = int(open_index(one_and_four[0]).manifest["passage_count"])
-    monkeypatch.setattr(store, "HNSW_THRESHOLD", total // 8)
-    monkeypatch.setattr(store, "COMPRESS_THRESHOLD", total // 3)
+    monkeypatch.setattr(ann, "HNSW_THRESHOLD", total // 8)
+    monkeypatch.setattr(ann, "COMPRESS_THRESHOLD", total // 3)
     report = build_index(generated_seeds, tmp_path / "idx", embedder, shards=2)
     shards = open_index(tmp_path / "idx").manifest["shards"]
     assert [s["dense_index"]["type"] for s in shards] == ["ivf-sq8", "ivf-sq8"]
@@ -320,25 +323,25 @@ def test_build_reports_the_recall_of_an_approximate_index(one_and_four, generate
      ("hnsw_ef_construction", "HNSW_EF_CONSTRUCTION", "HNSW_EF_CONSTRUCTION_MAX")],
 )
 def test_hnsw_search_and_construction_widen_as_the_graph_grows(width, small, large):
-    from newsqa.index import store
+    from newsqa.index import ann
 
     sizes = [20_000, 100_000, 300_000, 1_000_000, 3_000_000]
-    widths = [getattr(store, width)(n) for n in sizes]
-    assert widths[0] == widths[1] == getattr(store, small) and widths[3] == widths[4] == getattr(store, large)
+    widths = [getattr(ann, width)(n) for n in sizes]
+    assert widths[0] == widths[1] == getattr(ann, small) and widths[3] == widths[4] == getattr(ann, large)
     assert widths == sorted(widths) and widths[1] < widths[2] < widths[3]
 
 
 def test_the_manifest_records_the_graph_as_built(tmp_path):
-    from newsqa.index import store
+    from newsqa.index import ann
 
-    vectors = clustered_vectors(store.HNSW_THRESHOLD + 10)
-    info = store.dense_index_info(store.make_dense_index(vectors, kind="hnsw"))
+    vectors = clustered_vectors(ann.HNSW_THRESHOLD + 10)
+    info = ann.dense_index_info(ann.make_dense_index(vectors, kind="hnsw"))
     assert (info["m"], info["ef_construction"], info["ef_search"]) == (
-        store.HNSW_M, store.HNSW_EF_CONSTRUCTION, store.HNSW_EF_SEARCH)
-    other = store.make_dense_index(vectors[:500], kind="hnsw", hnsw=(16, 40))
+        ann.HNSW_M, ann.HNSW_EF_CONSTRUCTION, ann.HNSW_EF_SEARCH)
+    other = ann.make_dense_index(vectors[:500], kind="hnsw", hnsw=(16, 40))
     faiss_file = tmp_path / "dense.faiss"
     import faiss
 
     faiss.write_index(other, str(faiss_file))
-    reread = store.dense_index_info(faiss.read_index(str(faiss_file)))
+    reread = ann.dense_index_info(faiss.read_index(str(faiss_file)))
     assert (reread["m"], reread["ef_construction"]) == (16, 40)

@@ -14,15 +14,9 @@ import numpy as np
 import pytest
 
 from newsqa.index.build import build_index
-from newsqa.index.embedder import ModelUnavailable, SentenceTransformerEmbedder
-from newsqa.index.store import (
-    CURRENT,
-    IndexCorrupt,
-    IndexMissing,
-    IndexUnavailable,
-    open_index,
-    resolve_build,
-)
+from newsqa.index.embedding.embedder import ModelUnavailable, SentenceTransformerEmbedder
+from newsqa.index.format import CURRENT, IndexCorrupt, IndexMissing, IndexUnavailable, resolve_build
+from newsqa.index.loader import open_index
 from newsqa.retrieval.service import ModelMismatch
 from tests.conftest import REPO, SEEDS
 
@@ -245,7 +239,7 @@ def test_a_full_disk_is_one_sentence_and_the_old_build_keeps_serving(index_copy,
     import errno
     import sqlite3
 
-    from newsqa.index import build, store
+    from newsqa.index import build
     from newsqa.index.build import DiskFull
 
     before = (index_copy / "current").resolve()
@@ -260,4 +254,4 @@ def test_a_full_disk_is_one_sentence_and_the_old_build_keeps_serving(index_copy,
     with pytest.raises(DiskFull, match=rf"The disk holding {index_copy} is full \(.* MB free; a build of this index takes about .* MB\)"):
         build_index(grown_seeds(tmp_path, 1), index_copy, embedder)
     assert (index_copy / "current").resolve() == before
-    assert store.resolve_build(index_copy) == before
+    assert resolve_build(index_copy) == before

@@ -11,19 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from newsqa.index import store
+from newsqa.index import format as index_format
+from newsqa.index import loader
 from newsqa.index.build import build_index
-from newsqa.index.store import IndexCorrupt, JsonlRows, load_build, open_index, resolve_build
+from newsqa.index.format import DENSE, IndexCorrupt, resolve_build
+from newsqa.index.loader import load_build, open_index
+from newsqa.index.scale import dense_memory
+from newsqa.index.tables import JsonlRows
 from tests.conftest import SEEDS
 
 
 @pytest.fixture
 def small_thresholds(monkeypatch):
-    monkeypatch.setattr(store, "LAZY_ROWS", 0)
-    monkeypatch.setattr(store, "FULL_CHECK_BYTES", 4096)  # dense.faiss and others are "large"
-    monkeypatch.setattr(store, "SAMPLE_BLOCKS", 4)
-    monkeypatch.setattr(store, "SAMPLE_BLOCK_BYTES", 256)
-    monkeypatch.setattr(store, "MMAP_BYTES", 0)
+    monkeypatch.setattr(loader, "LAZY_ROWS", 0)
+    monkeypatch.setattr(index_format, "FULL_CHECK_BYTES", 4096)  # dense.faiss and others are "large"
+    monkeypatch.setattr(index_format, "SAMPLE_BLOCKS", 4)
+    monkeypatch.setattr(index_format, "SAMPLE_BLOCK_BYTES", 256)
+    monkeypatch.setattr(loader, "MMAP_BYTES", 0)
 
 
 @pytest.fixture
@@ -90,7 +94,7 @@ def test_damage_between_sampled_blocks_is_found_by_the_full_check(large_build):
     folder = resolve_build(large_build)
     path = folder / "dense.faiss"
     size = path.stat().st_size
-    sampled = [range(o, o + store.SAMPLE_BLOCK_BYTES) for o in store.sample_offsets(size)]
+    sampled = [range(o, o + index_format.SAMPLE_BLOCK_BYTES) for o in index_format.sample_offsets(size)]
     spot = next(i for i in range(size // 3, size) if not any(i in r for r in sampled))
     data = bytearray(path.read_bytes())
     data[spot] ^= 0x01
@@ -118,15 +122,15 @@ def test_rows_file_that_disagrees_with_the_passages_is_refused(large_build):
 def background_reads(monkeypatch) -> list[Path]:
     """The files load_build reads through in the background to cache them (the real read runs too)."""
     seen: list[Path] = []
-    real = store.read_in_background
+    real = loader.read_in_background
     # not copied into private memory (which reads the file itself), whatever an earlier test configured
-    monkeypatch.setattr(store.dense_memory._Configured, "mode", store.dense_memory.MMAP)
+    monkeypatch.setattr(dense_memory._Configured, "mode", dense_memory.MMAP)
 
     def recording(path: Path):
         seen.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(store, "read_in_background", recording)
+    monkeypatch.setattr(loader, "read_in_background", recording)
     return seen
 
 
@@ -134,14 +138,14 @@ def background_reads(monkeypatch) -> list[Path]:
 def full_checks(monkeypatch) -> list[tuple[Path, str]]:
     """The folders and files hashed in full, in order (the real check runs too)."""
     seen: list[tuple[Path, str]] = []
-    real = store._check_file
+    real = loader.check_file
 
     def recording(folder, name, meta, full):
         if full:
             seen.append((Path(folder), name))
         return real(folder, name, meta, full)
 
-    monkeypatch.setattr(store, "_check_file", recording)
+    monkeypatch.setattr(loader, "check_file", recording)
     return seen
 
 
@@ -151,19 +155,19 @@ def test_the_background_check_reads_the_vector_index_first(large_build, full_che
             thread.join(30)
     full_checks.clear()
     loaded = open_index(large_build)
-    assert loaded.dense_mapped and store.DENSE in loaded.integrity.pending
+    assert loaded.dense_mapped and DENSE in loaded.integrity.pending
     assert loaded.integrity.wait(30) and loaded.integrity.error is None
-    assert [name for _, name in full_checks] == [store.DENSE, *(n for n in loaded.integrity.pending if n != store.DENSE)]
+    assert [name for _, name in full_checks] == [DENSE, *(n for n in loaded.integrity.pending if n != DENSE)]
     assert background_reads == []  # the check reads it through already
 
 
 def test_without_checksums_a_mapped_vector_index_is_read_into_the_page_cache(large_build, background_reads):
     loaded = load_build(resolve_build(large_build), verify=False)
     assert loaded.dense_mapped and not loaded.integrity.pending
-    assert background_reads == [loaded.folder / store.DENSE]
+    assert background_reads == [loaded.folder / DENSE]
 
 
 def test_an_index_read_into_memory_needs_no_background_read(large_build, background_reads, monkeypatch):
-    monkeypatch.setattr(store, "MMAP_BYTES", 1 << 40)
+    monkeypatch.setattr(loader, "MMAP_BYTES", 1 << 40)
     loaded = load_build(resolve_build(large_build), verify=False)
     assert not loaded.dense_mapped and background_reads == []

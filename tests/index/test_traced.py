@@ -1,4 +1,4 @@
-"""The torch backend's traced forward pass (index/traced.py) gives what `model.encode` gives."""
+"""The torch backend's traced forward pass (index/embedding/traced.py) gives what `model.encode` gives."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from newsqa.index.embedder import SentenceTransformerEmbedder
-from newsqa.index.traced import TracedSentenceModel, TraceUnsupported, trace_model
+from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
+from newsqa.index.embedding.traced import TracedSentenceModel, TraceUnsupported, trace_model
 
 TEXTS = [
     "What did Russia demand from NATO?",
@@ -51,7 +51,7 @@ def test_threads_share_one_trace(embedder):
 
 
 def test_a_model_that_is_not_a_transformer_runs_eagerly(tiny_model_path, caplog):
-    caplog.set_level(logging.DEBUG, logger="newsqa.index.traced")
+    caplog.set_level(logging.DEBUG, logger="newsqa.index.embedding.traced")
     e = SentenceTransformerEmbedder(tiny_model_path, query_cache_size=0)
     e.warm_up()
     assert e._traced is None and e.active_backend == "torch"
@@ -63,10 +63,10 @@ def test_a_model_that_is_not_a_transformer_runs_eagerly(tiny_model_path, caplog)
 
 def test_a_trace_that_does_not_reproduce_the_model_is_refused(eager, monkeypatch, caplog):
     # Any difference at all counts as a mismatch here, so the check must refuse the trace.
-    monkeypatch.setattr("newsqa.index.traced.TOLERANCE", -1.0)
+    monkeypatch.setattr("newsqa.index.embedding.traced.TOLERANCE", -1.0)
     with pytest.raises(TraceUnsupported, match="differs from the model"):
         TracedSentenceModel(eager._model)
-    caplog.set_level(logging.DEBUG, logger="newsqa.index.traced")
+    caplog.set_level(logging.DEBUG, logger="newsqa.index.embedding.traced")
     assert trace_model(eager._model) is None
     assert "differs from the model" in caplog.text
 

@@ -9,10 +9,11 @@ import time
 import numpy as np
 import pytest
 
-from newsqa.index.embedder import ModelUnavailable
+from newsqa.index.embedding.embedder import ModelUnavailable
 from newsqa.retrieval import search
 from newsqa.retrieval import service as service_module
-from newsqa.retrieval.search import HybridSearcher, analyse
+from newsqa.retrieval.query import analyse
+from newsqa.retrieval.search import HybridSearcher
 
 
 class Recording:
@@ -117,7 +118,7 @@ def test_a_cached_question_vector_is_used_without_asking_the_model(index, embedd
 
 
 def test_the_real_embedder_says_whether_it_releases_the_gil(embedder, model_path):
-    from newsqa.index.embedder import SentenceTransformerEmbedder
+    from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     assert embedder.active_backend == "torch"
     assert embedder.releases_gil is True  # traced (tests/index/test_traced.py)

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from newsqa.index.lexical import ACCENTED, FOLDED, LexicalIndex, analyse_query, infer_groups
+from newsqa.index.lexical import ACCENTED, FOLDED, LexicalIndex, infer_groups
 from newsqa.index.models import Passage
-from newsqa.index.store import load_build, resolve_build
+from newsqa.index.format import resolve_build
+from newsqa.index.loader import load_build
 from newsqa.retrieval.answer import (
     NOT_FOUND_EN,
     NOT_FOUND_VI,
@@ -18,17 +19,15 @@ from newsqa.retrieval.answer import (
     Evidence,
     decide,
     diversify,
-    names,
 )
 from newsqa.retrieval.evaluate import SEED_QUESTIONS, evaluate_file, format_report
+from newsqa.retrieval.query import analyse, analyse_query, is_vietnamese, names
 from newsqa.retrieval.search import (
     DENSE_ONLY,
     LEXICAL_ONLY,
     FusionConfig,
     HybridSearcher,
     ScoredPassage,
-    analyse,
-    is_vietnamese,
 )
 
 LABELS = SEED_QUESTIONS
@@ -106,6 +105,10 @@ def test_old_and_new_tone_spellings_find_the_same_passages(seed_service):
         ("What did Russia demand from NATO?", False),
         ("How does the UK describe NATO?", False),
         ("Who is the CEO of Apple?", False),
+        ("What is Hà Nội?", True),  # one letter with a diacritic decides
+        ("What did Müller say?", True),  # any language's diacritics count (is_vietnamese's contract)
+        ("", False),
+        ("2022?", False),  # numbers are no words
     ],
 )
 def test_language_of_a_question(question, vietnamese):

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from newsqa.index.build import build_index
-from newsqa.index.embedder import ModelUnavailable
-from newsqa.index.store import IndexCorrupt, resolve_build
+from newsqa.index.embedding.embedder import ModelUnavailable
+from newsqa.index.format import IndexCorrupt, resolve_build
 from newsqa.index.text import has_diacritics
 from newsqa.retrieval.service import BadQuestion
 from tests.conftest import SEEDS
@@ -152,21 +152,21 @@ def test_unloadable_model_degrades_to_keyword_search_with_a_notice(seed_index, m
 
 
 def test_a_large_build_is_served_without_reading_every_article(tmp_path, monkeypatch, embedder, service_factory, seed_service):
-    from newsqa.index import store
+    from newsqa.index import loader, tables
     from newsqa.index.build import build_index
     from tests.conftest import SEEDS
 
-    monkeypatch.setattr(store, "LAZY_ROWS", 0)  # the seed build counts as large: rows read on access
+    monkeypatch.setattr(loader, "LAZY_ROWS", 0)  # the seed build counts as large: rows read on access
     root = tmp_path / "index"
     build_index(SEEDS, root, embedder)
     reads: list[int] = []
-    real = store.JsonlRows.__getitem__
+    real = tables.JsonlRows.__getitem__
 
     def counting(self, i):
         reads.append(1)
         return real(self, i)
 
-    monkeypatch.setattr(store.JsonlRows, "__getitem__", counting)
+    monkeypatch.setattr(tables.JsonlRows, "__getitem__", counting)
     service = service_factory(root)
     service.warm_up()
     # the load parses each table's first and last row to fail early on a damaged file; nothing more

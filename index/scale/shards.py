@@ -3,68 +3,49 @@
     builds/<build id>/
         manifest.json, manifest.sha256    format, counts, corpus digest, the shard list; its
                                           "files" are the shards' own manifests and checksums
-        shards/000/ ...                   a complete build folder (see index.store), loadable alone
+        shards/000/ ...                   a complete build folder (see index.format), loadable alone
         shards/001/ ...
 
-Shards split the corpus at article boundaries, in corpus order, so shard i holds rows
-[first_row, first_row + passages) of the unsharded ranking and an article never spans two shards.
-Every shard's BM25 fields are slices of one index over the whole corpus (`LexicalIndex.slice`),
-so their scores carry the corpus-wide IDF and average length: a passage scores in its shard what it
-would score unsharded. Vectors are searched per shard and merged by score. Searching a sharded
-build therefore ranks exactly as the unsharded build does when the shards' vector indexes are
-exact (flat); approximate ones (HNSW, compressed) rank as their recall allows, which each shard's
-manifest records.
+Shards split the corpus at article boundaries, in corpus order (index.scale.shard_writer), so shard
+i holds rows [first_row, first_row + passages) of the unsharded ranking and an article never spans
+two shards. Every shard's BM25 fields are slices of one index over the whole corpus
+(`LexicalIndex.slice`), so their scores carry the corpus-wide IDF and average length: a passage
+scores in its shard what it would score unsharded. Vectors are searched per shard and merged by
+score. Searching a sharded build therefore ranks exactly as the unsharded build does when the
+shards' vector indexes are exact (flat); approximate ones (HNSW, compressed) rank as their recall
+allows, which each shard's manifest records.
 
-A corpus that fits in one shard is written as a plain build folder, as before sharding existed.
+This module opens and searches one; the loader hands it a function that loads each shard as a
+build of its own, so it never imports the loader back.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import logging
-import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from newsqa.index.embedder import apply_faiss_threads
+from newsqa.index.format import MANIFEST, SHARDS, IndexCorrupt, corrupt
 from newsqa.index.lexical import FIELDS, LexicalIndex, LexicalQuery, Vocabularies
+from newsqa.index.loaded import Integrity, LoadedIndex
 from newsqa.index.models import Article, Passage
 from newsqa.index.pools import LazyPool
-from newsqa.index.store import (
-    FORMAT_VERSION,
-    MANIFEST,
-    MANIFEST_DIGEST,
-    BuildContents,
-    IndexCorrupt,
-    Integrity,
-    LazyRowMap,
-    LoadedIndex,
-    _corrupt,
-    corpus_digest,
-    file_entry,
-    load_build,
-    publish_build,
-    write_build_folder,
-    write_manifest,
-)
+from newsqa.index.tables import LazyRowMap
+from newsqa.index.threads import apply_faiss_threads
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SHARDS = "shards"
+# Loads the shard folder with the vocabularies every shard shares (index.loader.load_build).
+ShardLoader = Callable[[Path, Vocabularies], LoadedIndex]
+
 LOAD_THREADS = 2  # shards loaded at once
-# `newsqa index build` cuts a corpus into shards of at most this many passages unless told
-# otherwise (NEWSQA_SHARD_PASSAGES, --shards). Past index.store.COMPRESS_THRESHOLD (1M) a shard's
-# vectors are compressed (IVF-PQ: ~430 bytes a passage instead of 1,536 for 384 float32 dimensions),
-# so a full shard's vectors take ~2 GB of memory and one machine can serve a few shards.
-DEFAULT_SHARD_PASSAGES = 5_000_000
 # Threads that search one question's shards side by side, the caller included; 1 = one shard after
 # another. FAISS and the BM25 postings sums let go of the GIL, so on spare cores the shards' work
 # overlaps. Set once at start-up (`configure_search_threads`, NEWSQA_SHARD_SEARCH_THREADS), before
@@ -108,130 +89,6 @@ def fan_out(work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
             future.cancel()
         raise
     return results
-
-
-@dataclass(frozen=True)
-class ShardPlan:
-    number: int
-    articles: range  # positions in the build's article list
-    rows: range  # passage rows of the whole build
-    article_docs: range  # documents of the article-level BM25 fields
-
-    @property
-    def name(self) -> str:
-        return f"{SHARDS}/{self.number:03d}"
-
-
-def shard_count(passages: int, shard_passages: int = DEFAULT_SHARD_PASSAGES) -> int:
-    return max(1, math.ceil(passages / max(1, shard_passages)))
-
-
-def plan_shards(articles: Sequence[Article], passages: Sequence[Passage], shards: int) -> list[ShardPlan]:
-    """Cut the corpus into at most `shards` runs of whole articles of about equal passage counts.
-
-    Passages must come grouped by article in article order, as `index.build` makes them.
-    """
-    per_article = [0] * len(articles)
-    position = {a.article_id: i for i, a in enumerate(articles)}
-    for p in passages:
-        per_article[position[p.article_id]] += 1
-    target = max(1, math.ceil(len(passages) / max(1, shards)))
-    plans: list[ShardPlan] = []
-    first_article = first_row = first_doc = 0
-    rows = docs = 0
-    for i, count in enumerate(per_article):
-        rows += count
-        docs += count > 0  # the article fields hold one document per article with passages
-        last = i == len(per_article) - 1
-        if last or (rows - first_row >= target and len(plans) < shards - 1):
-            plans.append(ShardPlan(len(plans), range(first_article, i + 1), range(first_row, rows), range(first_doc, docs)))
-            first_article, first_row, first_doc = i + 1, rows, docs
-    return plans
-
-
-# -- writing ------------------------------------------------------------------------------------
-
-ShardJob = tuple[Path, BuildContents]  # a shard folder to write, and what goes in it
-ShardWriter = Callable[[list[ShardJob]], None]
-
-
-def write_shards_here(jobs: list[ShardJob]) -> None:
-    """Write shard folders in this process, two at a time: FAISS and the disk overlap with Python."""
-    with ThreadPoolExecutor(max_workers=min(2, len(jobs) or 1), thread_name_prefix="newsqa-shard") as pool:
-        for _ in pool.map(lambda job: write_build_folder(*job), jobs):
-            pass
-
-
-def write_sharded_build(
-    root: Path, contents: BuildContents, plans: Sequence[ShardPlan], write_shards: ShardWriter = write_shards_here
-) -> Path:
-    """Write the shards and the top-level manifest into builds/<id> (via a temporary name)."""
-    articles, passages, vectors, manifest_extra = (
-        contents.articles, contents.passages, contents.vectors, contents.manifest_extra
-    )
-
-    def write(tmp: Path, build_id: str) -> None:
-        tmp.mkdir()
-        jobs = []
-        for plan in plans:
-            extra = dict(manifest_extra, shard={"number": plan.number, "of": len(plans), "first_row": plan.rows.start})
-            shard = BuildContents(
-                [articles[i] for i in plan.articles],
-                list(passages[plan.rows.start : plan.rows.stop]),
-                None if vectors is None else vectors[plan.rows.start : plan.rows.stop],
-                contents.lexical.slice(plan.rows, plan.article_docs),
-                extra,
-            )
-            jobs.append((tmp / plan.name, shard))
-        write_shards(jobs)
-        shard_list = []
-        built_at = []
-        files: dict[str, Any] = {}
-        for plan in plans:
-            shard_manifest = json.loads((tmp / plan.name / MANIFEST).read_text(encoding="utf-8"))
-            built_at.append(shard_manifest["built_at"])
-            for name in (MANIFEST, MANIFEST_DIGEST):
-                files[f"{plan.name}/{name}"] = file_entry(tmp / plan.name / name)
-            shard_list.append(
-                {
-                    "name": plan.name,
-                    "articles": len(plan.articles),
-                    "passages": len(plan.rows),
-                    "first_row": plan.rows.start,
-                    "build_id": shard_manifest["build_id"],
-                    "dense_index": shard_manifest.get("dense_index", {}),
-                }
-            )
-        write_manifest(
-            tmp,
-            {
-                "format_version": FORMAT_VERSION,
-                "build_id": build_id,
-                "built_at": max(built_at),  # when the last shard was written
-                "article_count": len(articles),
-                "passage_count": len(passages),
-                "corpus_digest": corpus_digest(articles),
-                "dense_index": summarise_dense([s["dense_index"] for s in shard_list]),
-                **manifest_extra,
-                "shards": shard_list,
-                "files": files,
-            },
-        )
-
-    return publish_build(root, write)
-
-
-def summarise_dense(infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The top-level manifest's view of the shards' vector indexes (types, worst measured recall)."""
-    types = sorted({str(i.get("type")) for i in infos if i.get("type")})
-    summary: dict[str, Any] = {"type": "+".join(types) if types else None}
-    recalls = [i["recall_at_10"] for i in infos if "recall_at_10" in i]
-    if recalls:
-        summary["recall_at_10"] = min(recalls)
-    return summary
-
-
-# -- reading ------------------------------------------------------------------------------------
 
 
 class ConcatRows(Sequence[T]):
@@ -383,40 +240,41 @@ class ShardedDense:
         return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
 
 
-def load_sharded(folder: Path, manifest: dict[str, Any], verify: bool, full_verify: bool) -> LoadedIndex:
-    """Open every shard listed in a top-level manifest (already checked) as one index."""
+def load_sharded(folder: Path, manifest: dict[str, Any], load_shard: ShardLoader) -> LoadedIndex:
+    """Open every shard listed in a top-level manifest (already checked) as one index, each by
+    `load_shard`."""
     shard_list = manifest.get("shards")
     if not isinstance(shard_list, list) or not shard_list:
-        raise _corrupt(folder, "manifest.json lists no shards")
+        raise corrupt(folder, "manifest.json lists no shards")
     names = [str(entry.get("name", "")) for entry in shard_list]
     for name in names:
         if not name.startswith(f"{SHARDS}/") or not (Path(folder) / name / MANIFEST).is_file():
-            raise _corrupt(folder, f"shard {name or '?'} is missing")
+            raise corrupt(folder, f"shard {name or '?'} is missing")
     # Two shards at a time: one parses its tables (Python, holding the GIL) while FAISS reads the
     # other's vectors and the disk reads ahead (both without it).
     with ThreadPoolExecutor(max_workers=min(LOAD_THREADS, len(names)), thread_name_prefix="newsqa-shard-load") as pool:
         vocabularies = Vocabularies()  # each shard holds the whole corpus's vocabulary: parsed once
-        loads = [pool.submit(load_build, Path(folder) / name, verify, full_verify, vocabularies) for name in names]
+        loads = [pool.submit(load_shard, Path(folder) / name, vocabularies) for name in names]
         shards: list[LoadedIndex] = []
         try:
             for name, entry, load in zip(names, shard_list, loads):  # the first bad shard in list order is the one named
                 try:
                     shard = load.result()
                 except IndexCorrupt as exc:
-                    raise _corrupt(folder, f"shard {name} is damaged: {shard_reason(exc)}") from None
+                    raise corrupt(folder, f"shard {name} is damaged: {shard_reason(exc)}") from None
                 if len(shard.passages) != entry.get("passages") or shard.manifest.get("build_id") != entry.get("build_id"):
-                    raise _corrupt(folder, f"shard {name} is not the one the manifest lists")
+                    raise corrupt(folder, f"shard {name} is not the one the manifest lists")
                 shards.append(shard)
         finally:
             for load in loads:
                 load.cancel()  # a refused build: the shards not yet started need not be read
     dense_parts = [s.dense for s in shards]
     if any(d is None for d in dense_parts) and not all(d is None for d in dense_parts):
-        raise _corrupt(folder, "some shards have vectors and some do not")
+        raise corrupt(folder, "some shards have vectors and some do not")
     passages: ConcatRows[Passage] = ConcatRows([s.passages for s in shards])
     starts = passages.starts
     if len(passages) != manifest.get("passage_count"):
-        raise _corrupt(folder, "the passage count does not match the manifest")
+        raise corrupt(folder, "the passage count does not match the manifest")
     articles = MergedArticles([s.articles for s in shards])
     parts = [s.article_rows for s in shards]
     article_rows = None if any(p is None for p in parts) else MergedArticleRows(articles, parts, starts)  # type: ignore[arg-type]
@@ -443,7 +301,7 @@ def shard_reason(exc: IndexCorrupt) -> str:
 
 
 def _merged_integrity(shards: Sequence[LoadedIndex]) -> Integrity:
-    """One verdict over the shards' background checks (see `index.store.Integrity`)."""
+    """One verdict over the shards' background checks (see `index.loaded.Integrity`)."""
     pending = [f"{n}:{name}" for n, s in enumerate(shards) for name in s.integrity.pending]
     merged = Integrity(pending)
     if pending:
@@ -458,20 +316,14 @@ def _merged_integrity(shards: Sequence[LoadedIndex]) -> Integrity:
 
 
 __all__ = [
-    "DEFAULT_SHARD_PASSAGES",
     "ConcatRows",
     "MergedArticleRows",
     "MergedArticles",
-    "ShardJob",
-    "ShardPlan",
+    "ShardLoader",
     "ShardedDense",
     "ShardedLexical",
     "auto_search_threads",
     "configure_search_threads",
     "fan_out",
     "load_sharded",
-    "plan_shards",
-    "shard_count",
-    "write_sharded_build",
-    "write_shards_here",
 ]

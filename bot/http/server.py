@@ -1,5 +1,5 @@
 """What `newsqa serve` adds to uvicorn at the socket: limits on a request's head, and access logs
-without secrets.
+without secrets (bot/redaction.py's filter on uvicorn's access log).
 
 uvicorn's httptools protocol reads a request's line and headers without a size limit or a deadline:
 four connections each sending an unfinished 50 MiB header grew a server from 201 to 407 MB, and 50
@@ -12,11 +12,13 @@ opened or the previous response went out.
 from __future__ import annotations
 
 import json
-import logging
-import re
 from asyncio import TimerHandle, Transport
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from newsqa.bot.http.errors import error_json
+from newsqa.bot.redaction import shared_filter
 
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; browsers send 1-8 KB
 MAX_HEADERS = 100
@@ -45,7 +47,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _refuse(self, message: str) -> None:
-        body = json.dumps({"error": message, "code": "headers_too_large", "detail": None}).encode()
+        body = error_json("headers_too_large", message)
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
@@ -79,35 +81,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-# Query parameters whose values are never written to a log: a client may put its API key there.
-_SECRET_PARAM = re.compile(r"(?i)([?&][^=&#]*(?:key|token|secret|password|auth)[^=&#]*=)[^&#]*")
-
-
-def redact_query(path: str) -> str:
-    return _SECRET_PARAM.sub(r"\1[redacted]", path)
-
-
-class RedactQuerySecrets(logging.Filter):
-    """For uvicorn's access log, whose third argument is the request's path with its query string."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], redact_query(args[2]), *args[3:])
-        return True
-
-
-def log_config() -> dict:
-    """uvicorn's logging configuration with the access log's query secrets redacted (a dict, so
-    every worker process configures the same)."""
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with secrets redacted from the access log (a dict, so every
+    worker process configures the same)."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = json.loads(json.dumps(LOGGING_CONFIG))
-    config.setdefault("filters", {})["redact_query"] = {"()": f"{__name__}.RedactQuerySecrets"}
-    config["loggers"]["uvicorn.access"]["filters"] = ["redact_query"]
+    config.setdefault("filters", {})["redact_secrets"] = {"()": f"{shared_filter.__module__}.{shared_filter.__name__}"}
+    config["loggers"]["uvicorn.access"]["filters"] = ["redact_secrets"]
     return config
 
 
-def server_options() -> dict:
+def server_options() -> dict[str, Any]:
     """What `newsqa serve` passes to `uvicorn.run` besides the app, host and port."""
     return {"http": GuardedHttpToolsProtocol, "log_config": log_config(), "log_level": "info"}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import math
 import time
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from newsqa.bot.http.errors import error_json
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +94,12 @@ def client_key(scope: Scope, api_key: bytes) -> str:
 
 
 def too_many(per_minute: int, retry_after: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """The 429 body in the API's error shape (bot.http.ErrorBody) and its headers."""
-    body = {
-        "error": f"Too many requests: the limit is {per_minute:,} a minute per client; "
+    """The 429 body in the API's error shape and its headers."""
+    payload = error_json(
+        RATE_LIMITED,
+        f"Too many requests: the limit is {per_minute:,} a minute per client; "
         f"try again in {retry_after} second{'s' if retry_after != 1 else ''}.",
-        "code": RATE_LIMITED,
-        "detail": None,
-    }
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")  # as JSONResponse
+    )
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),

@@ -36,11 +36,12 @@ import numpy as np
 
 from newsqa.index.articles import assign_article_ids, read_article_file, scan_article_files
 from newsqa.index.build import CACHE_CHUNK, Encoder
-from newsqa.index.shards import ShardJob
-from newsqa.index.embedder import Embedder, configure_threads
+from newsqa.index.embedding.embedder import Embedder
 from newsqa.index.models import Article, Passage
+from newsqa.index.scale.shard_writer import ShardJob
 from newsqa.index.split import split_passages
-from newsqa.index.store import write_build_folder
+from newsqa.index.threads import configure_threads
+from newsqa.index.writer import write_build_folder
 
 log = logging.getLogger(__name__)
 

