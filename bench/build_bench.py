@@ -89,8 +89,6 @@ def passage_texts(seeds: Path) -> list[str]:
 
 
 def raw_encode(backend: str, texts: Sequence[str], onnx_dir: Path, batch_size: int) -> float:
-    from newsqa.index.threads import model_threads
-
     if backend == "torch":
         from sentence_transformers import SentenceTransformer
 
@@ -98,7 +96,8 @@ def raw_encode(backend: str, texts: Sequence[str], onnx_dir: Path, batch_size: i
     else:
         from newsqa.index.embedding.onnx_backend import load_onnx_model
 
-        model = load_onnx_model(model_source(), backend, onnx_dir, model_threads())
+        # ONNX Runtime's own thread count, as the build's embedder has by default
+        model = load_onnx_model(model_source(), backend, onnx_dir, None)
     model.encode(list(texts[:64]), batch_size=batch_size)  # warm
     started = time.perf_counter()
     model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)

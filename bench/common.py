@@ -362,13 +362,14 @@ def ensure_index(root: Path, seeds: Path, embedder, log=print) -> Path:
     """build_index(seeds → root) unless root already holds a build of exactly those seeds."""
     from newsqa.index.build import build_index
     from newsqa.index.loader import open_index
+    from newsqa.index.options import LoadOptions
 
     from newsqa.index.format import IndexUnavailable
 
     marker = root / ".bench-seeds"
     if marker.is_file() and marker.read_text() == str(seeds.resolve()) and (root / "current").exists():
         try:
-            open_index(root, verify=False)  # still readable by this version of newsqa?
+            open_index(root, LoadOptions(verify=False))  # still readable by this version of newsqa?
             return root
         except IndexUnavailable as exc:
             log(f"rebuilding {root}: {exc}")
@@ -376,7 +377,7 @@ def ensure_index(root: Path, seeds: Path, embedder, log=print) -> Path:
     report = build_index(seeds, root, embedder)
     log(f"built {root}: {report.articles:,} articles, {report.passages:,} passages in {time.perf_counter() - started:.0f} s")
     marker.write_text(str(seeds.resolve()))
-    open_index(root, verify=False)
+    open_index(root, LoadOptions(verify=False))
     return root
 
 

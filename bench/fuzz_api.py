@@ -12,7 +12,8 @@ accepted") a schema-valid question refused only when nothing is left of it once 
 --cases is the total aimed at; it is shared among the operations that take input (one without
 input has exactly one distinct request). Without --index, a keyword-only index is built from
 seeds/ into a temporary folder, so no model is needed; --model builds a hybrid one with it.
-tests/bot/test_api_fuzz.py runs `fuzz` with about 1,300 cases; this script is the longer run.
+tests/bot/test_api_fuzz.py runs this script three times, about 1,450 cases in all, and checks what it
+prints; run longer here.
 """
 
 from __future__ import annotations

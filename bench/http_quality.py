@@ -29,6 +29,7 @@ import bench.retrieval_bench as rb  # noqa: E402
 from bench.common import DATA_DIR, PYTHON, SEED_QUESTIONS, SEEDS, WORK_DIR, machine_line, serve, table  # noqa: E402
 from newsqa.index.format import resolve_build  # noqa: E402
 from newsqa.index.loader import load_build  # noqa: E402
+from newsqa.index.options import LoadOptions  # noqa: E402
 from newsqa.retrieval.evaluate import quotes_evidence  # noqa: E402
 from newsqa.retrieval.models import Answer  # noqa: E402
 
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if bench is None:
                 seed_rows += seed_metrics(client, server.url)
                 continue
-            index = load_build(resolve_build(root), verify=False)
+            index = load_build(resolve_build(root), LoadOptions(verify=False))
             relevant = rb.relevant_rows(bench, index)
             row_of = {p.passage_id: row for row, p in enumerate(index.passages)}
             for label, questions in bench.runs.items():

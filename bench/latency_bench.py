@@ -92,31 +92,31 @@ def parse_threads(spec: str) -> list[tuple[int, int]]:
     return [tuple(int(x) for x in part.split(":")) for part in spec.split(",")]  # type: ignore[misc]
 
 
-def raw_floor(backend: str, model: str, onnx_dir: Path) -> Callable[[str], object]:
-    """One question through the bare model, as the product's embedder would run it."""
+def raw_floor(backend: str, model: str, onnx_dir: Path, threads: int) -> Callable[[str], object]:
+    """One question through the bare model, as the product's embedder would run it (with
+    `threads` model threads; torch's count is the process's, set by the service's model)."""
     if backend == "torch":
         from sentence_transformers import SentenceTransformer
 
         st = SentenceTransformer(model_source(model), device="cpu")
         return lambda q: st.encode([q], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     from newsqa.index.embedding.onnx_backend import load_onnx_model
-    from newsqa.index.threads import model_threads
 
-    onnx = load_onnx_model(model_source(model), backend, onnx_dir, model_threads())
+    onnx = load_onnx_model(model_source(model), backend, onnx_dir, threads or None)
     return lambda q: onnx.encode([q])
 
 
 def in_process_service(root: Path, backend: str, onnx_dir: Path, torch_threads: int, faiss_threads: int):
+    """The service as `newsqa serve` makes it, and the model threads it runs with."""
     from newsqa.bot.settings import Settings
 
     settings = Settings(
         index_dir=root, embedding_model=model_path(), embedding_backend=backend, onnx_dir=onnx_dir, models_dir=MODELS_DIR,
         torch_threads=torch_threads, faiss_threads=faiss_threads,
     )
-    settings.apply_process(serving=True)  # as `newsqa serve` does
-    service = settings.qa_service()
+    service = settings.qa_service(serving=True)  # as `newsqa serve` does
     service.warm_up()
-    return service
+    return service, settings.thread_counts(serving=True)[0]
 
 
 def run_layers(
@@ -127,12 +127,13 @@ def run_layers(
 
     torch_threads, faiss_threads = threads
     label = f"{torch_threads or 'auto'}/{faiss_threads or 'auto'}"
-    service = in_process_service(root, backend, onnx_dir, torch_threads, faiss_threads)
-    floor = raw_floor(backend, model_path(), onnx_dir)
+    service, model_threads = in_process_service(root, backend, onnx_dir, torch_threads, faiss_threads)
+    floor = raw_floor(backend, model_path(), onnx_dir, model_threads)
     from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
 
     product = SentenceTransformerEmbedder(
-        model_path(), backend=backend, onnx_cache_dir=onnx_dir, query_cache_size=0, models_dir=MODELS_DIR
+        model_path(), backend=backend, onnx_cache_dir=onnx_dir, query_cache_size=0, models_dir=MODELS_DIR,
+        threads=model_threads,
     )
     product.warm_up()
     env = thread_env(torch_threads, faiss_threads) | {"NEWSQA_EMBEDDING_BACKEND": backend, "NEWSQA_ONNX_DIR": str(onnx_dir)}
@@ -278,8 +279,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         roots[corpus] = seed_index(real, log) if corpus == "seed" else synthetic_index(int(corpus.rstrip("k")) * 1000, real, log)
     del real
     from newsqa.index.loader import open_index
+    from newsqa.index.options import LoadOptions
 
-    sizes = {c: int(open_index(r, verify=False).manifest["passage_count"]) for c, r in roots.items()}
+    sizes = {c: int(open_index(r, LoadOptions(verify=False)).manifest["passage_count"]) for c, r in roots.items()}
     questions = distinct_questions()
     warm, pool = questions[-10:], questions[:-10]
     layer_qs = pool[: args.questions]

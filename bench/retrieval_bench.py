@@ -41,6 +41,7 @@ from newsqa.index.embedding.embedder import Embedder
 from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
 from newsqa.index.loaded import LoadedIndex
 from newsqa.index.loader import load_build
+from newsqa.index.options import LoadOptions
 from newsqa.index.text import nfc, strip_diacritics
 from newsqa.retrieval.query import analyse
 from newsqa.retrieval.search import (
@@ -179,7 +180,7 @@ def build(
         for article in bench.articles:
             (Path(seeds) / f"{article.key}.txt").write_text(article.file_text(), encoding="utf-8")
         report = build_index(Path(seeds), root, embedder, max_words=max_words, min_words=min_words)
-    return load_build(report.folder, verify=False)
+    return load_build(report.folder, LoadOptions(verify=False))
 
 
 def _cleaned_offset(raw: str, cleaned: str) -> int | None:
@@ -446,11 +447,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="also measure the found decision: index every other article, ask all questions")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
     parser.add_argument("--quiet", action="store_true", help="print only the final table")
+    parser.add_argument("--show-set", action="store_true",
+                        help="print the chosen sets as loaded (articles, questions, located answer offsets) "
+                             "as JSON and stop: nothing is indexed")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> list[RunResult]:
     args = parse_args(argv)
+    if args.show_set:
+        sets = [load_set(name, args.data_dir, args.limit) for name in (DATASETS if args.dataset == "all" else (args.dataset,))]
+        print(json.dumps([asdict(s) for s in sets], ensure_ascii=False))
+        return []
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))

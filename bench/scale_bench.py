@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -264,7 +265,7 @@ def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence
     (index/scale/dense_memory.py); "mmap": it is searched memory-mapped."""
     import faiss
 
-    from newsqa.index import loader
+    from newsqa.index.options import LoadOptions
     from newsqa.index.scale import dense_memory
 
     base_rss = rss_mb()
@@ -281,7 +282,7 @@ def probe_index(path: str, kind: str, queries: str, truth: str, params: Sequence
     stored_path = Path(truth).with_suffix(".stored.npy")
     stored = np.load(stored_path) if stored_path.is_file() else None
     started = time.perf_counter()
-    large = os.path.getsize(path) > loader.MMAP_BYTES
+    large = os.path.getsize(path) > LoadOptions().mmap_bytes
     if large and memory == "private":
         index = inner = dense_memory.read_private(Path(path))
         held = "private"
@@ -372,16 +373,17 @@ def probe_load(folder: str, mode: str, queries: str | None = None) -> dict:
     import faiss  # noqa: F401
 
     from newsqa.index import loader
+    from newsqa.index.options import LoadOptions
     from newsqa.index.scale import dense_memory
 
+    options = LoadOptions(verify=mode != "no-verify")
     if mode == "lazy":  # as a one-process server loads it: the vector index is then copied in the background
-        dense_memory.configure(dense_memory.PRIVATE)
+        options = replace(options, dense_memory=dense_memory.PRIVATE)
     if mode == "eager-full":  # the loader as it was: parse everything, hash everything, no mmap
-        loader.LAZY_ROWS = 1 << 62
-        loader.MMAP_BYTES = 1 << 62
+        options = replace(options, lazy_rows=1 << 62, mmap_bytes=1 << 62)
     base_rss = rss_mb()
     started = time.perf_counter()
-    loaded = loader.load_build(Path(folder), verify=mode != "no-verify", full_verify=mode == "eager-full")
+    loaded = loader.load_build(Path(folder), options, full_verify=mode == "eager-full")
     load_s = time.perf_counter() - started
     rss = rss_mb() - base_rss
     first_ms: list[float] = []
@@ -573,8 +575,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
 
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    from newsqa.index import loader
     from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
+    from newsqa.index.options import LoadOptions
 
     embedder = SentenceTransformerEmbedder(model_path())
     embedder.warm_up()
@@ -619,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 build_s = build_type(kind, np.asarray(vectors), path, log, hnsw, args.copies_once)
                 params = {"hnsw": HNSW_EF, "ivf": IVF_NPROBE}.get(kind, ())
                 # A file small enough to be read into memory is read the same either way: probed once.
-                memories = args.memory.split(",") if path.stat().st_size > loader.MMAP_BYTES else args.memory.split(",")[:1]
+                memories = args.memory.split(",") if path.stat().st_size > LoadOptions().mmap_bytes else args.memory.split(",")[:1]
                 for memory in memories:
                     warm_page_cache(path)
                     wait_for_quiet(args.max_load, args.wait, log)

@@ -50,6 +50,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +165,8 @@ def build_bench(args: argparse.Namespace, log) -> None:
 
 def probe(path: str, kind: str, queries: str, truth: str) -> dict:
     """In a fresh process: load one index file as the product does, search, report."""
-    from newsqa.index import ann, loader
+    from newsqa.index import ann
+    from newsqa.index.options import LoadOptions
 
     import faiss
 
@@ -173,7 +175,7 @@ def probe(path: str, kind: str, queries: str, truth: str) -> dict:
     gt = np.load(truth)
     manifest_params = json.loads(Path(path).with_suffix(".json").read_text())
     started = time.perf_counter()
-    flags = faiss.IO_FLAG_MMAP_IFC if Path(path).stat().st_size > loader.MMAP_BYTES else 0
+    flags = faiss.IO_FLAG_MMAP_IFC if Path(path).stat().st_size > LoadOptions().mmap_bytes else 0
     index = faiss.read_index(path, flags)
     ann.set_search_params(index, manifest_params)
     load_s = time.perf_counter() - started
@@ -279,13 +281,14 @@ def sharded_copy(source: Path, shards: int, log) -> Path:
     """The source build's articles, passages, vectors and BM25 fields written as `shards` shards."""
     from newsqa.index import loader, writer
     from newsqa.index.copies import Copies
+    from newsqa.index.options import LoadOptions
     from newsqa.index.scale.shard_writer import plan_shards, write_sharded_build
 
     root = WORK_DIR / f"sharded-1m-{shards}"
     if (root / "current").exists():
         return root
     log(f"writing {source} as {shards} shards under {root} (once; ~20 min at 1M: a graph per shard) ...")
-    loaded = loader.load_build(source, verify=False)
+    loaded = loader.load_build(source, LoadOptions(verify=False))
     articles = [loaded.articles[a] for a in loaded.articles]
     passages = list(loaded.passages)
     vectors = np.load(source.parents[2] / "vectors-approx.npy", mmap_mode="r")
@@ -302,11 +305,10 @@ def sharded_copy(source: Path, shards: int, log) -> Path:
 
 
 def probe_load(root: str) -> dict:
-    """In a fresh process: open a build as a server does, with its vectors memory-mapped."""
+    """In a fresh process: open a build as a server does, with its vectors memory-mapped (the
+    default LoadOptions)."""
     from newsqa.index import loader
-    from newsqa.index.scale import dense_memory
 
-    dense_memory.configure(dense_memory.MMAP)
     base = rss_mb()
     started = time.perf_counter()
     loaded = loader.open_index(Path(root))
@@ -404,8 +406,7 @@ def search_bench(args: argparse.Namespace, log) -> None:
 
     from newsqa.index import loader
     from newsqa.index.embedding.embedder import SentenceTransformerEmbedder
-    from newsqa.index.scale import dense_memory, shards
-    from newsqa.index.threads import configure_threads
+    from newsqa.index.options import LoadOptions
     from newsqa.retrieval.query import analyse
     from newsqa.retrieval.search import HybridSearcher
 
@@ -414,18 +415,18 @@ def search_bench(args: argparse.Namespace, log) -> None:
     embedder.warm_up()
     questions = list(dict.fromkeys(vinewsqa_questions()))[: args.questions]
     vectors = query_vectors(len(questions), embedder)
-    dense_memory.configure(dense_memory.MMAP)
-    configure_threads(None, args.faiss_threads)  # a server's automatic count is 1 (docs/configuration.md)
+    options = LoadOptions(faiss_threads=args.faiss_threads)  # a server's automatic count is 1 (docs/configuration.md)
     loaded = {}
     for count, root in roots.items():
         started = time.perf_counter()
-        loaded[count] = loader.open_index(root)
+        loaded[count] = loader.open_index(root, options)
         log(f"{count} shard(s): opened in {time.perf_counter() - started:.2f} s")
-    threads = shards.SEARCH_THREADS
     side = max(2, os.cpu_count() or 1)  # what auto_search_threads gives a machine of side + 1 cores
+    # The same build opened again with its own shard search pool (the files are shared in the page cache).
+    side_by_side = loader.open_index(roots[args.shards], replace(options, shard_search_threads=side))
     # (label, index, shard search threads)
     ways = [(f"{args.shards} shards, one after another", loaded[args.shards], 1),
-            (f"{args.shards} shards, side by side ({side} threads)", loaded[args.shards], side)]
+            (f"{args.shards} shards, side by side ({side} threads)", side_by_side, side)]
     if args.compare_unsharded:
         ways.append(("one index", loaded[1], 1))
     searchers = {id(index): HybridSearcher(index, embedder) for _, index, _ in ways}
@@ -446,7 +447,6 @@ def search_bench(args: argparse.Namespace, log) -> None:
             for i, (q, v) in enumerate(zip(questions, vectors)):
                 turn = (i + round_) % len(ways)
                 for way, index, count in ways[turn:] + ways[:turn]:
-                    shards.configure_search_threads(count)
                     for part, fn in parts.items():
                         t = time.perf_counter()
                         fn(index, q, v)
@@ -457,7 +457,6 @@ def search_bench(args: argparse.Namespace, log) -> None:
             for round_ in range(args.rounds):
                 turn = round_ % len(ways)
                 for way, index, count in ways[turn:] + ways[:turn]:
-                    shards.configure_search_threads(count)
                     searcher = searchers[id(index)]
                     latencies: list[float] = []
 
@@ -472,7 +471,7 @@ def search_bench(args: argparse.Namespace, log) -> None:
                     wall = time.perf_counter() - t0
                     busy.setdefault((clients, way), []).append((len(latencies) / wall, latencies))
     finally:
-        shards.configure_search_threads(threads)
+        side_by_side.close()
 
     sharded = loaded[args.shards]
     print(f"{machine_line()}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "

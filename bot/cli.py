@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -68,8 +69,6 @@ def cli(ctx: click.Context, verbose: int) -> None:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
-    if ctx.invoked_subcommand is not None:
-        settings().apply_process(serving=ctx.invoked_subcommand in ("serve", "bot"))  # before any model loads
     ctx.ensure_object(dict)
 
 
@@ -158,7 +157,7 @@ def index_build(
             progress=BuildProgress(),
             engine=runner,
             shards=shards,
-            shard_passages=s.shard_passages,
+            options=s.build_options(),
         )
     finally:
         runner.close()
@@ -186,8 +185,9 @@ def index_build(
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def index_info(index_dir: Path | None, as_json: bool) -> None:
     """Show what the current index holds."""
-    root = index_dir or settings().index_dir
-    loaded = open_index(root)
+    s = settings()
+    root = index_dir or s.index_dir
+    loaded = open_index(root, replace(s.load_options(), verify=True))  # what an operator inspects is checked
     m = loaded.manifest
     if as_json:
         click.echo(json.dumps({k: v for k, v in m.items() if k != "files"} | {"folder": str(loaded.folder)}, ensure_ascii=False, indent=2))
@@ -298,7 +298,7 @@ def telegram_bot() -> None:
     s = settings()
     try:
         bot_token(s)  # a bad token fails in a second, before the model loads
-        service = s.qa_service()
+        service = s.qa_service(serving=True)
         service.warm_up()
         click.echo("Telegram bot started (long polling); Ctrl+C stops it.", err=True)
         run_polling(service, s)

@@ -20,10 +20,9 @@ from newsqa.index.embedding.embedder import (
     SentenceTransformerEmbedder,
     can_use_gpu,
 )
+from newsqa.index.options import BuildOptions, LoadOptions
 from newsqa.index.scale import dense_memory, shards
-from newsqa.index.scale.shard_writer import DEFAULT_SHARD_PASSAGES
 from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
-from newsqa.index.threads import configure_threads
 from newsqa.retrieval.answer import AnswerConfig
 from newsqa.retrieval.search import FusionConfig
 from newsqa.retrieval.service import MAX_QUESTION_CHARS, MAX_TOP_K, QAService, ServiceConfig
@@ -74,7 +73,7 @@ class Settings(BaseSettings):
     build_engine: str = Field("local", pattern="^(local|ray)$", description="local (this process) or ray (a Ray cluster)")
     ray_address: str | None = Field(None, description="Ray cluster to build on, e.g. ray://head:10001 or auto; unset = start one here")
     ray_workers: int = Field(0, ge=0, le=10_000, description="embedding actors; 0 = one per GPU, else one per two CPUs")
-    shard_passages: int = Field(DEFAULT_SHARD_PASSAGES, ge=1, description="passages per shard; a corpus this size or smaller is one shard")
+    shard_passages: int = Field(BuildOptions.shard_passages, ge=1, description="passages per shard; a corpus this size or smaller is one shard")
     passage_max_words: int = Field(
         DEFAULT_MAX_WORDS, ge=10, le=1000,
         description="largest passage, in words: whole sentences are packed into passages up to it, and a sentence is never cut",
@@ -150,7 +149,7 @@ class Settings(BaseSettings):
     def allowed_chat_ids(self) -> frozenset[int]:
         return frozenset(int(part) for part in self.allowed_chats.replace(",", " ").split())
 
-    def service_config(self) -> ServiceConfig:
+    def service_config(self, serving: bool = False) -> ServiceConfig:
         return ServiceConfig(
             index_dir=self.index_dir,
             model=self.embedding_model,
@@ -170,16 +169,34 @@ class Settings(BaseSettings):
                 min_names=self.min_names,
                 min_names_other=self.min_names_other,
             ),
-            verify_checksums=self.verify_checksums,
+            load=self.load_options(serving),
         )
 
-    def embedder(self, model: str | None = None) -> SentenceTransformerEmbedder:
-        if model is not None and model != self.embedding_model:
-            return self.model_copy(update={"embedding_model": model}).embedder()
-        return self.embedder_factory()()
+    def load_options(self, serving: bool = False) -> LoadOptions:
+        """How a build is loaded: by a long-running server (`serving`: `newsqa serve`, `newsqa bot`)
+        or for a command that asks and exits."""
+        cores = os.cpu_count() or 1
+        hugepages = dense_memory.hugepages_available()
+        return LoadOptions(
+            verify=self.verify_checksums,
+            dense_memory=dense_memory.resolve_mode(self.dense_memory, serving, self.http_workers, hugepages),
+            shard_search_threads=self.shard_search_threads
+            or shards.auto_search_threads(cores, self.http_workers if serving else 1),
+            faiss_threads=self.thread_counts(serving)[1],
+        )
 
-    def embedder_factory(self) -> Callable[[], SentenceTransformerEmbedder]:
-        """A picklable recipe for this embedder, for a build's Ray actors to load the model with."""
+    def build_options(self) -> BuildOptions:
+        """How `newsqa index build` builds: one job, every core for it unless told otherwise."""
+        return BuildOptions(shard_passages=self.shard_passages, faiss_threads=self.thread_counts(serving=False)[1])
+
+    def embedder(self, model: str | None = None, serving: bool = False) -> SentenceTransformerEmbedder:
+        if model is not None and model != self.embedding_model:
+            return self.model_copy(update={"embedding_model": model}).embedder(serving=serving)
+        return self.embedder_factory(serving)()
+
+    def embedder_factory(self, serving: bool = False) -> Callable[..., SentenceTransformerEmbedder]:
+        """A picklable recipe for this embedder, for a build's Ray actors to load the model with
+        (each passes the threads it may use)."""
         return functools.partial(
             SentenceTransformerEmbedder,
             self.embedding_model,
@@ -190,6 +207,7 @@ class Settings(BaseSettings):
             onnx_fallback_dir=self.index_dir / "models",
             trace=self.torch_trace,
             models_dir=self.models_dir or self.index_dir / "models",
+            threads=self.thread_counts(serving)[0],
         )
 
     @property
@@ -197,9 +215,11 @@ class Settings(BaseSettings):
         """Whether the embedder would use a GPU it is given (a Ray build gives its actors GPUs only then)."""
         return can_use_gpu(self.embedding_backend, self.embedding_device)
 
-    def qa_service(self) -> QAService:
-        """The service, with the embedder these settings describe (backend, batch size)."""
-        return QAService(self.service_config(), embedder_factory=self.embedder)
+    def qa_service(self, serving: bool = False) -> QAService:
+        """The service, with the embedder these settings describe (backend, batch size, threads),
+        tuned for a long-running server when `serving`."""
+        embedder = functools.partial(self.embedder, serving=serving)
+        return QAService(self.service_config(serving), embedder_factory=embedder)
 
     def thread_counts(self, serving: bool) -> tuple[int, int]:
         """(model threads, FAISS threads); 0 leaves a library's own default (all cores)."""
@@ -211,15 +231,3 @@ class Settings(BaseSettings):
         cores = os.cpu_count() or 1
         model = self.torch_threads or max(1, cores // (self.http_max_concurrency * self.http_workers))
         return model, self.faiss_threads or 1
-
-    def apply_process(self, serving: bool = False) -> None:
-        """Once per process, at start-up: thread counts (each library takes its count when it is
-        first loaded) and where large vector indexes are searched."""
-        configure_threads(*self.thread_counts(serving))
-        cores = os.cpu_count() or 1
-        shards.configure_search_threads(
-            self.shard_search_threads or shards.auto_search_threads(cores, self.http_workers if serving else 1)
-        )
-        dense_memory.configure(
-            dense_memory.resolve_mode(self.dense_memory, serving, self.http_workers, dense_memory.hugepages_available())
-        )

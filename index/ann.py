@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from newsqa.index.options import BuildOptions
 from newsqa.index.threads import apply_faiss_threads
 
-# Exact search costs ~0.15 µs per passage here (20k passages ≈ 3 ms, 200k ≈ 30 ms); above this
-# size a question's search would cost more than embedding it, so we switch to HNSW.
+# Exact (flat) below BuildOptions.hnsw_threshold passages, HNSW from there.
 FLAT, HNSW, IVF = "flat", "hnsw", "ivf"
-# Compressed kinds, for shards past COMPRESS_THRESHOLD: IVF over 8-bit scalar-quantised vectors
+# Compressed kinds, for shards past BuildOptions.compress_threshold: IVF over 8-bit scalar-quantised vectors
 # (a quarter of flat's memory, builds 1M vectors in seconds), IVF-PQ codes re-scored from 8-bit
 # vectors (smaller still, but its ranking is coarse: recall@10 0.5-0.8 at 1M in
 # bench/scaleout_bench.py), or HNSW over float16 vectors (half the vector memory of HNSW; its graph
@@ -20,8 +20,6 @@ FLAT, HNSW, IVF = "flat", "hnsw", "ivf"
 # measured at build time and recorded in the manifest.
 IVF_SQ8, HNSW_FP16, IVF_PQ = "ivf-sq8", "hnsw-fp16", "ivf-pq"
 INDEX_TYPES = (FLAT, HNSW, IVF, IVF_SQ8, HNSW_FP16, IVF_PQ)
-HNSW_THRESHOLD = 20_000
-COMPRESS_THRESHOLD = 1_000_000
 COMPRESSED_TYPE = IVF_SQ8
 # Measured at 100k passages (bench/scale_bench.py): M=32/efC 80/efSearch 128 gave recall@10 0.87;
 # M=48/efC 200 with efSearch 256 gave 0.951 there, but 0.945 for 400 questions embedded by the
@@ -66,22 +64,26 @@ IVF_SQ8_NPROBE = 64
 RECALL_QUERIES = 200  # sampled passages searched at build time to measure an approximate index
 
 
-def choose_index_type(n: int, compressed: str = COMPRESSED_TYPE) -> str:
-    if n < HNSW_THRESHOLD:
+def choose_index_type(n: int, options: BuildOptions = BuildOptions(), compressed: str = COMPRESSED_TYPE) -> str:
+    if n < options.hnsw_threshold:
         return FLAT
-    return HNSW if n <= COMPRESS_THRESHOLD else compressed
+    return HNSW if n <= options.compress_threshold else compressed
 
 
 def make_dense_index(
-    vectors: np.ndarray, kind: str | None = None, hnsw: tuple[int, int] | None = None
+    vectors: np.ndarray,
+    kind: str | None = None,
+    hnsw: tuple[int, int] | None = None,
+    options: BuildOptions = BuildOptions(),
 ):  # -> faiss.Index
-    """The vector index for `vectors`: `kind` (one of INDEX_TYPES) or the one chosen by their number.
-    `hnsw` = (M, efConstruction) instead of the ones chosen by size (benchmarks compare graphs)."""
+    """The vector index for `vectors`: `kind` (one of INDEX_TYPES) or the one `options` choose by
+    their number. `hnsw` = (M, efConstruction) instead of the ones chosen by size (benchmarks
+    compare graphs)."""
     import faiss
 
-    apply_faiss_threads()
+    apply_faiss_threads(options.faiss_threads)
     n, dim = vectors.shape
-    kind = kind or choose_index_type(n)
+    kind = kind or choose_index_type(n, options)
     data = np.ascontiguousarray(vectors, dtype=np.float32)
     rng = np.random.default_rng(0)
     if kind == FLAT:

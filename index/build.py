@@ -21,8 +21,8 @@ from newsqa.index.format import CACHE, IndexUnavailable, resolve_build
 from newsqa.index.lexical import LexicalIndex
 from newsqa.index.loader import load_build
 from newsqa.index.models import Article, Passage
+from newsqa.index.options import BuildOptions, LoadOptions
 from newsqa.index.scale.shard_writer import (
-    DEFAULT_SHARD_PASSAGES,
     ShardJob,
     plan_shards,
     shard_count,
@@ -177,7 +177,7 @@ def build_index(
     progress: Progress = _no_progress,
     engine: BuildEngine | None = None,
     shards: int | None = None,
-    shard_passages: int = DEFAULT_SHARD_PASSAGES,
+    options: BuildOptions = BuildOptions(),
 ) -> BuildReport:
     """Build a new index from `seeds` under `root` and make it current.
 
@@ -185,7 +185,7 @@ def build_index(
     before that leaves the previous build serving. `embedder=None` builds a lexical-only index.
     `engine` says where the work runs (this process by default; `index.scale.ray_build.RayEngine`
     on a Ray cluster); `shards` how many shards to cut the index into (default: one per
-    `shard_passages` passages).
+    `options.shard_passages` passages); `options` the rest of the build's tuning.
     """
     started = time.perf_counter()
     root = Path(root)
@@ -231,13 +231,15 @@ def build_index(
             progress("lexical", 1, 1)
 
             progress("write", 0, 1)
-            plans = plan_shards(articles, passages, shards or shard_count(len(passages), shard_passages))
+            plans = plan_shards(articles, passages, shards or shard_count(len(passages), options.shard_passages))
             contents = BuildContents(articles, passages, vectors, lexical, extra)
             if len(plans) > 1:
-                folder = write_sharded_build(root, contents, plans, write_shards=engine.write_shards)
+                folder = write_sharded_build(root, contents, plans, write_shards=engine.write_shards, options=options)
             else:
-                folder = write_build(root, contents)
-            loaded = load_build(folder, verify=True)  # never swap in a build we cannot read back
+                folder = write_build(root, contents, options)
+            # Never swap in a build we cannot read back: checked as it was checksummed.
+            readback = LoadOptions(verify=True, checksums=options.checksums, faiss_threads=options.faiss_threads)
+            loaded = load_build(folder, readback)
             swap_current(root, folder)
             prune_builds(root)
             progress("write", 1, 1)

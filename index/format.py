@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,21 @@ CURRENT = "current"
 BUILDS = "builds"
 CACHE = "embeddings.sqlite"
 
-# Files above this size are checked at load by size + sampled blocks (hashing 5 GB in full takes
-# ~4 s on this machine), then in full in the background; smaller ones are hashed in full at load.
-FULL_CHECK_BYTES = 64 << 20
-SAMPLE_BLOCKS = 64
-SAMPLE_BLOCK_BYTES = 64 << 10
+
+@dataclass(frozen=True)
+class Checksums:
+    """How files are checksummed. A file above `full_check_bytes` also gets a digest of its size
+    and `sample_blocks` blocks of `sample_block_bytes`, which a load checks at once; its full
+    SHA-256 is then checked in the background. A sampled digest only matches one taken the same
+    way, so a build and the loads of it use the same value (the defaults, outside tests)."""
+
+    # Hashing 5 GB in full takes ~4 s on this machine; ~4 MB of sampled blocks, milliseconds.
+    full_check_bytes: int = 64 << 20
+    sample_blocks: int = 64
+    sample_block_bytes: int = 64 << 10
+
+
+CHECKSUMS = Checksums()
 
 
 class IndexUnavailable(Exception):
@@ -84,40 +95,46 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def sample_offsets(size: int) -> list[int]:
+def sample_offsets(size: int, checksums: Checksums = CHECKSUMS) -> list[int]:
     """Where the sampled blocks of a file of `size` bytes start: first, last and evenly between."""
-    if size <= SAMPLE_BLOCKS * SAMPLE_BLOCK_BYTES:
+    blocks, block = checksums.sample_blocks, checksums.sample_block_bytes
+    if size <= blocks * block:
         return [0]
-    last = size - SAMPLE_BLOCK_BYTES
-    return sorted({round(i * last / (SAMPLE_BLOCKS - 1)) for i in range(SAMPLE_BLOCKS)})
+    last = size - block
+    return sorted({round(i * last / (blocks - 1)) for i in range(blocks)})
 
 
-def sample_sha256(path: Path) -> str:
+def sample_sha256(path: Path, checksums: Checksums = CHECKSUMS) -> str:
     """SHA-256 of a file's size and sampled blocks: catches truncation, a rewritten header or
     footer, and damage in the sampled blocks, for ~4 MB of reading whatever the file's size."""
     size = path.stat().st_size
+    block = checksums.sample_block_bytes
     digest = hashlib.sha256(size.to_bytes(8, "little"))
-    offsets = sample_offsets(size)
+    offsets = sample_offsets(size, checksums)
     with open(path, "rb") as fh:
         if hasattr(os, "posix_fadvise"):  # ask for every block at once: one seek at a time when the page cache is cold
             for offset in offsets:
-                os.posix_fadvise(fh.fileno(), offset, SAMPLE_BLOCK_BYTES, os.POSIX_FADV_WILLNEED)
+                os.posix_fadvise(fh.fileno(), offset, block, os.POSIX_FADV_WILLNEED)
         for offset in offsets:
             fh.seek(offset)
-            digest.update(fh.read(SAMPLE_BLOCK_BYTES))
+            digest.update(fh.read(block))
     return digest.hexdigest()
 
 
-def file_entry(path: Path) -> dict[str, Any]:
-    """A file's entry in the manifest: size and SHA-256, and a sampled digest when it is large."""
+def file_entry(path: Path, checksums: Checksums = CHECKSUMS, sha256: str | None = None) -> dict[str, Any]:
+    """A file's entry in the manifest: size and SHA-256, and a sampled digest when it is large.
+    `sha256`: the digest its writer took on the way out (index/writer.py `HashingWriter`), so the
+    file is not read again (but for the sampled blocks of a large one)."""
     size = path.stat().st_size
-    entry: dict[str, Any] = {"sha256": sha256_file(path), "bytes": size}
-    if size > FULL_CHECK_BYTES:
-        entry["sample_sha256"] = sample_sha256(path)
+    entry: dict[str, Any] = {"sha256": sha256 or sha256_file(path), "bytes": size}
+    if size > checksums.full_check_bytes:
+        entry["sample_sha256"] = sample_sha256(path, checksums)
     return entry
 
 
-def check_file(folder: Path, name: str, meta: dict[str, Any], full: bool) -> bool:
+def check_file(
+    folder: Path, name: str, meta: dict[str, Any], full: bool, checksums: Checksums = CHECKSUMS
+) -> bool:
     """Raise IndexCorrupt if `name` does not match; True when it was only sample-checked."""
     path = Path(folder) / name
     if not path.is_file():
@@ -126,17 +143,19 @@ def check_file(folder: Path, name: str, meta: dict[str, Any], full: bool) -> boo
         raise corrupt(folder, f"{name} does not match its checksum")
     sampled = not full and "sample_sha256" in meta
     if sampled:
-        if sample_sha256(path) != meta["sample_sha256"]:
+        if sample_sha256(path, checksums) != meta["sample_sha256"]:
             raise corrupt(folder, f"{name} does not match its checksum")
     elif sha256_file(path) != meta.get("sha256"):
         raise corrupt(folder, f"{name} does not match its checksum")
     return sampled
 
 
-def verify_files(folder: Path, manifest: dict[str, Any], full: bool = True) -> list[str]:
+def verify_files(
+    folder: Path, manifest: dict[str, Any], full: bool = True, checksums: Checksums = CHECKSUMS
+) -> list[str]:
     """Check every file against the manifest. With full=False, large files that carry a sampled
     digest are checked by it only; their names are returned for a full check later."""
-    return [name for name, meta in manifest["files"].items() if check_file(folder, name, meta, full)]
+    return [name for name, meta in manifest["files"].items() if check_file(folder, name, meta, full, checksums)]
 
 
 def corpus_digest(articles: Sequence[Article]) -> str:
@@ -154,8 +173,15 @@ def corpus_digest(articles: Sequence[Article]) -> str:
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     """The manifest and its own checksum (so its fields are checked too), written last."""
     manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
-    (folder / MANIFEST).write_bytes(manifest_bytes)
-    (folder / MANIFEST_DIGEST).write_text(hashlib.sha256(manifest_bytes).hexdigest() + "\n", encoding="ascii")
+    _write_synced(folder / MANIFEST, manifest_bytes)
+    _write_synced(folder / MANIFEST_DIGEST, (hashlib.sha256(manifest_bytes).hexdigest() + "\n").encode("ascii"))
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -53,12 +53,19 @@ class LexicalQuery:
     field: str
     tokens: list[str]  # syllables (question words removed), then bigrams
     bigrams: int = 0  # how many of `tokens`, at the end, are bigrams
+    # Words of an earlier question a follow-up is read with (retrieval/conversation.py), scored
+    # at their own lower weight so they steer towards the topic without outvoting the question.
+    context: tuple[str, ...] = ()
+    context_weight: float = 0.0
 
     @property
     def groups(self) -> list[tuple[float, list[str]]]:
         """(weight, tokens) pairs whose BM25 scores add up to the query's score."""
         split = len(self.tokens) - self.bigrams
-        return [(1.0, self.tokens[:split]), (BIGRAM_WEIGHT, self.tokens[split:])]
+        groups = [(1.0, self.tokens[:split]), (BIGRAM_WEIGHT, self.tokens[split:])]
+        if self.context and self.context_weight > 0:
+            groups.append((self.context_weight, list(self.context)))
+        return groups
 
 
 VOCAB_FILE = "vocab.index.json"  # bm25s's name for a field's vocabulary

@@ -11,6 +11,8 @@ from typing import Any
 
 from newsqa.index.lexical import LexicalIndex
 from newsqa.index.models import Article, Passage
+from newsqa.index.options import LoadOptions
+from newsqa.index.pools import LazyPool
 from newsqa.index.scale import dense_memory
 
 
@@ -51,10 +53,13 @@ class LoadedIndex:
     article_rows: Mapping[str, range] | None = None
     # The shards of a sharded build (see index.scale.shards), each loaded as a build of its own.
     shards: Sequence[LoadedIndex] = ()
-    dense_mapped: bool = False  # the vector index was opened memory-mapped (above MMAP_BYTES)
+    dense_mapped: bool = False  # the vector index was opened memory-mapped (above options.mmap_bytes)
     # The background copy of a large memory-mapped vector index into private memory, when the
-    # front end asked for one (index.scale.dense_memory); `dense` swaps to the copy when it is read.
+    # options asked for one (index.scale.dense_memory); `dense` swaps to the copy when it is read.
     dense_copy: dense_memory.PrivateCopy | None = None
+    options: LoadOptions = field(default_factory=LoadOptions)  # what it was loaded with; searches use its threads
+    # The threads that search a sharded build's shards side by side (index.scale.shards).
+    search_pool: LazyPool | None = None
 
     @property
     def model_id(self) -> str | None:
@@ -74,6 +79,12 @@ class LoadedIndex:
                 return dense_memory.PRIVATE
             return dense_memory.MMAP if self.dense_copy.wait(0) else "copying"
         return dense_memory.MMAP if self.dense_mapped else "memory"
+
+    def close(self) -> None:
+        """Let the threads this index started for searching go (a reload replaced it). It still
+        answers a search in flight, on the calling thread."""
+        if self.search_pool is not None:
+            self.search_pool.close()
 
     def passages_of(self, article_id: str) -> list[Passage]:
         """One article's passages in order, without walking every passage of the index."""

@@ -2,10 +2,11 @@
 indexes read, into one `LoadedIndex`.
 
 Loading is cheap at any size (measured at 1M passages in bench/scale_bench.py): a build of more than
-LAZY_ROWS passages is opened, not parsed. Passages and articles are read row by row through the
-offsets in rows.npz, large vector and BM25 files are memory-mapped, and files larger than
-FULL_CHECK_BYTES are checked at load by size and a digest of sampled blocks, then hashed in full in
-a background thread that logs (and records in `LoadedIndex.integrity`) any damage it finds.
+`LoadOptions.lazy_rows` passages is opened, not parsed. Passages and articles are read row by row
+through the offsets in rows.npz, large vector and BM25 files are memory-mapped, and files that the
+build gave a sampled digest (index.format.Checksums) are checked at load by size and sampled blocks,
+then hashed in full in a background thread that logs (and records in `LoadedIndex.integrity`) any
+damage it finds.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from newsqa.index.format import (
     LEXICAL,
     PASSAGES,
     ROWS,
+    Checksums,
     IndexCorrupt,
     IndexUnavailable,
     check_file,
@@ -40,6 +42,7 @@ from newsqa.index.format import (
 from newsqa.index.lexical import LexicalIndex, Vocabularies
 from newsqa.index.loaded import Integrity, LoadedIndex
 from newsqa.index.models import Article, Passage
+from newsqa.index.options import LoadOptions
 from newsqa.index.scale import dense_memory
 from newsqa.index.scale.readahead import read_in_background, sequential_readahead
 from newsqa.index.scale.shards import load_sharded
@@ -48,26 +51,20 @@ from newsqa.index.threads import apply_faiss_threads
 
 log = logging.getLogger(__name__)
 
-# Above this many passages a build is opened lazily: parsing 1M JSON rows takes seconds, reading
-# the offsets of them takes milliseconds.
-LAZY_ROWS = 50_000
-
-# Vector indexes above this size are memory-mapped (zero-copy; FAISS must never add to them), and a
-# server may then copy them into huge pages in the background (index/scale/dense_memory.py).
-MMAP_BYTES = 64 << 20
-
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def _verify_later(folder: Path, manifest: dict[str, Any], names: Sequence[str], integrity: Integrity) -> None:
+def _verify_later(
+    folder: Path, manifest: dict[str, Any], names: Sequence[str], integrity: Integrity, checksums: Checksums
+) -> None:
     def run() -> None:
         error = None
         for name in names:
             try:
-                check_file(folder, name, manifest["files"][name], full=True)
+                check_file(folder, name, manifest["files"][name], True, checksums)
             except IndexCorrupt as exc:
                 error = str(exc)
                 log.error("%s", exc)
@@ -95,14 +92,14 @@ class DenseRead:
     copy: dense_memory.PrivateCopy | None = None  # not started: the load starts it once every file has passed
 
 
-def read_dense(folder: Path, manifest: dict[str, Any]) -> DenseRead:
-    """The vector index, and its copy into private memory if the front end wants one."""
+def read_dense(folder: Path, manifest: dict[str, Any], options: LoadOptions = LoadOptions()) -> DenseRead:
+    """The vector index, and its copy into private memory if the options ask for one."""
     path = folder / DENSE
     if not path.is_file():
         return DenseRead(None)
     import faiss
 
-    mapped = path.stat().st_size > MMAP_BYTES
+    mapped = path.stat().st_size > options.mmap_bytes
     if mapped:
         with sequential_readahead(path):  # FAISS copies the graph out of the map: fault it in fast
             dense = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
@@ -115,7 +112,7 @@ def read_dense(folder: Path, manifest: dict[str, Any]) -> DenseRead:
     # twice. The build's files were checked above; the copy reads the same immutable file.
     if not (
         mapped
-        and dense_memory.configured_mode() == dense_memory.PRIVATE
+        and options.dense_memory == dense_memory.PRIVATE
         and dense_index_type(dense) in (FLAT, HNSW, HNSW_FP16)
     ):
         return DenseRead(holder, mapped)
@@ -147,39 +144,45 @@ def _lazy_tables(folder: Path, rows: dict[str, np.ndarray]) -> tuple[ArticleTabl
 
 
 def load_build(
-    folder: Path, verify: bool = True, full_verify: bool = False, vocabularies: Vocabularies | None = None
+    folder: Path,
+    options: LoadOptions = LoadOptions(),
+    full_verify: bool = False,
+    vocabularies: Vocabularies | None = None,
 ) -> LoadedIndex:
     """Load one build folder, checking its files against the manifest's checksums first.
 
-    verify=True hashes every file in full, except files above FULL_CHECK_BYTES, which are checked
-    by size and sampled blocks and then in full in the background (see `LoadedIndex.integrity`);
-    full_verify=True hashes everything before returning. `vocabularies` lets loads share parsed
-    BM25 vocabularies (the shards of one build carry the same one).
+    With `options.verify`, every file is hashed in full, except files with a sampled digest, which
+    are checked by size and sampled blocks and then in full in the background (see
+    `LoadedIndex.integrity`); full_verify=True hashes everything before returning. `vocabularies`
+    lets loads share parsed BM25 vocabularies (the shards of one build carry the same one).
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
     integrity = Integrity()
     if "shards" in manifest:
-        if verify:
-            verify_files(folder, manifest, full=True)
+        if options.verify:
+            verify_files(folder, manifest, True, options.checksums)
         return load_sharded(
-            folder, manifest, lambda shard, shared: load_build(shard, verify, full_verify, vocabularies=shared)
+            folder,
+            manifest,
+            lambda shard, shared: load_build(shard, options, full_verify, vocabularies=shared),
+            options,
         )
-    if verify:
-        sampled = verify_files(folder, manifest, full=full_verify)
+    if options.verify:
+        sampled = verify_files(folder, manifest, full_verify, options.checksums)
         if sampled:
             integrity = Integrity(sampled)
     try:
         # FAISS reads without holding the GIL, so the vector index's I/O overlaps the parsing of
         # the tables and BM25 (a 1M-passage load with a cold page cache: 2.1 s one after the other).
         with ThreadPoolExecutor(1, thread_name_prefix="newsqa-dense") as pool:
-            dense_read = pool.submit(read_dense, folder, manifest)
+            dense_read = pool.submit(read_dense, folder, manifest, options)
             rows = _read_rows(folder)
-            lazy = rows is not None and int(manifest.get("passage_count") or 0) > LAZY_ROWS
+            lazy = rows is not None and int(manifest.get("passage_count") or 0) > options.lazy_rows
             articles, passages = _lazy_tables(folder, rows) if lazy else _eager_tables(folder)  # type: ignore[arg-type]
             lexical = LexicalIndex.load(folder / LEXICAL, mmap=lazy, vocabularies=vocabularies)
             dense = dense_read.result()
-        apply_faiss_threads()  # OpenMP's thread count is per thread: set it for this one too
+        apply_faiss_threads(options.faiss_threads)  # OpenMP's count is per thread: set it for the loading one too
         if dense.index is not None and dense.index.ntotal != len(passages):
             raise corrupt(folder, "the vector index and the passages disagree in size")
     except IndexUnavailable:
@@ -190,7 +193,8 @@ def load_build(
         raise corrupt(folder, "the passage count does not match the manifest")
     if integrity.pending:
         # The vector index first: searching a memory-mapped one is slow until its pages are cached
-        _verify_later(folder, manifest, sorted(integrity.pending, key=lambda name: name != DENSE), integrity)
+        pending = sorted(integrity.pending, key=lambda name: name != DENSE)
+        _verify_later(folder, manifest, pending, integrity, options.checksums)
     article_rows = None
     if rows is not None and "article_passage_starts" in rows:
         positions = (
@@ -211,6 +215,7 @@ def load_build(
         article_rows=article_rows,
         dense_mapped=dense.mapped,
         dense_copy=dense.copy,
+        options=options,
     )
     if dense.copy is not None:
         dense.copy.start()
@@ -219,5 +224,5 @@ def load_build(
     return loaded
 
 
-def open_index(root: Path, verify: bool = True) -> LoadedIndex:
-    return load_build(resolve_build(root), verify=verify)  # type: ignore[arg-type]
+def open_index(root: Path, options: LoadOptions = LoadOptions()) -> LoadedIndex:
+    return load_build(resolve_build(root), options)  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """The tables a loaded build reads its rows from: passages and articles parsed on demand from their
 JSON-lines files, and the id → row maps over them.
 
-A build of more than LAZY_ROWS passages (index/loader.py) is opened, not parsed: parsing 1M JSON
+A build of more than `LoadOptions.lazy_rows` passages (index/loader.py) is opened, not parsed: parsing 1M JSON
 rows takes seconds, reading the offsets of them (rows.npz) takes milliseconds.
 """
 

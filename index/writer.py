@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -32,6 +34,7 @@ from newsqa.index.format import (
     LEXICAL,
     PASSAGES,
     ROWS,
+    Checksums,
     IndexUnavailable,
     corpus_digest,
     file_entry,
@@ -41,6 +44,7 @@ from newsqa.index.format import (
 )
 from newsqa.index.lexical import LexicalIndex
 from newsqa.index.models import Article, Passage
+from newsqa.index.options import BuildOptions
 
 KEEP_BUILDS = 3
 
@@ -56,33 +60,52 @@ class BuildContents:
     manifest_extra: dict[str, Any]  # model, splitter, warnings, engine, shard: added to the manifest
 
 
-def write_build_folder(folder: Path, contents: BuildContents, build_id: str | None = None) -> None:
-    """Write the files of one build (or one shard of a build) into `folder`, manifest last."""
+def write_build_folder(
+    folder: Path, contents: BuildContents, build_id: str | None = None, options: BuildOptions = BuildOptions()
+) -> None:
+    """Write the files of one build (or one shard of a build) into `folder`, manifest last; `options`
+    choose the kind of vector index and how files are checksummed."""
     articles, passages, vectors = contents.articles, contents.passages, contents.vectors
+    checksums = options.checksums
     folder.mkdir(parents=True)
-    article_offsets = _write_jsonl(folder / ARTICLES, (a.to_json() for a in articles))
-    passage_offsets = _write_jsonl(folder / PASSAGES, (p.to_json() for p in passages))
+    # Each file this module writes is hashed on the way out and fsynced before it closes, so it
+    # is written once and never read back here; files the libraries write (bm25s) are read once.
+    written: dict[str, dict[str, Any]] = {}
+    article_offsets, written[ARTICLES] = _write_jsonl(folder / ARTICLES, (a.to_json() for a in articles), checksums)
+    passage_offsets, written[PASSAGES] = _write_jsonl(folder / PASSAGES, (p.to_json() for p in passages), checksums)
+    rows = io.BytesIO()  # zipfile wants to seek back over what it wrote; the file is then written whole
     np.savez(
-        folder / ROWS,
+        rows,
         passage_offsets=passage_offsets,
         article_offsets=article_offsets,
         article_ids=np.array([a.article_id for a in articles], dtype=str),
         article_passage_starts=_article_passage_starts(articles, passages),
     )
+    with HashingWriter(folder / ROWS, checksums) as out:
+        out.write(rows.getbuffer())
+    written[ROWS] = out.entry
     index_info: dict[str, Any] = {"type": None}
     if vectors is not None:
         import faiss
 
         copies = Copies.find(vectors)
         distinct = vectors if copies is None else np.asarray(vectors)[copies.first_rows]
-        dense = make_dense_index(distinct)
-        faiss.write_index(dense, str(folder / DENSE))
+        dense = make_dense_index(distinct, options=options)
+        with HashingWriter(folder / DENSE, checksums) as out:
+            callback = faiss.PyCallbackIOWriter(out.write)
+            faiss.write_index(dense, callback)
+            del callback
+        written[DENSE] = out.entry
         index_info = dense_index_info(dense, distinct)
         if copies is not None:
             copies.save(folder / COPIES)
             index_info["distinct_vectors"] = copies.groups
     contents.lexical.save(folder / LEXICAL)
-    files = {str(p.relative_to(folder)): file_entry(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            name = str(path.relative_to(folder))
+            files[name] = written[name] if name in written else _synced_entry(path, checksums)
     manifest = {
         "format_version": FORMAT_VERSION,
         "build_id": build_id or new_build_id(),
@@ -98,8 +121,9 @@ def write_build_folder(folder: Path, contents: BuildContents, build_id: str | No
 
 
 def publish_build(root: Path, write: Callable[[Path, str], None]) -> Path:
-    """Run write(folder, build id) on a temporary folder under builds/, fsync it and rename it to
-    builds/<id>; on any failure remove it. Returns the final folder (not yet `current`)."""
+    """Run write(folder, build id) on a temporary folder under builds/, fsync its folders and rename
+    it to builds/<id>; on any failure remove it. Returns the final folder (not yet `current`).
+    `write` leaves every file it writes fsynced (write_build_folder and write_manifest do)."""
     builds = Path(root) / BUILDS
     builds.mkdir(parents=True, exist_ok=True)
     build_id = new_build_id()
@@ -115,9 +139,9 @@ def publish_build(root: Path, write: Callable[[Path, str], None]) -> Path:
         raise
 
 
-def write_build(root: Path, contents: BuildContents) -> Path:
+def write_build(root: Path, contents: BuildContents, options: BuildOptions = BuildOptions()) -> Path:
     """Write a complete build into builds/<id> (via a temporary name) and return its folder."""
-    return publish_build(root, lambda folder, build_id: write_build_folder(folder, contents, build_id))
+    return publish_build(root, lambda folder, build_id: write_build_folder(folder, contents, build_id, options))
 
 
 def swap_current(root: Path, build_folder: Path) -> None:
@@ -177,29 +201,79 @@ def _article_passage_starts(articles: Sequence[Article], passages: Sequence[Pass
     return np.searchsorted(owners, np.arange(len(articles) + 1), side="left").astype(np.int64)
 
 
-def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]] | Sequence[dict[str, Any]]) -> np.ndarray:
-    """Write one JSON object per line; return the byte offset of each line and the end offset."""
+class HashingWriter:
+    """A file being written that takes its SHA-256 on the way out and is fsynced before it closes:
+    its manifest entry (`entry`, once closed) then costs no read of it, but for the ~4 MB of
+    sampled blocks of a file above the full-check size (their places depend on the final size)."""
+
+    def __init__(self, path: Path, checksums: Checksums) -> None:
+        self.path = Path(path)
+        self.checksums = checksums
+        self.entry: dict[str, Any] = {}
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._file = open(self.path, "wb")
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._file.write(data)
+        self._digest.update(data)
+        size = memoryview(data).nbytes
+        self._size += size
+        return size
+
+    def __enter__(self) -> HashingWriter:
+        return self
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        try:
+            if kind is None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+        finally:
+            self._file.close()
+        if kind is None:
+            self.entry = file_entry(self.path, self.checksums, self._digest.hexdigest())
+            if self.entry["bytes"] != self._size:
+                raise OSError(f"{self.path} holds {self.entry['bytes']} bytes, {self._size} were written to it")
+
+
+def _synced_entry(path: Path, checksums: Checksums) -> dict[str, Any]:
+    """The manifest entry of a file a library wrote (bm25s): one read to hash it, and an fsync."""
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+    return file_entry(path, checksums)
+
+
+def _write_jsonl(
+    path: Path, rows: Iterator[dict[str, Any]] | Sequence[dict[str, Any]], checksums: Checksums
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Write one JSON object per line; return the byte offset of each line and the end offset,
+    and the file's manifest entry."""
     offsets = [0]
-    with open(path, "wb") as fh:
+    chunk: list[bytes] = []
+    pending = 0
+    with HashingWriter(path, checksums) as out:
         for row in rows:
             line = json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n"
-            fh.write(line)
+            chunk.append(line)
+            pending += len(line)
             offsets.append(offsets[-1] + len(line))
-        fh.flush()
-        os.fsync(fh.fileno())
-    return np.asarray(offsets, dtype=np.int64)
+            if pending >= 1 << 20:  # hashed and written a megabyte at a time, not a line at a time
+                out.write(b"".join(chunk))
+                chunk, pending = [], 0
+        out.write(b"".join(chunk))
+    return np.asarray(offsets, dtype=np.int64), out.entry
 
 
 def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """fsync the folders of a written build, deepest first, so the names of its files (each
+    fsynced by its writer) are on disk too."""
+    for path in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [folder]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def new_build_id() -> str:

@@ -311,18 +311,5 @@ def compose(
     citations = []
     for rank, n in sorted(numbers.items(), key=lambda item: item[1]):
         hit = hits[rank]
-        p = passages[hit.row]
-        citations.append(
-            Citation(
-                n=n,
-                article_id=p.article_id,
-                title=p.title,
-                passage_id=p.passage_id,
-                paragraph=p.paragraph,
-                start=p.start,
-                end=p.end,
-                text=p.text,
-                score=round(hit.score, 6),
-            )
-        )
+        citations.append(Citation.of(passages[hit.row], n=n, score=round(hit.score, 6)))
     return Composed(text, True, citations, best_coverage)

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Self
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from newsqa.index.models import Passage
 
-class Citation(BaseModel):
+_PASSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Passage))
+
+
+class _OfPassage(BaseModel):
+    # The base of what carries a passage (Citation, SearchHit): `of` fills the passage's own fields
+    # from one read of it, so they are copied in one place. No docstring and no fields here: the
+    # JSON and the OpenAPI document stay those of the models that declare them.
+
+    @classmethod
+    def of(cls, passage: Passage, **fields: Any) -> Self:
+        """This model for `passage`, with the other `fields` (rank or number, scores) given."""
+        return cls(**{name: getattr(passage, name) for name in _PASSAGE_FIELDS if name in cls.model_fields}, **fields)
+
+
+class Citation(_OfPassage):
     model_config = ConfigDict(frozen=True)
 
     n: int = Field(description="Citation number, as used in the answer's [n] marks")
@@ -31,7 +49,7 @@ class Answer(BaseModel):
     notice: str | None = Field(default=None, description="Why the service runs degraded, when it does")
 
 
-class SearchHit(BaseModel):
+class SearchHit(_OfPassage):
     model_config = ConfigDict(frozen=True)
 
     rank: int

@@ -31,18 +31,20 @@ LEXICAL_ONLY = "lexical"  # diagnostics and benchmarks: one signal alone
 DENSE_ONLY = "dense"
 METHODS = (WEIGHTED, RRF, LEXICAL_ONLY, DENSE_ONLY)
 RRF_K = 60
-# From this many passages on, the dense side of a question (its embedding when the model lets go
-# of the GIL, then the FAISS search, which always does) runs on a worker thread while this thread
-# scores BM25 (its posting sums release the GIL too) and the service prepares the best lexical
-# passages for the answer: at 100k passages BM25 takes 1-2 ms and the HNSW search 1-2 ms, so
-# overlapping saves ~1 ms with eager torch, ~2 ms with ONNX int8 and ~4 ms with a torch trace
-# (docs/performance.md). Below it BM25 costs less than a thread hand-off.
-OVERLAP_MIN_PASSAGES = 5_000
-DENSE_THREADS = 32  # at most one per question in flight; idle ones cost nothing
 # The lexical candidates' threshold is read off one score in this many (`top_k_positive`).
 SAMPLE_STEP = 16
 
-_dense_pool = LazyPool("newsqa-dense", lambda: DENSE_THREADS)
+
+@dataclass(frozen=True)
+class SearchOptions:
+    # From this many passages on, the dense side of a question (its embedding when the model lets
+    # go of the GIL, then the FAISS search, which always does) runs on a worker thread while this
+    # thread scores BM25 (its posting sums release the GIL too) and the service prepares the best
+    # lexical passages for the answer: at 100k passages BM25 takes 1-2 ms and the HNSW search
+    # 1-2 ms, so overlapping saves ~1 ms with eager torch, ~2 ms with ONNX int8 and ~4 ms with a
+    # torch trace (docs/performance.md). Below it BM25 costs less than a thread hand-off.
+    overlap_min_passages: int = 5_000
+    dense_threads: int = 32  # worker threads: at most one per question in flight; idle ones cost nothing
 
 
 @dataclass(frozen=True)
@@ -169,17 +171,29 @@ class HybridSearcher:
         embedder: Embedder | None,
         fusion: FusionConfig | None = None,
         baseline: DenseBaseline | None = None,
+        options: SearchOptions | None = None,
+        dense_pool: LazyPool | None = None,
     ) -> None:
+        """`dense_pool`: the worker threads of the dense side, when shared with another searcher
+        (`with_fusion`); by default the searcher's own, started by the first question that
+        overlaps and let go by `close`."""
         self.index = index
         self.embedder = embedder if index.dense is not None else None
         self.fusion = fusion or FusionConfig()
+        self.options = options or SearchOptions()
         self._baseline = baseline
+        self._dense_pool = dense_pool or LazyPool("newsqa-dense", self.options.dense_threads)
         if self.fusion.method not in METHODS:
             raise ValueError(f"fusion method must be one of {', '.join(METHODS)}, not {self.fusion.method!r}")
 
     def with_fusion(self, fusion: FusionConfig) -> HybridSearcher:
-        """The same index and model under another fusion setting."""
-        return HybridSearcher(self.index, self.embedder, fusion, self._baseline)
+        """The same index, model and worker threads under another fusion setting."""
+        return HybridSearcher(self.index, self.embedder, fusion, self._baseline, self.options, self._dense_pool)
+
+    def close(self) -> None:
+        """Let the dense side's worker threads go (a reload replaced this searcher); a question
+        still in flight, or asked later, runs its dense side on the calling thread."""
+        self._dense_pool.close()
 
     @property
     def mode(self) -> str:
@@ -191,7 +205,7 @@ class HybridSearcher:
         if vector is None:
             vector = self.embedder.encode_queries([question])
         vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        apply_faiss_threads()  # this may be a server's worker thread
+        apply_faiss_threads(self.index.options.faiss_threads)  # this may be a server's worker thread
         scores, rows = self.index.dense.search(np.ascontiguousarray(vector, dtype=np.float32), n)
         return {int(r): float(s) for r, s in zip(rows[0], scores[0]) if r >= 0}
 
@@ -222,15 +236,21 @@ class HybridSearcher:
         14.4 ms inline with two model threads), so its question is embedded here first and only
         the FAISS search moves; an ONNX Runtime session or a torch trace releases the GIL while it
         runs, so a question still to embed is embedded on the worker too. Below
-        OVERLAP_MIN_PASSAGES nothing moves: BM25 then costs less than the hand-off, and on this
-        2-core machine a forward pass overlapped with Python work slows by about what it
+        `options.overlap_min_passages` nothing moves: BM25 then costs less than the hand-off, and
+        on this 2-core machine a forward pass overlapped with Python work slows by about what it
         overlapped (measured: 1 ms of work beside a 17.6 ms int8 encode, 18.7 ms; after it, 18.4).
         """
-        if self.embedder is None or self.index.dense is None or len(self.index.passages) < OVERLAP_MIN_PASSAGES:
+        if (
+            self.embedder is None
+            or self.index.dense is None
+            or len(self.index.passages) < self.options.overlap_min_passages
+        ):
             return None, False
         if vector is None and not getattr(self.embedder, "releases_gil", False):
             vector = self.embedder.encode_queries([question])
-        return _dense_pool.get().submit(self.dense_side, question, n, vector), vector is None
+        # None once the searcher is closed: the dense side then runs inline, in `finish`.
+        job = self._dense_pool.submit(self.dense_side, question, n, vector)
+        return job, job is not None and vector is None
 
     def lexical_scores(self, query: LexicalQuery) -> tuple[np.ndarray, np.ndarray]:
         """(passage BM25, passage BM25 + the article's share) for every passage.

@@ -21,11 +21,12 @@ from newsqa.index.format import IndexCorrupt, IndexUnavailable, earlier_builds, 
 from newsqa.index.loaded import LoadedIndex
 from newsqa.index.loader import load_build
 from newsqa.index.models import Article, Passage
+from newsqa.index.options import LoadOptions
 from newsqa.index.text import nfc
 from newsqa.retrieval.answer import AnswerConfig, compose, prepare
 from newsqa.retrieval.calibration import DenseBaseline
 from newsqa.retrieval.models import Answer, SearchHit, SearchResult
-from newsqa.retrieval.search import FusionConfig, HybridSearcher
+from newsqa.retrieval.search import FusionConfig, HybridSearcher, SearchOptions
 from newsqa.retrieval.sentences import SentenceSimilarity
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class ServiceConfig:
     max_top_k: int = MAX_TOP_K
     fusion: FusionConfig = field(default_factory=FusionConfig)
     answer: AnswerConfig = field(default_factory=AnswerConfig)
-    verify_checksums: bool = True
+    load: LoadOptions = field(default_factory=LoadOptions)  # how each build it serves is loaded
+    search: SearchOptions = field(default_factory=SearchOptions)
 
 
 class IndexView:
@@ -114,6 +116,11 @@ class _Snapshot:
     notice: str | None
     view: IndexView
 
+    def close(self) -> None:
+        """Let the threads its searches started go; a request still on it finishes without them."""
+        self.searcher.close()
+        self.index.close()
+
 
 def same_model(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
@@ -166,12 +173,14 @@ class QAService:
         return self._embedder, None
 
     def _load(self, folder: Path) -> _Snapshot:
-        index = load_build(folder, verify=self.config.verify_checksums)
+        index = load_build(folder, self.config.load)
         embedder, notice = self._embedder_for(index)
         if embedder is not None and self._baseline is None:
             self._baseline = DenseBaseline.of(embedder)  # once per model, not per reload
             self._similarity = SentenceSimilarity(embedder)
-        searcher = HybridSearcher(index, embedder, self.config.fusion, self._baseline if embedder else None)
+        searcher = HybridSearcher(
+            index, embedder, self.config.fusion, self._baseline if embedder else None, self.config.search
+        )
         return _Snapshot(index, searcher, notice, IndexView(index))
 
     def warm_up(self) -> None:
@@ -212,7 +221,15 @@ class QAService:
                 return False
             self._snapshot = self._load(folder)  # type: ignore[arg-type]
             log.info("serving index %s", self._snapshot.index.manifest.get("build_id"))
+            if old is not None:
+                old.close()
             return True
+
+    def close(self) -> None:
+        """Let the worker threads of the build being served go (the owner is done with the
+        service); it still answers, with every search on the calling thread."""
+        if self._snapshot is not None:
+            self._snapshot.close()
 
     @property
     def ready(self) -> bool:
@@ -288,15 +305,9 @@ class QAService:
         return SearchResult(
             query=query,
             hits=[
-                SearchHit(
+                SearchHit.of(
+                    passages[h.row],  # read once: on a large build each read parses a JSON line
                     rank=rank,
-                    article_id=passages[h.row].article_id,
-                    title=passages[h.row].title,
-                    passage_id=passages[h.row].passage_id,
-                    paragraph=passages[h.row].paragraph,
-                    start=passages[h.row].start,
-                    end=passages[h.row].end,
-                    text=passages[h.row].text,
                     score=round(h.score, 6),
                     lexical_score=round(h.lexical, 6),
                     dense_score=None if h.dense is None else round(h.dense, 6),

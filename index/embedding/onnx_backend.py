@@ -367,8 +367,9 @@ class OnnxSentenceModel:
         show_progress_bar: bool = False,
     ) -> np.ndarray:
         out = np.zeros((len(texts), self.layout.dimension), dtype=np.float32)
-        # Similar lengths share a batch, so little of a batch is padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        # Similar lengths share a batch, so little of a batch is padding. The embedder calls this
+        # with one batch, in length order already: then there is nothing to sort.
+        order = list(range(len(texts))) if len(texts) <= batch_size else sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             out[rows] = self._forward([texts[i] for i in rows])

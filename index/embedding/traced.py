@@ -40,11 +40,14 @@ class TraceUnsupported(Exception):
 class TracedSentenceModel:
     """`encode` for a list of texts, as `SentenceTransformer.encode(normalize_embeddings=True)`."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, tolerance: float = TOLERANCE) -> None:
+        """`tolerance`: the largest difference from the model's own output on the probes that
+        the trace may show and still be used."""
         import torch
 
         self._torch = torch
         self._model = model
+        self._tolerance = tolerance
         modules = list(model)
         first = modules[0] if modules else None
         transformer = getattr(first, "model", None)
@@ -94,7 +97,7 @@ class TracedSentenceModel:
             except Exception as exc:
                 raise TraceUnsupported(f"the trace failed on a probe ({type(exc).__name__}: {exc})") from None
             difference = float(np.abs(got - expected).max())
-            if got.shape != expected.shape or difference > TOLERANCE:
+            if got.shape != expected.shape or difference > self._tolerance:
                 raise TraceUnsupported(f"the trace differs from the model by {difference:.2g}")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -109,10 +112,10 @@ class TracedSentenceModel:
         return vectors.float().cpu().numpy()
 
 
-def trace_model(model: Any) -> TracedSentenceModel | None:
+def trace_model(model: Any, tolerance: float = TOLERANCE) -> TracedSentenceModel | None:
     """The traced model, or None (with the reason at debug level) when `model` must run eagerly."""
     try:
-        return TracedSentenceModel(model)
+        return TracedSentenceModel(model, tolerance)
     except TraceUnsupported as exc:
         log.debug("torch backend runs eagerly: %s", exc)
         return None

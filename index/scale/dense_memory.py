@@ -59,21 +59,6 @@ def resolve_mode(setting: str, serving: bool, workers: int, hugepages: bool) -> 
     return PRIVATE if serving and workers == 1 and hugepages else MMAP
 
 
-class _Configured:
-    mode = MMAP  # what load_build does unless a front end says otherwise
-
-
-def configure(mode: str) -> None:
-    """Chosen once at start-up by the front end (NEWSQA_DENSE_MEMORY)."""
-    if mode not in (MMAP, PRIVATE):
-        raise ValueError(f"dense memory must be {MMAP} or {PRIVATE}, not {mode!r}")
-    _Configured.mode = mode
-
-
-def configured_mode() -> str:
-    return _Configured.mode
-
-
 def read_private(path: Path) -> Any:  # -> faiss.Index
     """The index file read into huge-page-backed memory we own, parsed by FAISS without a copy."""
     import faiss

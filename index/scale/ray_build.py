@@ -38,10 +38,8 @@ from newsqa.index.articles import assign_article_ids, read_article_file, scan_ar
 from newsqa.index.build import CACHE_CHUNK, Encoder
 from newsqa.index.embedding.embedder import Embedder
 from newsqa.index.models import Article, Passage
-from newsqa.index.scale.shard_writer import ShardJob
+from newsqa.index.scale.shard_writer import ShardJob, write_shard
 from newsqa.index.split import split_passages
-from newsqa.index.threads import configure_threads
-from newsqa.index.writer import write_build_folder
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +79,9 @@ def read_and_split(batch: dict[str, np.ndarray], max_bytes: int, max_words: int,
 class EmbedActor:
     """Holds one model for the life of the actor; each call encodes chunks of passage texts."""
 
-    def __init__(self, make_embedder: Callable[[], Embedder], threads: int) -> None:
-        configure_threads(threads, 1)
-        self.embedder = make_embedder()
+    def __init__(self, make_embedder: Callable[..., Embedder], threads: int) -> None:
+        # The actor's share of its node's CPUs, whatever thread count the recipe came with.
+        self.embedder = make_embedder(threads=threads)
         self.embedder.warm_up()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
@@ -109,14 +107,14 @@ class RayEngine:
 
     def __init__(
         self,
-        make_embedder: Callable[[], Embedder] | None = None,
+        make_embedder: Callable[..., Embedder] | None = None,
         address: str | None = None,
         workers: int = 0,
         cpus: int | None = None,
         gpu_actors: bool = True,
     ) -> None:
-        """`make_embedder` builds the model in each actor (a picklable callable: actors are other
-        processes, on other machines in a cluster); `workers` is the actor pool size, 0 = one per
+        """`make_embedder` builds the model in each actor (a picklable callable taking `threads=`:
+        actors are other processes, on other machines in a cluster); `workers` is the actor pool size, 0 = one per
         GPU when the cluster has GPUs and the model can use them (`gpu_actors`), else one per two
         CPUs; `cpus` caps a local instance."""
         self.make_embedder = make_embedder
@@ -256,8 +254,8 @@ class RayEngine:
 
     def write_shards(self, jobs: list[ShardJob]) -> None:
         ray = self.start()
-        write = ray.remote(num_cpus=1)(write_build_folder)
-        ray.get([write.remote(*job) for job in jobs])
+        write = ray.remote(num_cpus=1)(write_shard)
+        ray.get([write.remote(job) for job in jobs])
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

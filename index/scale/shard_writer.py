@@ -26,13 +26,8 @@ from newsqa.index.format import (
     write_manifest,
 )
 from newsqa.index.models import Article, Passage
+from newsqa.index.options import BuildOptions
 from newsqa.index.writer import BuildContents, publish_build, write_build_folder
-
-# `newsqa index build` cuts a corpus into shards of at most this many passages unless told
-# otherwise (NEWSQA_SHARD_PASSAGES, --shards). Past index.ann.COMPRESS_THRESHOLD (1M) a shard's
-# vectors are compressed (IVF-PQ: ~430 bytes a passage instead of 1,536 for 384 float32 dimensions),
-# so a full shard's vectors take ~2 GB of memory and one machine can serve a few shards.
-DEFAULT_SHARD_PASSAGES = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -47,7 +42,7 @@ class ShardPlan:
         return f"{SHARDS}/{self.number:03d}"
 
 
-def shard_count(passages: int, shard_passages: int = DEFAULT_SHARD_PASSAGES) -> int:
+def shard_count(passages: int, shard_passages: int) -> int:
     return max(1, math.ceil(passages / max(1, shard_passages)))
 
 
@@ -74,19 +69,29 @@ def plan_shards(articles: Sequence[Article], passages: Sequence[Passage], shards
     return plans
 
 
-ShardJob = tuple[Path, BuildContents]  # a shard folder to write, and what goes in it
+# A shard folder to write, what goes in it, and how (picklable: Ray writes shards in other processes).
+ShardJob = tuple[Path, BuildContents, BuildOptions]
 ShardWriter = Callable[[list[ShardJob]], None]
+
+
+def write_shard(job: ShardJob) -> None:
+    folder, contents, options = job
+    write_build_folder(folder, contents, options=options)
 
 
 def write_shards_here(jobs: list[ShardJob]) -> None:
     """Write shard folders in this process, two at a time: FAISS and the disk overlap with Python."""
     with ThreadPoolExecutor(max_workers=min(2, len(jobs) or 1), thread_name_prefix="newsqa-shard") as pool:
-        for _ in pool.map(lambda job: write_build_folder(*job), jobs):
+        for _ in pool.map(write_shard, jobs):
             pass
 
 
 def write_sharded_build(
-    root: Path, contents: BuildContents, plans: Sequence[ShardPlan], write_shards: ShardWriter = write_shards_here
+    root: Path,
+    contents: BuildContents,
+    plans: Sequence[ShardPlan],
+    write_shards: ShardWriter = write_shards_here,
+    options: BuildOptions = BuildOptions(),
 ) -> Path:
     """Write the shards and the top-level manifest into builds/<id> (via a temporary name)."""
     articles, passages, vectors, manifest_extra = (
@@ -105,7 +110,7 @@ def write_sharded_build(
                 contents.lexical.slice(plan.rows, plan.article_docs),
                 extra,
             )
-            jobs.append((tmp / plan.name, shard))
+            jobs.append((tmp / plan.name, shard, options))
         write_shards(jobs)
         shard_list = []
         built_at = []
@@ -114,7 +119,7 @@ def write_sharded_build(
             shard_manifest = json.loads((tmp / plan.name / MANIFEST).read_text(encoding="utf-8"))
             built_at.append(shard_manifest["built_at"])
             for name in (MANIFEST, MANIFEST_DIGEST):
-                files[f"{plan.name}/{name}"] = file_entry(tmp / plan.name / name)
+                files[f"{plan.name}/{name}"] = file_entry(tmp / plan.name / name, options.checksums)
             shard_list.append(
                 {
                     "name": plan.name,

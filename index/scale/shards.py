@@ -35,6 +35,7 @@ from newsqa.index.format import MANIFEST, SHARDS, IndexCorrupt, corrupt
 from newsqa.index.lexical import FIELDS, LexicalIndex, LexicalQuery, Vocabularies
 from newsqa.index.loaded import Integrity, LoadedIndex
 from newsqa.index.models import Article, Passage
+from newsqa.index.options import LoadOptions
 from newsqa.index.pools import LazyPool
 from newsqa.index.tables import LazyRowMap
 from newsqa.index.threads import apply_faiss_threads
@@ -46,47 +47,44 @@ T = TypeVar("T")
 ShardLoader = Callable[[Path, Vocabularies], LoadedIndex]
 
 LOAD_THREADS = 2  # shards loaded at once
-# Threads that search one question's shards side by side, the caller included; 1 = one shard after
-# another. FAISS and the BM25 postings sums let go of the GIL, so on spare cores the shards' work
-# overlaps. Set once at start-up (`configure_search_threads`, NEWSQA_SHARD_SEARCH_THREADS), before
-# the first search starts the pool.
-SEARCH_THREADS = 1
 
 
 def auto_search_threads(cores: int, processes: int = 1) -> int:
-    """Threads for a question's shards when none are configured: the cores beyond the two a
-    question's BM25 and its vector search already run on (`retrieval.search` overlaps them).
-    On 2 cores that is none: measured there (bench/scaleout_bench.py search, 400k passages in 4
-    shards, six runs), side by side the vector search alone was 1.4-1.9 ms faster, but the whole
-    hybrid search 0.7-1.1 ms slower (10.7-12.7 against 9.5-11.8 ms): both cores were busy already."""
+    """`LoadOptions.shard_search_threads` when none are configured. FAISS and the BM25 postings
+    sums let go of the GIL, so on spare cores a question's shards are searched side by side: the
+    cores beyond the two a question's BM25 and its vector search already run on
+    (`retrieval.search` overlaps them). On 2 cores that is none: measured there
+    (bench/scaleout_bench.py search, 400k passages in 4 shards, six runs), side by side the vector
+    search alone was 1.4-1.9 ms faster, but the whole hybrid search 0.7-1.1 ms slower (10.7-12.7
+    against 9.5-11.8 ms): both cores were busy already."""
     return max(1, cores // max(1, processes) - 1)
 
 
-def configure_search_threads(threads: int) -> None:
-    global SEARCH_THREADS
-    SEARCH_THREADS = max(1, threads)
+def search_pool(options: LoadOptions) -> LazyPool | None:
+    """The pool a sharded index searches its shards with (the caller is one of the threads), or
+    None when they are searched one after another."""
+    threads = options.shard_search_threads
+    return LazyPool("newsqa-shard-search", threads - 1) if threads > 1 else None
 
 
-_search_pool = LazyPool("newsqa-shard-search", lambda: SEARCH_THREADS - 1)
-
-
-def fan_out(work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
+def fan_out(pool: LazyPool | None, work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
     """`work(part)` for every part, in order: the first here, the others offered to the shard
-    search pool (SEARCH_THREADS at once, this thread included). A part no pool thread has
-    started by the time this thread gets to it is done here: the pool is shared by every
-    question in flight, and the dense side of a question fans out beside its BM25, so a caller
-    that only waited could sit idle behind other work. Pool threads never wait on the pool."""
-    if len(parts) < 2 or SEARCH_THREADS < 2:
+    search pool (None: all here). A part no pool thread has started by the time this thread gets
+    to it is done here: the pool is shared by every question in flight, and the dense side of a
+    question fans out beside its BM25, so a caller that only waited could sit idle behind other
+    work. Pool threads never wait on the pool."""
+    if len(parts) < 2 or pool is None:
         return [work(part) for part in parts]
-    pool = _search_pool.get()
     others = [pool.submit(work, part) for part in parts[1:]]
     try:
         results = [work(parts[0])]
         for part, future in zip(parts[1:], others):
-            results.append(work(part) if future.cancel() else future.result())
+            # None: the pool was closed (a reload replaced the index) and took nothing.
+            results.append(work(part) if future is None or future.cancel() else future.result())
     except BaseException:
         for future in others:
-            future.cancel()
+            if future is not None:
+                future.cancel()
         raise
     return results
 
@@ -181,8 +179,9 @@ class MergedArticleRows(Mapping[str, range]):
 class ShardedLexical:
     """The shards' BM25 fields answering as one `LexicalIndex` over the whole corpus."""
 
-    def __init__(self, parts: Sequence[LexicalIndex]) -> None:
+    def __init__(self, parts: Sequence[LexicalIndex], pool: LazyPool | None = None) -> None:
         self._parts = list(parts)
+        self._pool = pool
         # Corpus-wide document frequencies, for the IDF the answer composer weighs words by.
         self._idf: dict[str, tuple[np.ndarray, float]] = {}
         for name in FIELDS:
@@ -200,10 +199,10 @@ class ShardedLexical:
         return sum(p.size for p in self._parts)
 
     def scores(self, query: LexicalQuery) -> np.ndarray:
-        return np.concatenate(fan_out(lambda p: p.scores(query), self._parts))
+        return np.concatenate(fan_out(self._pool, lambda p: p.scores(query), self._parts))
 
     def article_scores(self, query: LexicalQuery) -> np.ndarray | None:
-        parts = fan_out(lambda p: p.article_scores(query), self._parts)
+        parts = fan_out(self._pool, lambda p: p.article_scores(query), self._parts)
         if any(p is None for p in parts):
             return None
         return np.concatenate(parts)  # type: ignore[arg-type]
@@ -218,21 +217,26 @@ class ShardedLexical:
 
 
 class ShardedDense:
-    """The shards' vector indexes searched as one: each returns its best n, merged by score."""
+    """The shards' vector indexes searched as one: each returns its best n, merged by score;
+    `faiss_threads` is each search's OpenMP count (0: FAISS's default)."""
 
-    def __init__(self, parts: Sequence[Any], starts: Sequence[int]) -> None:
+    def __init__(
+        self, parts: Sequence[Any], starts: Sequence[int], pool: LazyPool | None = None, faiss_threads: int = 0
+    ) -> None:
         self.parts = list(parts)
         self.starts = list(starts)
         self.ntotal = sum(int(p.ntotal) for p in self.parts)
+        self._pool = pool
+        self._faiss_threads = faiss_threads
 
     def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         def search_one(shard: tuple[Any, int]) -> tuple[np.ndarray, np.ndarray]:
             part, start = shard
-            apply_faiss_threads()  # OpenMP's count is per thread: this may be a pool thread
+            apply_faiss_threads(self._faiss_threads)  # OpenMP's count is per thread: this may be a pool thread
             scores, rows = part.search(queries, min(n, int(part.ntotal)))
             return scores, np.where(rows >= 0, rows + start, -1)
 
-        found = fan_out(search_one, [(p, s) for p, s in zip(self.parts, self.starts) if p.ntotal > 0])
+        found = fan_out(self._pool, search_one, [(p, s) for p, s in zip(self.parts, self.starts) if p.ntotal > 0])
         scores = np.concatenate([scores for scores, _ in found], axis=1)
         rows = np.concatenate([rows for _, rows in found], axis=1)
         # Ties go to the lower row, as one exact index over the whole corpus orders them.
@@ -240,9 +244,11 @@ class ShardedDense:
         return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
 
 
-def load_sharded(folder: Path, manifest: dict[str, Any], load_shard: ShardLoader) -> LoadedIndex:
+def load_sharded(
+    folder: Path, manifest: dict[str, Any], load_shard: ShardLoader, options: LoadOptions = LoadOptions()
+) -> LoadedIndex:
     """Open every shard listed in a top-level manifest (already checked) as one index, each by
-    `load_shard`."""
+    `load_shard`; `options` say how its shards are searched."""
     shard_list = manifest.get("shards")
     if not isinstance(shard_list, list) or not shard_list:
         raise corrupt(folder, "manifest.json lists no shards")
@@ -279,17 +285,20 @@ def load_sharded(folder: Path, manifest: dict[str, Any], load_shard: ShardLoader
     parts = [s.article_rows for s in shards]
     article_rows = None if any(p is None for p in parts) else MergedArticleRows(articles, parts, starts)  # type: ignore[arg-type]
     integrity = shards[0].integrity if len(shards) == 1 else _merged_integrity(shards)
+    pool = search_pool(options)  # started by the first search that fans out; closed with the index
     return LoadedIndex(
         folder=Path(folder),
         manifest=manifest,
         articles=articles,
         passages=passages,
-        lexical=ShardedLexical([s.lexical for s in shards]),  # type: ignore[arg-type]
-        dense=None if dense_parts[0] is None else ShardedDense(dense_parts, starts),
+        lexical=ShardedLexical([s.lexical for s in shards], pool),  # type: ignore[arg-type]
+        dense=None if dense_parts[0] is None else ShardedDense(dense_parts, starts, pool, options.faiss_threads),
         passage_rows=LazyRowMap(passages),
         integrity=integrity,
         article_rows=article_rows,
         shards=shards,
+        options=options,
+        search_pool=pool,
     )
 
 
@@ -323,7 +332,7 @@ __all__ = [
     "ShardedDense",
     "ShardedLexical",
     "auto_search_threads",
-    "configure_search_threads",
     "fan_out",
     "load_sharded",
+    "search_pool",
 ]

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from newsqa.bot.http import server as http_server
 from newsqa.bot.http.server import GuardedHttpToolsProtocol
 
 
@@ -21,12 +20,15 @@ async def hello(scope, receive, send):
     await send({"type": "http.response.body", "body": b"hello"})
 
 
+class QuickHeadProtocol(GuardedHttpToolsProtocol):
+    head_timeout = 0.5
+
+
 @pytest.fixture
-def server(monkeypatch) -> Iterator[tuple[str, int]]:
-    monkeypatch.setattr(http_server, "HEAD_TIMEOUT", 0.5)
+def server() -> Iterator[tuple[str, int]]:
     # log_config=None: leave the process's logging alone (uvicorn's own config would stop its access
     # log reaching the root logger for every later test in this process).
-    config = uvicorn.Config(hello, host="127.0.0.1", port=0, http=GuardedHttpToolsProtocol, log_config=None,
+    config = uvicorn.Config(hello, host="127.0.0.1", port=0, http=QuickHeadProtocol, log_config=None,
                             timeout_keep_alive=30)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -78,7 +80,7 @@ def test_a_huge_header_is_refused_before_it_is_read(server):
 
 
 def test_too_many_headers_are_refused(server):
-    headers = b"".join(b"X-%d: 1\r\n" % i for i in range(http_server.MAX_HEADERS + 1))
+    headers = b"".join(b"X-%d: 1\r\n" % i for i in range(GuardedHttpToolsProtocol.max_headers + 1))
     with socket.create_connection(server) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
         assert read_all(sock).startswith(b"HTTP/1.1 431")

@@ -1,7 +1,7 @@
 """A memory-mapped vector index copied into private memory while it serves (index/scale/dense_memory.py).
 
-Real FAISS files on disk, read memory-mapped and then copied; MMAP_BYTES is lowered so small test
-indexes count as large. What is checked: the copy answers exactly as the map did, it is swapped in
+Real FAISS files on disk, read memory-mapped and then copied; `LoadOptions.mmap_bytes` is lowered so
+small test indexes count as large. What is checked: the copy answers exactly as the map did, it is swapped in
 only when complete, and a failed copy leaves the map serving.
 """
 
@@ -19,16 +19,14 @@ from pydantic import ValidationError
 from newsqa.index import ann, loader
 from newsqa.index.copies import COPIES, Copies, CopiesExpanded
 from newsqa.index.format import DENSE
+from newsqa.index.options import LoadOptions
 from newsqa.index.scale import dense_memory
 from newsqa.index.scale.dense_memory import MMAP, PRIVATE, PrivateCopy, SwappableDense
 from tests.index.test_copies import unit, with_copies
-from tests.index.test_shards import one_and_four  # noqa: F401  (a fixture)
 
 
-@pytest.fixture
-def private_mode(monkeypatch):
-    monkeypatch.setattr(loader, "MMAP_BYTES", 0)
-    monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
+MAPPED = LoadOptions(mmap_bytes=0)  # every vector index counts as large
+PRIVATE_COPY = LoadOptions(mmap_bytes=0, dense_memory=PRIVATE)
 
 
 def write_index(folder: Path, vectors: np.ndarray, kind: str) -> dict:
@@ -46,11 +44,11 @@ def searched(index, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.nd
 
 
 @pytest.mark.parametrize("kind", [ann.FLAT, ann.HNSW, ann.HNSW_FP16])
-def test_the_private_copy_answers_as_the_memory_mapped_index_did(kind, private_mode, tmp_path):
+def test_the_private_copy_answers_as_the_memory_mapped_index_did(kind, tmp_path):
     rng = np.random.default_rng(1)
     vectors, queries = unit(rng, 3000, 32), unit(rng, 40, 32)
     manifest = write_index(tmp_path, vectors, kind)
-    holder, copy = unpack(loader.read_dense(tmp_path, manifest))
+    holder, copy = unpack(loader.read_dense(tmp_path, manifest, PRIVATE_COPY))
     assert isinstance(holder, SwappableDense) and copy is not None
     mapped = holder.index
     before = searched(holder, queries)
@@ -64,14 +62,14 @@ def test_the_private_copy_answers_as_the_memory_mapped_index_did(kind, private_m
         assert holder.index.hnsw.efSearch == manifest["dense_index"]["ef_search"] == mapped.hnsw.efSearch
 
 
-def test_an_index_over_distinct_vectors_swaps_inside_its_copies(private_mode, tmp_path):
+def test_an_index_over_distinct_vectors_swaps_inside_its_copies(tmp_path):
     rng = np.random.default_rng(2)
     vectors, queries = with_copies(rng, 2000, 2600, 32), unit(rng, 30, 32)
     copies = Copies.find(vectors)
     assert copies is not None
     copies.save(tmp_path / COPIES)
     manifest = write_index(tmp_path, vectors[copies.first_rows], ann.HNSW)
-    holder, copy = unpack(loader.read_dense(tmp_path, manifest))
+    holder, copy = unpack(loader.read_dense(tmp_path, manifest, PRIVATE_COPY))
     assert isinstance(holder, CopiesExpanded) and copy is not None
     before = searched(holder, queries)
     assert copy.start().wait(30) and copy.memory == PRIVATE
@@ -80,14 +78,14 @@ def test_an_index_over_distinct_vectors_swaps_inside_its_copies(private_mode, tm
     np.testing.assert_array_equal(before[1], after[1])
 
 
-def test_a_failed_copy_leaves_the_memory_mapped_index_serving(private_mode, tmp_path, monkeypatch, caplog):
+def test_a_failed_copy_leaves_the_memory_mapped_index_serving(tmp_path, monkeypatch, caplog):
     def unreadable(path: Path):
         raise OSError("Input/output error")
 
     monkeypatch.setattr(dense_memory, "read_private", unreadable)
     rng = np.random.default_rng(3)
     vectors, queries = unit(rng, 500, 16), unit(rng, 5, 16)
-    holder, copy = unpack(loader.read_dense(tmp_path, write_index(tmp_path, vectors, ann.FLAT)))
+    holder, copy = unpack(loader.read_dense(tmp_path, write_index(tmp_path, vectors, ann.FLAT), PRIVATE_COPY))
     mapped = holder.index
     assert copy.start().wait(30)
     assert copy.memory == MMAP and copy.error == "OSError: Input/output error"
@@ -96,10 +94,10 @@ def test_a_failed_copy_leaves_the_memory_mapped_index_serving(private_mode, tmp_
     assert "stays memory-mapped" in caplog.text
 
 
-def test_a_copy_of_a_file_that_changed_size_is_refused(private_mode, tmp_path):
+def test_a_copy_of_a_file_that_changed_size_is_refused(tmp_path):
     rng = np.random.default_rng(4)
     vectors = unit(rng, 800, 16)
-    holder, _ = unpack(loader.read_dense(tmp_path, write_index(tmp_path, vectors, ann.FLAT)))
+    holder, _ = unpack(loader.read_dense(tmp_path, write_index(tmp_path, vectors, ann.FLAT), PRIVATE_COPY))
     # Another index in the same file: the copy must not swap in a different size.
     faiss.write_index(ann.make_dense_index(vectors[:400], kind=ann.FLAT), str(tmp_path / DENSE))
     again = PrivateCopy(tmp_path / DENSE, holder, lambda index: None).start()
@@ -117,29 +115,25 @@ def test_a_copy_whose_index_was_dropped_is_abandoned(tmp_path):
     assert copy.start().wait(30) and copy.memory == MMAP and copy.error is None
 
 
-def test_mmap_mode_and_small_indexes_start_no_copy(tmp_path, monkeypatch):
+def test_mmap_mode_and_small_indexes_start_no_copy(tmp_path):
     rng = np.random.default_rng(6)
     manifest = write_index(tmp_path, unit(rng, 200, 16), ann.FLAT)
-    monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
-    dense, copy = unpack(loader.read_dense(tmp_path, manifest))  # below MMAP_BYTES: read into memory already
+    # Below mmap_bytes: read into memory already.
+    dense, copy = unpack(loader.read_dense(tmp_path, manifest, LoadOptions(dense_memory=PRIVATE)))
     assert copy is None and isinstance(dense, faiss.Index)
-    monkeypatch.setattr(loader, "MMAP_BYTES", 0)
-    monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
-    dense, copy = unpack(loader.read_dense(tmp_path, manifest))
+    dense, copy = unpack(loader.read_dense(tmp_path, manifest, MAPPED))
     assert copy is None and isinstance(dense, faiss.Index)
 
 
-def test_a_service_answers_the_same_from_the_copy(private_mode, monkeypatch, tmp_path, embedder, service_factory):
+def test_a_service_answers_the_same_from_the_copy(tmp_path, embedder, service_factory):
     from newsqa.index.build import build_index
     from tests.conftest import SEEDS
 
     root = tmp_path / "index"
     build_index(SEEDS, root, embedder)
     question = "What did Russia demand from NATO?"
-    monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
-    mapped = service_factory(root).ask(question)
-    monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
-    service = service_factory(root)
+    mapped = service_factory(root, load=MAPPED).ask(question)
+    service = service_factory(root, load=PRIVATE_COPY)
     service.ask("Nga yêu cầu NATO những gì?")  # loads the index and starts the copy
     copy = service._snapshot.searcher.index.dense_copy
     assert copy is not None and copy.wait(30) and copy.memory == PRIVATE
@@ -154,16 +148,13 @@ def test_a_build_says_where_its_vectors_are_searched(monkeypatch, tmp_path, embe
 
     root = tmp_path / "index"
     build_index(SEEDS, root, embedder)
-    monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
-    assert loader.open_index(root).dense_memory == "memory"  # below MMAP_BYTES: read in whole
-    monkeypatch.setattr(loader, "MMAP_BYTES", 0)
-    monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
-    assert loader.open_index(root).dense_memory == MMAP
-    monkeypatch.setattr(dense_memory._Configured, "mode", PRIVATE)
+    # below mmap_bytes: read in whole
+    assert loader.open_index(root, LoadOptions(dense_memory=PRIVATE)).dense_memory == "memory"
+    assert loader.open_index(root, MAPPED).dense_memory == MMAP
     gate = threading.Event()
     real = dense_memory.read_private
     monkeypatch.setattr(dense_memory, "read_private", lambda path: (gate.wait(30), real(path))[1])
-    loaded = loader.open_index(root)
+    loaded = loader.open_index(root, PRIVATE_COPY)
     assert loaded.dense_memory == "copying"
     gate.set()
     assert loaded.dense_copy is not None and loaded.dense_copy.wait(30)
@@ -200,22 +191,21 @@ def test_auto_copies_only_for_a_one_process_server_with_huge_pages(setting, serv
     assert dense_memory.resolve_mode(setting, serving, workers, hugepages) == mode
 
 
-def test_the_setting_reaches_the_store(monkeypatch):
+def test_the_setting_reaches_the_load_options():
     from newsqa.bot.settings import Settings
 
-    monkeypatch.setattr(dense_memory._Configured, "mode", MMAP)
-    Settings(dense_memory="private").apply_process(serving=False)
-    assert dense_memory.configured_mode() == PRIVATE
-    Settings(dense_memory="auto").apply_process(serving=False)
-    assert dense_memory.configured_mode() == MMAP
+    assert Settings(dense_memory="private").load_options(serving=False).dense_memory == PRIVATE
+    assert Settings(dense_memory="auto").load_options(serving=False).dense_memory == MMAP
     with pytest.raises(ValidationError):
         Settings(dense_memory="swap")
+    with pytest.raises(ValueError, match="dense memory must be"):
+        LoadOptions(dense_memory="auto")  # resolved by the front end before it gets here
 
 
-def test_a_sharded_build_searches_each_shard_from_its_copy(one_and_four, private_mode, embedder, mixed_questions):
+def test_a_sharded_build_searches_each_shard_from_its_copy(one_and_four, embedder, mixed_questions):
     from newsqa.retrieval.search import HybridSearcher
 
-    one, four = (loader.open_index(p) for p in one_and_four)
+    one, four = (loader.open_index(p, PRIVATE_COPY) for p in one_and_four)
     copies = [shard.dense_copy for shard in four.shards]
     assert len(copies) == 4 and all(c is not None and c.wait(30) for c in copies)
     assert four.dense_memory == PRIVATE

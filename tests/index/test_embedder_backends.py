@@ -2,7 +2,8 @@
 
 The ONNX backends must give the vectors torch gives (float32: to float noise; int8: close enough
 to rank alike), keep the Embedder protocol, cache their export, and step aside for a model they
-cannot mirror. Thread counts set at start-up must reach torch and FAISS.
+cannot mirror. Thread counts from the settings must reach torch and FAISS through the objects that
+run them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from newsqa.index.embedding.embedder import (  # noqa: E402
     SentenceTransformerEmbedder,
     resolve_device,
 )
-from newsqa.index.threads import configure_threads  # noqa: E402
 
 TEXTS = [
     "What did Russia demand from NATO?",
@@ -195,21 +195,27 @@ def restore_threads():
 
     before = torch.get_num_threads(), faiss.omp_get_max_threads()
     yield
-    configure_threads(None, None)
     torch.set_num_threads(before[0])
     faiss.omp_set_num_threads(before[1])
 
 
-def test_thread_settings_reach_torch_and_faiss(restore_threads, monkeypatch):
+def test_thread_settings_reach_torch_and_faiss(restore_threads, tiny_model_path, seed_index, monkeypatch):
     import faiss
     import torch
 
     from newsqa.bot.settings import Settings
+    from newsqa.index.loader import open_index
 
     monkeypatch.setenv("NEWSQA_TORCH_THREADS", "1")
     monkeypatch.setenv("NEWSQA_FAISS_THREADS", "1")
-    Settings().apply_process()
-    assert torch.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
+    settings = Settings(embedding_model=tiny_model_path, embedding_backend="torch")
+    torch.set_num_threads(2)
+    faiss.omp_set_num_threads(2)
+    settings.embedder().warm_up()  # loading the model applies its count
+    assert torch.get_num_threads() == 1
+    open_index(seed_index, settings.load_options())  # loading an index applies the FAISS count
+    assert faiss.omp_get_max_threads() == 1
+    assert settings.build_options().faiss_threads == 1
 
 
 def test_automatic_thread_counts_depend_on_serving(monkeypatch):
@@ -224,47 +230,34 @@ def test_automatic_thread_counts_depend_on_serving(monkeypatch):
     assert Settings(torch_threads=3, faiss_threads=2).thread_counts(serving=True) == (3, 2)
 
 
-def test_shard_search_threads_are_the_cores_beyond_a_questions_two(restore_threads, monkeypatch):
+def test_shard_search_threads_are_the_cores_beyond_a_questions_two(monkeypatch):
     import os
 
     from newsqa.bot.settings import Settings
-    from newsqa.index.scale import shards
 
-    monkeypatch.setattr(shards, "SEARCH_THREADS", shards.SEARCH_THREADS)  # restored after the test
     for cores, workers, serving, expected in [(2, 1, True, 1), (1, 1, False, 1), (8, 1, True, 7), (8, 2, True, 3), (8, 2, False, 7)]:
         monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
-        Settings(http_workers=workers).apply_process(serving=serving)
-        assert shards.SEARCH_THREADS == expected, (cores, workers, serving)
+        assert Settings(http_workers=workers).load_options(serving).shard_search_threads == expected, (cores, workers, serving)
     monkeypatch.setenv("NEWSQA_SHARD_SEARCH_THREADS", "4")
-    Settings().apply_process(serving=True)
-    assert shards.SEARCH_THREADS == 4  # a configured count wins on any machine
+    assert Settings().load_options(serving=True).shard_search_threads == 4  # a configured count wins on any machine
 
 
-def test_thread_settings_apply_when_the_library_loads_later(restore_threads, embedder, seed_index, monkeypatch):
-    import faiss
-    import torch
-
-    from newsqa.index.embedding import embedder as embedder_module
-    from newsqa.index.loader import open_index
-
-    configure_threads(1, 1)
-    torch.set_num_threads(2)
-    faiss.omp_set_num_threads(2)  # as if the libraries had been imported after start-up
-    embedder_module.apply_torch_threads()  # what loading a model does
-    assert torch.get_num_threads() == 1
-    open_index(seed_index)  # loading an index applies the FAISS count
-    assert faiss.omp_get_max_threads() == 1
-
-
-def test_create_app_applies_the_thread_settings(restore_threads, seed_service, monkeypatch):
-    import torch
+def test_a_server_gets_the_serving_thread_counts(monkeypatch, model_path):
+    """`newsqa serve` (create_app) and `newsqa bot` build their service with the serving counts;
+    the other commands with the library defaults."""
+    import os
 
     from newsqa.bot.http import create_app
     from newsqa.bot.settings import Settings
 
-    torch.set_num_threads(2)
-    create_app(Settings(torch_threads=1, reload_interval=0), seed_service)
-    assert torch.get_num_threads() == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    settings = Settings(embedding_model=model_path, http_max_concurrency=2, reload_interval=0)
+    service = create_app(settings).state.runtime.service
+    assert service.config.load.faiss_threads == 1
+    assert service._embedder_factory(model_path).threads == 4  # not loaded: the recipe only
+    one_off = settings.qa_service()
+    assert one_off.config.load.faiss_threads == 0 and one_off._embedder_factory(model_path).threads == 0
+    assert settings.embedder_factory(serving=True)(threads=2).threads == 2  # a Ray actor's own share
 
 
 def test_the_faiss_thread_count_reaches_the_threads_that_search(restore_threads, embedder, seed_index):
@@ -276,9 +269,10 @@ def test_the_faiss_thread_count_reaches_the_threads_that_search(restore_threads,
     from newsqa.index.loader import open_index
     from newsqa.retrieval.search import HybridSearcher
 
+    from newsqa.index.options import LoadOptions
+
     wanted = (os.cpu_count() or 1) + 1  # unlike any thread's default, which is the number of cores
-    configure_threads(None, wanted)
-    searcher = HybridSearcher(open_index(seed_index), embedder)
+    searcher = HybridSearcher(open_index(seed_index, LoadOptions(faiss_threads=wanted)), embedder)
     seen: list[int] = []
 
     def search() -> None:  # a fresh thread, as a server's worker is: OpenMP's count is per thread

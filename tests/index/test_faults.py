@@ -134,7 +134,7 @@ KILL_POINTS = [
     ("holding the build lock, reading seeds", "newsqa.index.build:read_articles", "before", "nothing new"),
     ("index built in memory, nothing written", "newsqa.index.build:write_build", "before", "nothing new"),
     ("jsonl files written, rows not yet", "newsqa.index.writer:np.savez", "before", "temporary: jsonl"),
-    ("all data files written, no manifest", "newsqa.index.writer:file_entry", "before", "temporary: data"),
+    ("all data files written, no manifest", "newsqa.index.writer:write_manifest", "before", "temporary: data"),
     ("manifest written, not synced or renamed", "newsqa.index.writer:_fsync_tree", "before", "temporary: complete"),
     ("renamed into builds/, not yet verified", "newsqa.index.build:load_build", "before", "new build, not current"),
     ("new link made, not yet swapped in", "newsqa.index.writer:os.symlink", "after", "new link, not current"),

@@ -28,10 +28,14 @@ def ray_engine(model_path):
 
 
 @pytest.fixture(scope="module")
-def local_and_ray(generated_seeds, embedder, ray_engine, tmp_path_factory) -> tuple[Path, Path, object]:
+def local_and_ray(ray_seeds, one_and_four, embedder, ray_engine, tmp_path_factory) -> tuple[Path, Path, object]:
+    """ray_seeds (tests/index/conftest.py) built by the local engine, its vectors from the cache of
+    the session's build of the whole generated corpus, and by Ray with an empty cache."""
     root = tmp_path_factory.mktemp("engines")
-    build_index(generated_seeds, root / "local", embedder)
-    report = build_index(generated_seeds, root / "ray", embedder, engine=ray_engine, shards=3)
+    (root / "local").mkdir()
+    shutil.copy(one_and_four[0] / "embeddings.sqlite", root / "local" / "embeddings.sqlite")
+    build_index(ray_seeds, root / "local", embedder)
+    report = build_index(ray_seeds, root / "ray", embedder, engine=ray_engine, shards=3)
     return root / "local", root / "ray", report
 
 
@@ -51,12 +55,12 @@ def test_ray_build_gives_the_same_passages_and_top_10(local_and_ray, embedder, m
         assert top_a == top_b and len(top_a) == 10, question
 
 
-def test_ray_rebuild_embeds_only_new_passages(local_and_ray, generated_seeds, embedder, ray_engine, tmp_path):
+def test_ray_rebuild_embeds_only_new_passages(local_and_ray, ray_seeds, embedder, ray_engine, tmp_path):
     _, on_ray, _ = local_and_ray
     root = tmp_path / "index"
     shutil.copytree(on_ray, root, symlinks=True)
     seeds = tmp_path / "seeds"
-    shutil.copytree(generated_seeds, seeds)
+    shutil.copytree(ray_seeds, seeds)
     (seeds / "zz_new.txt").write_text(
         "Tin mới về hội nghị\n\nHội nghị thượng đỉnh về khí hậu khai mạc tại Hà Nội với sự tham dự của "
         "đại biểu từ ba mươi quốc gia, bàn về giảm phát thải và tài chính xanh cho các nước đang phát triển.\n",

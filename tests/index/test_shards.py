@@ -6,7 +6,6 @@ import json
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,32 +14,19 @@ from newsqa.index.build import build_index
 from newsqa.index.format import IndexCorrupt, resolve_build
 from newsqa.index.lexical import FIELDS, LexicalIndex, Vocabularies
 from newsqa.index.loader import load_build, open_index
-from newsqa.index.scale import shards
+from newsqa.index.options import BuildOptions, LoadOptions
+from newsqa.index.pools import LazyPool
 from newsqa.index.scale.shard_writer import plan_shards
 from newsqa.index.scale.shards import ShardedDense, ShardedLexical, fan_out
 from newsqa.retrieval.query import analyse
 from newsqa.retrieval.search import HybridSearcher
 
-
-
-@pytest.fixture(scope="module")
-def one_and_four(generated_seeds, embedder, tmp_path_factory) -> tuple[Path, Path]:
-    """The same corpus built as one index and as four shards (vectors from one shared cache)."""
-    root = tmp_path_factory.mktemp("shards")
-    single = build_index(generated_seeds, root / "one", embedder)
-    shutil.copy(root / "one" / "embeddings.sqlite", root / "embeddings.sqlite")
-    (root / "four").mkdir()
-    shutil.copy(root / "one" / "embeddings.sqlite", root / "four" / "embeddings.sqlite")
-    sharded = build_index(generated_seeds, root / "four", embedder, shards=4)
-    assert single.shards == 1 and sharded.shards == 4
-    assert sharded.embedded == 0  # the cache served every vector
-    return root / "one", root / "four"
+# one_and_four (the generated corpus as one index and as four shards) is in tests/index/conftest.py.
 
 
 @pytest.mark.parametrize("threads", [1, 2], ids=["shards one after another", "shards side by side"])
-def test_sharded_search_ranks_exactly_as_one_index(one_and_four, embedder, mixed_questions, threads, monkeypatch):
-    monkeypatch.setattr(shards, "SEARCH_THREADS", threads)
-    one, four = (open_index(p) for p in one_and_four)
+def test_sharded_search_ranks_exactly_as_one_index(one_and_four, embedder, mixed_questions, threads):
+    one, four = (open_index(p, LoadOptions(shard_search_threads=threads)) for p in one_and_four)
     assert len(four.shards) == 4 and not one.shards
     assert [p.passage_id for p in four.passages] == [p.passage_id for p in one.passages]
     assert list(four.articles) == list(one.articles)
@@ -81,27 +67,27 @@ class _MeetingShard:
         return self.scores(query)
 
 
-def test_a_questions_shards_are_searched_side_by_side(monkeypatch):
-    monkeypatch.setattr(shards, "SEARCH_THREADS", 2)
+def test_a_questions_shards_are_searched_side_by_side():
     barrier = threading.Barrier(2)
     parts = [_MeetingShard(barrier, 0.0), _MeetingShard(barrier, 0.05)]
-    dense = ShardedDense(parts, [0, 3])
+    pool = LazyPool("newsqa-shard-search", 1)
+    dense = ShardedDense(parts, [0, 3], pool)
     scores, rows = dense.search(np.zeros((1, 4), np.float32), 4)
     # Merged by score across the shards, with the second shard's rows offset by its start.
     np.testing.assert_array_equal(rows, [[0, 3, 1, 4]])
     np.testing.assert_allclose(scores, [[0.9, 0.85, 0.5, 0.45]], rtol=1e-6)
     lexical = ShardedLexical.__new__(ShardedLexical)  # its IDF tables are not what is tested here
-    lexical._parts = parts
+    lexical._parts, lexical._pool = parts, pool
     np.testing.assert_array_equal(lexical.scores(None), [0, 0, 0, 0.05, 0.05, 0.05])
     np.testing.assert_array_equal(lexical.article_scores(None), [0, 0, 0, 0.05, 0.05, 0.05])
     assert parts[0].threads[0] == threading.current_thread().name  # the caller searches one shard itself
     assert all(name.startswith("newsqa-shard-search") for name in parts[1].threads)
 
 
-def test_fan_out_keeps_order_and_raises_the_first_shards_error(monkeypatch):
-    monkeypatch.setattr(shards, "SEARCH_THREADS", 2)
-    assert fan_out(lambda x: x * x, list(range(7))) == [x * x for x in range(7)]
-    assert fan_out(lambda x: x, []) == []
+def test_fan_out_keeps_order_and_raises_the_first_shards_error():
+    pool = LazyPool("newsqa-shard-search", 1)
+    assert fan_out(pool, lambda x: x * x, list(range(7))) == [x * x for x in range(7)]
+    assert fan_out(pool, lambda x: x, []) == []
 
     def fail_on(bad: int):
         def work(x: int) -> int:
@@ -113,11 +99,14 @@ def test_fan_out_keeps_order_and_raises_the_first_shards_error(monkeypatch):
 
     for bad in (0, 3):  # the one this thread searches, and one a pool thread searches
         with pytest.raises(ValueError, match=f"shard {bad}"):
-            fan_out(fail_on(bad), list(range(5)))
-    monkeypatch.setattr(shards, "SEARCH_THREADS", 1)
+            fan_out(pool, fail_on(bad), list(range(5)))
     seen: list[str] = []
-    fan_out(lambda x: seen.append(threading.current_thread().name), [1, 2, 3])
+    fan_out(None, lambda x: seen.append(threading.current_thread().name), [1, 2, 3])
     assert seen == [threading.current_thread().name] * 3  # one thread: nothing handed off
+    pool.close()  # the index that owned it was replaced: the caller does every part
+    seen.clear()
+    assert fan_out(pool, lambda x: seen.append(threading.current_thread().name) or x, [1, 2, 3]) == [1, 2, 3]
+    assert seen == [threading.current_thread().name] * 3
 
 
 def test_sharded_service_answers_like_one_index(one_and_four, service_factory, mixed_questions):
@@ -291,22 +280,21 @@ def test_index_type_follows_the_size_of_the_shard():
 
     assert ann.choose_index_type(19_999) == "flat"
     assert ann.choose_index_type(500_000) == "hnsw"
-    assert ann.choose_index_type(ann.COMPRESS_THRESHOLD + 1) == ann.COMPRESSED_TYPE
+    assert ann.choose_index_type(BuildOptions().compress_threshold + 1) == ann.COMPRESSED_TYPE
+    assert ann.choose_index_type(500, BuildOptions(hnsw_threshold=100, compress_threshold=400)) == ann.COMPRESSED_TYPE
 
 
 def test_build_reports_the_recall_of_an_approximate_index(one_and_four, generated_seeds, embedder, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from newsqa.bot.cli import cli
-    from newsqa.index import ann
 
     (tmp_path / "idx").mkdir()
     shutil.copy(one_and_four[0] / "embeddings.sqlite", tmp_path / "idx" / "embeddings.sqlite")  # vectors known
     # Thresholds below each of the two shards' sizes, so both are compressed.
     total = int(open_index(one_and_four[0]).manifest["passage_count"])
-    monkeypatch.setattr(ann, "HNSW_THRESHOLD", total // 8)
-    monkeypatch.setattr(ann, "COMPRESS_THRESHOLD", total // 3)
-    report = build_index(generated_seeds, tmp_path / "idx", embedder, shards=2)
+    options = BuildOptions(hnsw_threshold=total // 8, compress_threshold=total // 3)
+    report = build_index(generated_seeds, tmp_path / "idx", embedder, shards=2, options=options)
     shards = open_index(tmp_path / "idx").manifest["shards"]
     assert [s["dense_index"]["type"] for s in shards] == ["ivf-sq8", "ivf-sq8"]
     assert all(0 < s["dense_index"]["recall_at_10"] <= 1 for s in shards)
@@ -334,7 +322,7 @@ def test_hnsw_search_and_construction_widen_as_the_graph_grows(width, small, lar
 def test_the_manifest_records_the_graph_as_built(tmp_path):
     from newsqa.index import ann
 
-    vectors = clustered_vectors(ann.HNSW_THRESHOLD + 10)
+    vectors = clustered_vectors(BuildOptions().hnsw_threshold + 10)
     info = ann.dense_index_info(ann.make_dense_index(vectors, kind="hnsw"))
     assert (info["m"], info["ef_construction"], info["ef_search"]) == (
         ann.HNSW_M, ann.HNSW_EF_CONSTRUCTION, ann.HNSW_EF_SEARCH)

@@ -33,6 +33,41 @@ def test_manifest_describes_the_build(seed_index, model_path):
     assert loaded.dense.ntotal == len(loaded.passages)
 
 
+def test_checksums_taken_while_writing_match_the_files(tmp_path):
+    """The writer hashes the files it writes on the way out (index/writer.py `HashingWriter`) and
+    hashes what the libraries wrote once: every entry is what reading the file gives, sampled
+    digests included, and dense.faiss holds the bytes faiss.write_index writes to a path."""
+    import faiss
+
+    from newsqa.index import writer
+    from newsqa.index.format import Checksums, file_entry, read_manifest
+    from newsqa.index.lexical import LexicalIndex
+    from newsqa.index.models import Article, Passage
+    from newsqa.index.options import BuildOptions
+
+    checksums = Checksums(full_check_bytes=1024, sample_blocks=4, sample_block_bytes=256)
+    vectors = np.random.default_rng(5).standard_normal((60, 16)).astype(np.float32)
+    vectors[1] = vectors[0]  # a copy, so copies.npz is written too
+    articles = [Article(article_id="a", title="t", text="x", source="s", paragraph_spans=((0, 1),))]
+    passages = [
+        Passage(passage_id=f"a#{i}", article_id="a", title="t", paragraph=1, start=0, end=1, text=f"x {i} " * 40)
+        for i in range(len(vectors))
+    ]
+    folder = tmp_path / "build"
+    lexical = LexicalIndex.build([p.embedding_text() for p in passages])
+    contents = writer.BuildContents(articles, passages, vectors, lexical, {})
+    writer.write_build_folder(folder, contents, options=BuildOptions(checksums=checksums))
+    files = read_manifest(folder)["files"]
+    on_disk = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    assert set(files) == on_disk - {"manifest.json", "manifest.sha256"}
+    assert {"passages.jsonl", "rows.npz", "dense.faiss", "copies.npz"} <= set(files)
+    assert "sample_sha256" in files["passages.jsonl"] and "sample_sha256" in files["dense.faiss"]
+    for name, entry in files.items():
+        assert entry == file_entry(folder / name, checksums), name
+    faiss.write_index(faiss.read_index(str(folder / "dense.faiss")), str(tmp_path / "again.faiss"))
+    assert (tmp_path / "again.faiss").read_bytes() == (folder / "dense.faiss").read_bytes()
+
+
 def test_missing_index_is_one_sentence(tmp_path):
     with pytest.raises(IndexMissing, match=r"run `newsqa index build`"):
         open_index(tmp_path / "nowhere")

@@ -61,13 +61,12 @@ def test_a_model_that_is_not_a_transformer_runs_eagerly(tiny_model_path, caplog)
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
-def test_a_trace_that_does_not_reproduce_the_model_is_refused(eager, monkeypatch, caplog):
+def test_a_trace_that_does_not_reproduce_the_model_is_refused(eager, caplog):
     # Any difference at all counts as a mismatch here, so the check must refuse the trace.
-    monkeypatch.setattr("newsqa.index.embedding.traced.TOLERANCE", -1.0)
     with pytest.raises(TraceUnsupported, match="differs from the model"):
-        TracedSentenceModel(eager._model)
+        TracedSentenceModel(eager._model, tolerance=-1.0)
     caplog.set_level(logging.DEBUG, logger="newsqa.index.embedding.traced")
-    assert trace_model(eager._model) is None
+    assert trace_model(eager._model, tolerance=-1.0) is None
     assert "differs from the model" in caplog.text
 
 

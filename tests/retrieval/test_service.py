@@ -152,11 +152,11 @@ def test_unloadable_model_degrades_to_keyword_search_with_a_notice(seed_index, m
 
 
 def test_a_large_build_is_served_without_reading_every_article(tmp_path, monkeypatch, embedder, service_factory, seed_service):
-    from newsqa.index import loader, tables
+    from newsqa.index import tables
     from newsqa.index.build import build_index
+    from newsqa.index.options import LoadOptions
     from tests.conftest import SEEDS
 
-    monkeypatch.setattr(loader, "LAZY_ROWS", 0)  # the seed build counts as large: rows read on access
     root = tmp_path / "index"
     build_index(SEEDS, root, embedder)
     reads: list[int] = []
@@ -167,7 +167,7 @@ def test_a_large_build_is_served_without_reading_every_article(tmp_path, monkeyp
         return real(self, i)
 
     monkeypatch.setattr(tables.JsonlRows, "__getitem__", counting)
-    service = service_factory(root)
+    service = service_factory(root, load=LoadOptions(lazy_rows=0))  # the seed build counts as large: rows read on access
     service.warm_up()
     # the load parses each table's first and last row to fail early on a damaged file; nothing more
     assert len(reads) <= 4
@@ -178,6 +178,31 @@ def test_a_large_build_is_served_without_reading_every_article(tmp_path, monkeyp
         assert view.passages_of(article.article_id) == eager.passages_of(article.article_id)
         assert view.article(article.article_id) == article
     assert view.article("no-such-article") is None and view.passages_of("no-such-article") == []
+
+
+def test_a_hit_s_passage_is_read_once(seed_index, monkeypatch, service_factory, seed_service):
+    """On a large build each read of a passage parses a JSON line: search and ask read each hit's once."""
+    from newsqa.index import tables
+    from newsqa.index.options import LoadOptions
+
+    service = service_factory(seed_index, load=LoadOptions(lazy_rows=0))
+    service.warm_up()
+    reads: list[int] = []
+    real = tables.JsonlRows.__getitem__
+
+    def counting(self, i):
+        reads.append(i)
+        return real(self, i)
+
+    monkeypatch.setattr(tables.JsonlRows, "__getitem__", counting)
+    question = "Nga yêu cầu NATO những gì?"
+    result = service.search(question, top_k=5)
+    assert len(result.hits) == len(reads) > 1 and len(set(reads)) == len(reads)
+    assert result == seed_service.search(question, top_k=5).model_copy(update={"took_ms": result.took_ms})
+    reads.clear()
+    answer = service.ask(question)
+    assert answer.citations and len(set(reads)) == len(reads)
+    assert answer.citations == seed_service.ask(question).citations
 
 
 def test_a_damaged_current_build_at_start_up_serves_the_previous_one(index_copy, embedder, service_factory, tmp_path):
