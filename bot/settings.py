@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from newsqa.bot.state import FILE as STATE_FILE
+from newsqa.bot.state import StateOptions, StateStore
 from newsqa.index.embedding.embedder import (
     AUTO_DEVICE,
     BACKENDS,
@@ -146,6 +148,18 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = Field(None, description="secret Telegram sends with each webhook call")
     telegram_webhook_url: str | None = Field(None, description="public URL registered with setWebhook at start-up")
 
+    # Conversations (follow-up questions) and what the front ends remember between messages
+    state_dir: Path | None = Field(
+        None, description="where conversations and the answers behind Telegram's buttons are kept (SQLite); default <index_dir>/state"
+    )
+    conversation_minutes: float = Field(
+        60.0, ge=1, le=100_000, description="a conversation idle this long starts afresh (its next question is read alone)"
+    )
+    conversations_max: int = Field(
+        10_000, ge=1, le=10_000_000, description="conversations remembered at once; the least recently used are forgotten first"
+    )
+    conversation_turns: int = Field(5, ge=1, le=100, description="turns remembered of each conversation")
+
     def allowed_chat_ids(self) -> frozenset[int]:
         return frozenset(int(part) for part in self.allowed_chats.replace(",", " ").split())
 
@@ -214,6 +228,15 @@ class Settings(BaseSettings):
     def embeds_on_gpu(self) -> bool:
         """Whether the embedder would use a GPU it is given (a Ray build gives its actors GPUs only then)."""
         return can_use_gpu(self.embedding_backend, self.embedding_device)
+
+    def state_options(self) -> StateOptions:
+        return StateOptions(
+            conversations=self.conversations_max, turns=self.conversation_turns, ttl_s=self.conversation_minutes * 60
+        )
+
+    def state_store(self) -> StateStore:
+        """The store of conversations and button answers these settings describe."""
+        return StateStore((self.state_dir or self.index_dir / "state") / STATE_FILE, self.state_options())
 
     def qa_service(self, serving: bool = False) -> QAService:
         """The service, with the embedder these settings describe (backend, batch size, threads),

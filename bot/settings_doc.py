@@ -75,6 +75,12 @@ GROUPS: list[tuple[str, str, str | None, list[str]]] = [
             "telegram_webhook_path", "telegram_webhook_secret", "telegram_webhook_url",
         ],
     ),
+    (
+        "Conversations",
+        "Follow-up questions are read with the conversation's previous question; what the front ends remember for that, and for how long.",
+        "http-api.md",
+        ["state_dir", "conversation_minutes", "conversations_max", "conversation_turns"],
+    ),
 ]
 
 INTRO = """\

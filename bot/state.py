@@ -70,11 +70,6 @@ class StateStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
-    @classmethod
-    def beside(cls, index_dir: Path, options: StateOptions | None = None) -> StateStore:
-        """The store of an index folder's service: `<index dir>/state/state.sqlite`."""
-        return cls(Path(index_dir) / "state" / FILE, options)
-
     def close(self) -> None:
         with self._lock:
             self._db.close()

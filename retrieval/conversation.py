@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from newsqa.index.lexical import LexicalQuery
-from newsqa.index.text import fold, has_diacritics, nfc
+from newsqa.index.text import fold, nfc
+from newsqa.retrieval.models import Answer
 from newsqa.retrieval.query import QueryAnalysis, analyse_query, names
 from newsqa.retrieval.search import ScoredPassage
 
@@ -41,29 +42,10 @@ class ContextOptions:
     pool: int = 50  # passages re-ranked with the boost
 
 
-# Words and phrases that point back at something said before. Matched on the question's words in
-# lower case (with diacritics as typed); the folded list leaves out forms that are also common
-# words without their marks ("nó"/"no", "họ"/"ho" = cough, "đó"/"do" = because).
-_BACK_VI = (
-    "ông ấy", "bà ấy", "anh ấy", "chị ấy", "cô ấy", "cậu ấy", "em ấy", "họ", "nó", "chúng",
-    "người này", "người đó", "bệnh này", "bệnh đó", "căn bệnh này", "thuốc này", "thuốc đó", "loại này",
-    "loại đó", "cái này", "cái đó", "việc này", "việc đó", "điều này", "điều đó", "chuyện này", "chuyện đó",
-    "vụ này", "vụ việc này", "trường hợp này", "trường hợp đó", "bệnh nhân này", "bệnh nhân đó", "ca này",
-    "ở đó", "ở đấy", "nơi đó", "nơi này", "tại đó", "khi đó", "lúc đó", "lúc ấy", "hồi đó", "như vậy", "vậy",
-    "trên", "kể trên", "nói trên", "này", "đó", "ấy",
-)
-_BACK_VI_FOLDED = (
-    "ong ay", "ba ay", "anh ay", "chi ay", "co ay", "benh nay", "thuoc nay", "loai nay", "cai nay",
-    "viec nay", "dieu nay", "chuyen nay", "vu nay", "truong hop nay", "benh nhan nay", "nguoi nay",
-    "o do", "noi do", "khi do", "luc do", "ke tren", "noi tren", "nhu vay",
-)
-_OPENERS_VI = ("còn", "thế còn", "vậy còn", "và", "thế", "vậy", "sao", "vì sao", "tại sao")
-_OPENERS_VI_FOLDED = ("con", "the con", "vay con", "vi sao", "tai sao", "sao")
-_BACK_EN = (
-    "it", "its", "it's", "they", "them", "their", "theirs", "he", "him", "his", "she", "her", "hers",
-    "there", "that", "this", "these", "those", "such", "the same",
-)
-_OPENERS_EN = ("what about", "how about", "and", "so", "why", "but", "also")
+# "What about Britain?", "and Germany?": a short question that only names the next thing to ask
+# the same about.
+_SAME_ABOUT_EN = ("what about", "how about", "and", "what of")
+SAME_ABOUT_WORDS = 5
 
 
 def _words(text: str) -> str:
@@ -76,18 +58,6 @@ def _has_phrase(words: str, phrases: Sequence[str]) -> bool:
 
 def _starts_with(words: str, phrases: Sequence[str]) -> bool:
     return any(words.startswith(f" {p} ") for p in phrases)
-
-
-def points_back(question: str, vietnamese: bool) -> bool:
-    """Whether the question refers to something said before: a pronoun or demonstrative ("bệnh
-    này", "ông ấy", "it", "there") or an opener that continues ("còn …", "vì sao", "what about")."""
-    words = _words(question)
-    if not vietnamese:
-        return _has_phrase(words, _BACK_EN) or _starts_with(words, _OPENERS_EN)
-    if has_diacritics(question):
-        return _has_phrase(words, _BACK_VI) or _starts_with(words, _OPENERS_VI)
-    folded = fold(words)
-    return _has_phrase(folded, _BACK_VI_FOLDED) or _starts_with(folded, _OPENERS_VI_FOLDED)
 
 
 _NEW_TOPIC = (
@@ -113,8 +83,9 @@ def reads_with(question: str, analysis: QueryAnalysis, previous: Turn | None) ->
     earlier topic's words only join its BM25 query at half weight, so a question that names its own
     topic still finds it (on the labelled conversations every topic switch did, 18 of 18), while one
     that names none ("bao lâu thì khỏi?") is steered to the topic. English: only when it names
-    nothing of its own. Its words rarely match Vietnamese text, so the steer decides alone, and
-    names are what an English question on a new topic brings ("… in Hai Phong", "Britain's …")."""
+    nothing of its own, or only names the next thing to ask the same about ("what about Britain?").
+    Its words rarely match Vietnamese text, so the steer decides alone, and names are what an
+    English question on a new topic brings ("… in Hai Phong", "Britain's new law …")."""
     if previous is None:
         return False
     words = _words(question)
@@ -122,7 +93,7 @@ def reads_with(question: str, analysis: QueryAnalysis, previous: Turn | None) ->
         return False
     if analysis.vietnamese:
         return True
-    return not own_names(question)
+    return not own_names(question) or (_starts_with(words, _SAME_ABOUT_EN) and len(words.split()) <= SAME_ABOUT_WORDS)
 
 
 def in_field(query: LexicalQuery, field: str) -> list[str]:
@@ -157,3 +128,18 @@ def boost_article(
         return list(hits[:k])
     scored = [replace(h, score=h.score + boost) if article_of(h.row) == article else h for h in hits]
     return sorted(scored, key=lambda h: -h.score)[:k]
+
+
+TOPIC_WORDS = 60  # the topic a chain of follow-ups carries: its newest words
+
+
+def next_turn(answer: Answer, previous: Turn | None) -> Turn:
+    """What the conversation remembers of an answered question. A follow-up keeps the topic it was
+    read with and adds its own words ("Nga yêu cầu gì?" → "Còn Anh thì sao?" → "vì sao?" reads the
+    third with Russia, NATO and Britain), so a chain does not lose the subject it started with."""
+    question = " ".join(answer.question.split())
+    topic = question
+    if answer.context_used and previous is not None:
+        topic = " ".join(f"{previous.topic} {question}".split()[-TOPIC_WORDS:])
+    articles = tuple(dict.fromkeys(c.article_id for c in answer.citations))
+    return Turn(question=question, topic=topic, articles=articles)

@@ -18,6 +18,8 @@ from newsqa.retrieval.service import QAService
 
 # The labelled questions over the two seed articles, shipped inside the package for `newsqa eval`.
 SEED_QUESTIONS = Path(__file__).resolve().parent / "data" / "seed_questions.json"
+# Two-turn conversations over the same articles: follow-ups and topic switches (see its "about").
+SEED_CONVERSATIONS = Path(__file__).resolve().parent / "data" / "seed_conversations.json"
 
 
 def load_labels(path: Path) -> list[dict[str, Any]]:

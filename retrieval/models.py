@@ -47,6 +47,12 @@ class Answer(BaseModel):
     took_ms: float
     mode: str = Field(description="'hybrid' (dense + lexical) or 'lexical' (no embedding model available)")
     notice: str | None = Field(default=None, description="Why the service runs degraded, when it does")
+    context_used: bool = Field(
+        default=False, description="True when the question was read as a follow-up of the conversation's previous question"
+    )
+    context_question: str | None = Field(
+        default=None, description="The previous question it was read with, when context_used"
+    )
 
 
 class SearchHit(_OfPassage):
@@ -72,3 +78,4 @@ class SearchResult(BaseModel):
     hits: list[SearchHit]
     took_ms: float
     mode: str
+    context_used: bool = Field(default=False, description="True when the query was read with a conversation's previous question")

@@ -25,8 +25,10 @@ from newsqa.index.options import LoadOptions
 from newsqa.index.text import nfc
 from newsqa.retrieval.answer import AnswerConfig, compose, prepare
 from newsqa.retrieval.calibration import DenseBaseline
+from newsqa.retrieval.conversation import ContextOptions, Turn, blend, boost_article, reads_with, with_context
 from newsqa.retrieval.models import Answer, SearchHit, SearchResult
-from newsqa.retrieval.search import FusionConfig, HybridSearcher, SearchOptions
+from newsqa.retrieval.query import QueryAnalysis, analyse
+from newsqa.retrieval.search import FusionConfig, HybridSearcher, ScoredPassage, SearchOptions
 from newsqa.retrieval.sentences import SentenceSimilarity
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class ServiceConfig:
     answer: AnswerConfig = field(default_factory=AnswerConfig)
     load: LoadOptions = field(default_factory=LoadOptions)  # how each build it serves is loaded
     search: SearchOptions = field(default_factory=SearchOptions)
+    context: ContextOptions = field(default_factory=ContextOptions)  # how a follow-up is steered
 
 
 class IndexView:
@@ -258,33 +261,42 @@ class QAService:
             raise BadQuestion(f"top_k must be a whole number from 1 to {self.config.max_top_k}.")
         return cleaned, k
 
-    def ask(self, question: str, top_k: int | None = None) -> Answer:
+    def ask(self, question: str, top_k: int | None = None, context: Turn | None = None) -> Answer:
+        """Answer one question. `context`: the conversation's previous turn, which a follow-up
+        ("vì sao?", "what about Britain?") is read with (retrieval/conversation.py); without it,
+        or when the question stands on its own, the answer is the one it gets asked alone."""
         started = time.perf_counter()
         cleaned, k = self._validate(question, top_k)
         snap = self._current()
+        analysis = analyse(cleaned)
+        steer = context if reads_with(cleaned, analysis, context) else None
         with self._asking_lock:
             self._asking += 1
             alone = self._asking == 1
         try:
-            pending = snap.searcher.begin(cleaned, k)
-            # While the model embeds the question on its worker, the best lexical passages are
-            # read and their text prepared for the answer (a Vietnamese question's top hits are
-            # nearly always among them), until the dense side is done. Only for a question asked
-            # alone: with others in flight no core is idle, and the passages prepared that the
-            # answer does not use would cost them throughput. Not when the worker only searches
-            # (a cached question vector): the search is done within ~2 ms, and Python work here
-            # holds the GIL the worker needs to hand its result back (measured at 100k: cached
-            # questions 4.5 ms with preparation, 3.4 without).
-            overlap = alone and pending.embeds_on_worker and pending.waiting
-            leaders = pending.leaders(PREPARE_PASSAGES) if overlap else []
-            prepared = prepare(pending.analysis, leaders, snap.index, lambda: pending.waiting)
-            hits = pending.finish()
+            if steer is not None:
+                analysis, hits, background = self._search_in_context(snap, cleaned, analysis, steer, k)
+                prepared: dict[int, Passage] = {}
+            else:
+                pending = snap.searcher.begin(cleaned, k, analysis)
+                # While the model embeds the question on its worker, the best lexical passages are
+                # read and their text prepared for the answer (a Vietnamese question's top hits are
+                # nearly always among them), until the dense side is done. Only for a question asked
+                # alone: with others in flight no core is idle, and the passages prepared that the
+                # answer does not use would cost them throughput. Not when the worker only searches
+                # (a cached question vector): the search is done within ~2 ms, and Python work here
+                # holds the GIL the worker needs to hand its result back (measured at 100k: cached
+                # questions 4.5 ms with preparation, 3.4 without).
+                overlap = alone and pending.embeds_on_worker and pending.waiting
+                leaders = pending.leaders(PREPARE_PASSAGES) if overlap else []
+                prepared = prepare(pending.analysis, leaders, snap.index, lambda: pending.waiting)
+                hits = pending.finish()
+                background = pending.background
         finally:
             with self._asking_lock:
                 self._asking -= 1
         composed = compose(
-            cleaned, pending.analysis, hits, snap.index, self.config.answer, prepared, pending.background,
-            self._similarity,
+            cleaned, analysis, hits, snap.index, self.config.answer, prepared, background, self._similarity,
         )
         return Answer(
             question=question,
@@ -294,13 +306,41 @@ class QAService:
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             mode=snap.searcher.mode,
             notice=snap.notice,
+            context_used=steer is not None,
+            context_question=None if steer is None else steer.question,
         )
 
-    def search(self, query: str, top_k: int | None = None) -> SearchResult:
+    def _search_in_context(
+        self, snap: _Snapshot, question: str, analysis: QueryAnalysis, previous: Turn, k: int
+    ) -> tuple[QueryAnalysis, list[ScoredPassage], float | None]:
+        """A follow-up's search, steered by the previous turn: its topic's words in the BM25 query
+        at a lower weight, its vector blended into the question's, a boost for the article its
+        answer cited first. Returns (the analysis searched, the hits, the dense background)."""
+        options = self.config.context
+        steered = with_context(analysis, previous.topic, options.lexical_weight)
+        vector = None
+        embedder = snap.searcher.embedder
+        if embedder is not None and snap.index.dense is not None:
+            own, topic = embedder.encode_queries([question, previous.topic])
+            vector = blend(own, topic, options.vector_share)
+        pending = snap.searcher.begin(question, max(k, options.pool), steered, vector)
+        hits = pending.finish()
+        passages = snap.index.passages
+        first = previous.articles[0] if previous.articles else None
+        hits = boost_article(hits, lambda row: passages[row].article_id, first, options.article_boost, k)
+        return steered, hits, pending.background
+
+    def search(self, query: str, top_k: int | None = None, context: Turn | None = None) -> SearchResult:
+        """The best passages for a query, ranked; `context` as for `ask`."""
         started = time.perf_counter()
         cleaned, k = self._validate(query, top_k)
         snap = self._current()
-        hits = snap.searcher.search(cleaned, k)
+        analysis = analyse(cleaned)
+        steer = context if reads_with(cleaned, analysis, context) else None
+        if steer is None:
+            hits = snap.searcher.search(cleaned, k, analysis)
+        else:
+            _, hits, _ = self._search_in_context(snap, cleaned, analysis, steer, k)
         passages = snap.index.passages
         return SearchResult(
             query=query,
@@ -316,6 +356,7 @@ class QAService:
             ],
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             mode=snap.searcher.mode,
+            context_used=steer is not None,
         )
 
     # -- what is indexed -----------------------------------------------------------------------

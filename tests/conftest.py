@@ -16,9 +16,10 @@ REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 
 
-# Modules that share a costly session fixture run in one pytest-xdist worker (`make test` runs
-# `-n 2 --dist loadgroup`); every other module is a unit of its own, so its module fixtures are made
-# once. Under plain pytest this changes nothing.
+# Modules that share a costly session fixture run in one pytest-xdist worker: `make test` runs
+# `-n 2 --dist loadfile`, and pytest_xdist_make_scheduler below makes each module a unit of work and
+# these groups one unit each (xdist's own `loadgroup` cannot: pytest 9.2 ignores the node ids it
+# rewrites). Under plain pytest this changes nothing.
 XDIST_GROUPS = {
     "tests/index/test_shards.py": "generated-corpus",  # one_and_four (tests/index/conftest.py)
     "tests/index/test_dense_memory.py": "generated-corpus",
@@ -29,14 +30,18 @@ XDIST_GROUPS = {
 STRAY_IMPORTS: list[str] = []  # reported by xdist workers (pytest_testnodedown)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
-def pytest_collection_modifyitems(config, items) -> None:
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            module = item.nodeid.split("::")[0]  # the file, relative to the repository
-            item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS.get(module, module)))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class GroupedFiles(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return XDIST_GROUPS.get(module, module)
+
+    return GroupedFiles(config, log)
 
 
 def stray_imports() -> list[str]:
