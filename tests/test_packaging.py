@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import REPO
 
 PRODUCT_FOLDERS = ("bot", "index", "retrieval")
+pytestmark = pytest.mark.slow  # pip builds the wheel, and it runs, in processes of their own
 
 
 @pytest.fixture(scope="module")

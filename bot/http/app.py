@@ -8,6 +8,8 @@ the web page and, when configured, the Telegram webhook.
 - A watcher polls the index root's `current` link every NEWSQA_RELOAD_INTERVAL seconds, and POST
   /admin/reload does the same on demand (bot/http/runtime.py).
 - Every error has one JSON shape (bot/http/errors.py).
+- POST /ask with a conversation_id reads a follow-up with that conversation's previous question,
+  kept in the SQLite StateStore the server's worker processes share (bot/http/conversations.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fastapi import FastAPI
 from newsqa.bot.http.admin import admin_router
 from newsqa.bot.http.articles import articles_router
 from newsqa.bot.http.auth import Guard
+from newsqa.bot.http.conversations import Conversations, default_store
 from newsqa.bot.http.errors import install_error_handlers
 from newsqa.bot.http.health import health_router
 from newsqa.bot.http.limits import BodyLimit
@@ -30,14 +33,20 @@ from newsqa.bot.http.ratelimit import RateLimit, document_429
 from newsqa.bot.http.runtime import Runtime
 from newsqa.bot.http.telegram_hook import Webhook, load_webhook, webhook_router
 from newsqa.bot.settings import Settings
+from newsqa.bot.state import StateStore
 from newsqa.retrieval.service import QAService
 
 
 def lifespan(
-    runtime: Runtime, settings: Settings, hook: Webhook | None, owns_service: bool = False
+    runtime: Runtime,
+    settings: Settings,
+    hook: Webhook | None,
+    conversations: Conversations,
+    owns_service: bool = False,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Load the index in the background, watch for new builds, and run the webhook's bot, while the
-    app serves; afterwards close the service if the app made it (one given is its owner's)."""
+    app serves; afterwards close the conversation store and the service if the app made them (one
+    given is its owner's)."""
 
     @asynccontextmanager
     async def running(app: FastAPI) -> AsyncIterator[None]:
@@ -53,24 +62,30 @@ def lifespan(
                 if hook is not None:
                     await hook.stop()
                 tasks.cancel_scope.cancel()
+                conversations.close()  # after uvicorn has finished the requests in flight
                 if owns_service:
                     runtime.service.close()
 
     return running
 
 
-def create_app(settings: Settings | None = None, service: QAService | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, service: QAService | None = None, state: StateStore | None = None
+) -> FastAPI:
+    """`state`: where conversations are kept; by default the store the settings describe
+    (NEWSQA_STATE_DIR, else beside the served index), opened on the first conversation_id."""
     settings = settings or Settings()
     owns_service = service is None
     service = service or settings.qa_service(serving=True)
     runtime = Runtime(service, settings.http_max_concurrency)
+    conversations = Conversations(state) if state is not None else Conversations(opener=default_store(settings, service))
     hook = load_webhook(service, settings) if settings.telegram_webhook_path else None
 
     app = FastAPI(
         title="newsqa",
         summary="Answers questions about news articles, citing the passages the answers come from.",
         version="0.1.0",
-        lifespan=lifespan(runtime, settings, hook, owns_service),
+        lifespan=lifespan(runtime, settings, hook, conversations, owns_service),
     )
     app.state.runtime = runtime
     app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
@@ -86,7 +101,7 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
 
     guard = Guard.for_key(key)
     app.include_router(health_router(runtime, guard))
-    app.include_router(questions_router(runtime, guard))
+    app.include_router(questions_router(runtime, guard, conversations))
     app.include_router(articles_router(runtime, guard))
     app.include_router(admin_router(runtime, guard))
     if hook is not None:

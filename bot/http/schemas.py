@@ -1,5 +1,6 @@
-"""Request and response bodies of the API (besides `Answer` and `SearchResult`, which the retrieval
-layer defines and the API returns as they are)."""
+"""Request and response bodies of the API (besides `SearchResult`, which the retrieval layer defines
+and the API returns as it is; POST /ask returns the retrieval layer's `Answer` with the conversation
+id added)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, create_model
+
+from newsqa.retrieval.models import Answer
 
 SURROGATES = re.compile("[\ud800-\udfff]")
 
@@ -79,6 +82,22 @@ class ReloadResult(BaseModel):
 
 # -- the question, with the configured limits ---------------------------------------------------
 
+CONVERSATION_ID_CHARS = 64
+CONVERSATION_ID_RULE = (
+    f'"conversation_id" must be 1 to {CONVERSATION_ID_CHARS} characters, each a letter A-Z or a-z, a digit, "_" or "-".'
+)
+ConversationId = Annotated[
+    str, Strict(), Field(min_length=1, max_length=CONVERSATION_ID_CHARS, pattern=r"^[A-Za-z0-9_-]+$")
+]
+
+
+class AskResponse(Answer):
+    """`Answer` (the object `newsqa ask --json` prints) and the conversation it belongs to."""
+
+    conversation_id: str | None = Field(
+        default=None, description="The conversation_id the question was sent with; null when none was sent"
+    )
+
 
 def valid_unicode(text: object) -> object:
     # JSON may carry lone surrogates ("\ud800"): not Unicode text, and not encodable in the UTF-8
@@ -106,8 +125,22 @@ def ask_request_model(max_chars: int, max_top_k: int) -> type[BaseModel]:
         "AskRequest",
         __config__=ConfigDict(
             extra="forbid",
-            json_schema_extra={"examples": [{"question": "What did Russia demand from NATO?", "top_k": 5}]},
+            json_schema_extra={
+                "examples": [
+                    {"question": "What did Russia demand from NATO?", "top_k": 5},
+                    {"question": "Còn Mỹ thì sao?", "conversation_id": "tab-3f9c2a71"},
+                ]
+            },
         ),
         question=(question, ...),
         top_k=(top_k | None, Field(None, description=f"Passages to retrieve, 1 to {max_top_k}; default from settings")),
+        conversation_id=(
+            ConversationId | None,
+            Field(
+                None,
+                description=f"Any id the client picks (1 to {CONVERSATION_ID_CHARS} of A-Z a-z 0-9 _ -) to tie its "
+                "questions together: the question may be read as a follow-up of the conversation's previous one, "
+                "and is remembered for the next. Without it the question is read alone and nothing is remembered.",
+            ),
+        ),
     )

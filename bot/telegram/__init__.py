@@ -2,7 +2,7 @@
 (`newsqa bot`: app.run_polling) or by a webhook the HTTP app mounts (webhook.TelegramWebhook).
 
 Rooms: config (token, secret, URLs) · access (allow list, per-user rate) · retry (Bot API retries)
-· memory (recent answers, update ids) · format (answers as Telegram HTML, split under the size
+· memory (conversations and button answers in the state store, update ids) · format (answers as Telegram HTML, split under the size
 limit; pure functions) · handlers (the conversation) · app (building and running) · webhook.
 Redaction of the token and secret from logs is bot/redaction.py's.
 """

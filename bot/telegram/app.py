@@ -1,5 +1,5 @@
-"""Building and running the bot: the PTB Application with our handlers, retries and redaction;
-start-up checks; long polling for `newsqa bot`."""
+"""Building and running the bot: the PTB Application with our handlers, retries and redaction, over
+the state store (conversations, button answers); start-up checks; long polling for `newsqa bot`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from telegram.ext import Application, ApplicationBuilder
 
 from newsqa.bot.redaction import REDACTOR, install_redaction
 from newsqa.bot.settings import Settings
+from newsqa.bot.state import StateStore
 from newsqa.bot.telegram.access import AllowList, QuestionRateLimit
 from newsqa.bot.telegram.config import TelegramConfigError, bot_api_urls, bot_token, where
 from newsqa.bot.telegram.handlers import COMMANDS, NewsBot
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 CONCURRENT_UPDATES = 16
 POLL_TIMEOUT_S = 30
+OWNED_STORE = "newsqa.state_store"  # bot_data key of a store build_application opened (close_state closes it)
 
 
 def build_application(
@@ -34,8 +36,11 @@ def build_application(
     polling: bool = True,
     retry: RetryPolicy = RetryPolicy(),
     timeout_s: float = 10.0,
+    store: StateStore | None = None,
 ) -> Application:
-    """The PTB Application with our handlers; checks the token first and keeps it out of the logs."""
+    """The PTB Application with our handlers; checks the token first and keeps it out of the logs.
+    Conversations and button answers go to `store`, by default the one `settings` describe (opened
+    here, closed by `close_state` when the application is done)."""
     token = bot_token(settings)
     install_redaction(token)
     builder = (
@@ -55,13 +60,24 @@ def build_application(
     if not polling:
         builder = builder.updater(None)
     application = builder.build()
+    if store is None:
+        store = settings.state_store()
+        application.bot_data[OWNED_STORE] = store
     bot = NewsBot(
         service,
         AllowList(settings.allowed_chat_ids()),
         QuestionRateLimit(settings.telegram_rate_limit),
+        store,
     )
     bot.install(application)
     return application
+
+
+def close_state(application: Application) -> None:
+    """Closes the state store build_application opened for `application` (after it has stopped)."""
+    store = application.bot_data.pop(OWNED_STORE, None)
+    if store is not None:
+        store.close()
 
 
 async def initialize(application: Application, settings: Settings) -> None:
@@ -93,8 +109,8 @@ async def poll(
     poll_interval: float = 0.0,
 ) -> None:
     """Long polling until `stop` is set; drops any webhook first (Telegram allows one or the other)."""
-    await initialize(application, settings)
     try:
+        await initialize(application, settings)
         await application.updater.start_polling(  # type: ignore[union-attr]
             poll_interval=poll_interval,
             timeout=int(poll_timeout),
@@ -111,6 +127,7 @@ async def poll(
         if application.running:
             await application.stop()
         await application.shutdown()
+        close_state(application)
 
 
 def run_polling(service: QAService, settings: Settings) -> None:

@@ -17,6 +17,7 @@ from newsqa.retrieval.models import Answer, Citation
 
 TELEGRAM_LIMIT = 4096  # Telegram's cap on one message's text
 QUOTE_CHARS = 200  # length of the short quote under each citation in an answer
+CONTEXT_QUOTE_CHARS = 60  # length of the earlier question a follow-up's answer says it was read with
 HELP_TITLES = 20  # more titles than this make /help a wall of text; /articles lists more
 # A chat is not a catalogue: 271k titles (a 1M-passage build) would be thousands of messages
 ARTICLE_TITLES = 100
@@ -40,6 +41,8 @@ class Labels:
     empty_question: str
     button: str
     expired: str
+    read_with: str  # the line over an answer read as a follow-up, before the earlier question
+    new_conversation: str  # what /new says
 
 
 VI = Labels(
@@ -54,6 +57,8 @@ VI = Labels(
     empty_question="Hãy gửi một câu hỏi về các bài báo, ví dụ: Nga yêu cầu NATO những gì?",
     button="📚 Nguồn / Sources",
     expired="Câu trả lời này không còn được lưu; hãy hỏi lại.",
+    read_with="↪ Đọc cùng câu hỏi trước",
+    new_conversation="Đã bắt đầu cuộc trò chuyện mới: câu hỏi tiếp theo sẽ được đọc riêng, không nối với câu trước.",
 )
 EN = Labels(
     sources="Sources",
@@ -67,6 +72,8 @@ EN = Labels(
     empty_question="Send me a question about the articles, for example: What did Russia demand from NATO?",
     button="📚 Nguồn / Sources",
     expired="This answer is no longer stored; please ask again.",
+    read_with="↪ Read with your earlier question",
+    new_conversation="Started a new conversation: your next question is read on its own.",
 )
 
 
@@ -123,13 +130,23 @@ def citation_header(citation: Citation, labels: Labels) -> str:
     return f"<b>[{citation.n}]</b> <b>{e(citation.title)}</b> · {labels.paragraph} {citation.paragraph}"
 
 
+def context_line(answer: Answer, labels: Labels) -> str | None:
+    """One italic line saying a follow-up was read with the earlier question (shortened), if it was."""
+    if not answer.context_used or not answer.context_question:
+        return None
+    return f"<i>{labels.read_with}: «{e(short_quote(answer.context_question, CONTEXT_QUOTE_CHARS))}»</i>"
+
+
 def format_answer(answer: Answer) -> str:
-    """The reply to a question: the answer with [n] marks, then each cited passage as a short quote."""
+    """The reply to a question: the answer with [n] marks, then each cited passage as a short quote.
+    A follow-up read with the earlier question says so in a first, italic line."""
     labels = answer_labels(answer)
+    context = context_line(answer, labels)
+    lead = f"{context}\n" if context else ""
     if not answer.found or not answer.citations:
         text = answer.answer.strip() or (NOT_FOUND_VI if labels is VI else "Sorry, I could not find an answer.")
-        return f"{e(text)}\n\n<i>{e(labels.not_found_hint)}</i>"
-    blocks = [e(answer.answer.strip())]
+        return f"{lead}{e(text)}\n\n<i>{e(labels.not_found_hint)}</i>"
+    blocks = [lead + e(answer.answer.strip())]
     if answer.notice:
         blocks.append(f"<i>{e(answer.notice)}</i>")
     blocks.append(f"<b>{labels.sources}</b>")
@@ -180,6 +197,9 @@ def format_help(articles: Sequence[Article], bot_username: str | None = None, to
         "Hãy gửi câu hỏi bằng tiếng Việt (có dấu hoặc không dấu) hoặc tiếng Anh, ví dụ: "
         "<i>Nga yêu cầu NATO những gì?</i>\n"
         f"Trong nhóm, hãy nhắc {mention_vi} hoặc trả lời tin nhắn của tôi.\n"
+        "Có thể hỏi tiếp, ví dụ: <i>Ông ấy nói gì?</i> – câu hỏi được đọc cùng câu hỏi trước; "
+        "trả lời một câu trả lời cũ để hỏi tiếp về nó.\n"
+        "/new – bắt đầu cuộc trò chuyện mới\n"
         "/sources – đoạn trích đầy đủ của câu trả lời gần nhất\n"
         "/articles – danh sách bài báo\n"
         "/help – hướng dẫn này"
@@ -189,6 +209,9 @@ def format_help(articles: Sequence[Article], bot_username: str | None = None, to
         "each answer comes from.\n"
         "Ask in Vietnamese or English, for example: <i>What did Russia demand from NATO?</i>\n"
         f"In a group, mention {mention} or reply to one of my messages.\n"
+        "Follow-up questions (<i>What about Britain?</i>) are read with your earlier one; reply to an "
+        "older answer to continue from it.\n"
+        "/new – start a new conversation\n"
         "/sources – full passages of the last answer\n"
         "/articles – the indexed articles\n"
         "/help – this message"

@@ -1,5 +1,10 @@
-"""The bot's conversation: commands (/help, /articles, /sources), questions, the Sources button, and
-what a chat sees when something fails. Answering runs the (blocking) retrieval in a worker thread."""
+"""The bot's conversation: commands (/help, /articles, /sources, /new), questions, the Sources button,
+and what a chat sees when something fails. Answering runs the (blocking) retrieval in a worker
+thread, and so do the (short) reads and writes of the state store.
+
+Conversations: a private chat is one; in a group each person has their own. A question is read with
+its conversation's last turn (a follow-up), or, when it replies to one of the bot's answers, with the
+turn that answer produced, continuing that answer's conversation. /new forgets the asker's."""
 
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from telegram.ext import (
     filters,
 )
 
+from newsqa.bot.state import StateStore
 from newsqa.bot.telegram.access import AllowList, QuestionRateLimit
 from newsqa.bot.telegram.format import (
     ARTICLE_TITLES,
@@ -44,8 +50,9 @@ from newsqa.bot.telegram.format import (
     labels_for,
     split_html,
 )
-from newsqa.bot.telegram.memory import AnswerMemory
+from newsqa.bot.telegram.memory import BotMemory, conversation_key
 from newsqa.index.format import IndexUnavailable
+from newsqa.retrieval.conversation import Turn
 from newsqa.retrieval.models import Answer
 from newsqa.retrieval.service import BadQuestion, QAService
 
@@ -58,6 +65,7 @@ COMMANDS = [
     BotCommand("help", "Cách hỏi / how to ask"),
     BotCommand("articles", "Các bài báo / indexed articles"),
     BotCommand("sources", "Đoạn trích đầy đủ / full passages of the last answer"),
+    BotCommand("new", "Cuộc trò chuyện mới / start a new conversation"),
 ]
 
 
@@ -82,6 +90,19 @@ def question_in(message: Message, bot_username: str | None, bot_id: int | None) 
     if bot_username:
         text = re.sub(rf"@{re.escape(bot_username)}\b", " ", text, flags=re.IGNORECASE)
     return " ".join(text.split())
+
+
+def replied_to_bot(message: Message, bot_id: int | None) -> int | None:
+    """The id of the bot's message that `message` replies to, if it replies to one."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != bot_id:
+        return None
+    return replied.message_id
+
+
+def own_conversation(update: Update) -> str:
+    chat, user = update.effective_chat, update.effective_user
+    return conversation_key(chat.id, user.id if user else None, chat.type == ChatType.PRIVATE)
 
 
 @contextlib.asynccontextmanager
@@ -117,18 +138,20 @@ Context = ContextTypes.DEFAULT_TYPE
 
 
 class NewsBot:
-    """Handlers for commands, questions and the Sources button, with their per-chat state."""
+    """Handlers for commands, questions and the Sources button; conversations and answers are kept in
+    `store` (shared with other processes, surviving a restart)."""
 
-    def __init__(self, service: QAService, allowed: AllowList, rate: QuestionRateLimit) -> None:
+    def __init__(self, service: QAService, allowed: AllowList, rate: QuestionRateLimit, store: StateStore) -> None:
         self.service = service
         self.allowed = allowed
         self.rate = rate
-        self.memory = AnswerMemory()
+        self.memory = BotMemory(store)
 
     def install(self, application: Application) -> None:
         application.add_handler(CommandHandler(["start", "help"], self.on_help))
         application.add_handler(CommandHandler("articles", self.on_articles))
         application.add_handler(CommandHandler("sources", self.on_sources))
+        application.add_handler(CommandHandler("new", self.on_new))
         application.add_handler(CallbackQueryHandler(self.on_sources_button, pattern=f"^{SOURCES_PREFIX}"))
         application.add_handler(
             MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, self.on_text)
@@ -169,7 +192,9 @@ class NewsBot:
         if not await self._admitted(update, context):
             return
         chat_id = update.effective_chat.id
-        answer = self.memory.last(chat_id)
+        message = update.effective_message
+        replied = replied_to_bot(message, context.bot.id) if message is not None else None
+        answer = await asyncio.to_thread(self.memory.sources_for, own_conversation(update), chat_id, replied)
         if answer is None:  # a bare command says nothing about the language: say it in both
             await self._send(context.bot, chat_id, [f"{VI.no_answer_yet}\n{EN.no_answer_yet}"])
             return
@@ -180,14 +205,29 @@ class NewsBot:
         if query is None or not await self._admitted(update, context):
             return
         key = (query.data or "")[len(SOURCES_PREFIX) :]
-        answer = self.memory.get(key)
+        chat_id = update.effective_chat.id
+        answer = await asyncio.to_thread(self.memory.sources, key, chat_id)
         if answer is None:
             await self._answer_query(query, f"{VI.expired} / {EN.expired}")
             return
         await self._answer_query(query, None)
-        chat_id = update.effective_chat.id
         reply_to = query.message.message_id if query.message is not None else None
         await self._send(context.bot, chat_id, split_html(format_sources(answer)), reply_to=reply_to)
+
+    async def on_new(self, update: Update, context: Context) -> None:
+        """/new: the asker's next question is read on its own."""
+        if not await self._admitted(update, context):
+            return
+        last = await asyncio.to_thread(self.memory.forget, own_conversation(update))
+        if last is not None:
+            labels = labels_for(last.question)
+        else:  # nothing asked yet: the language Telegram says the person uses
+            user = update.effective_user
+            labels = VI if user is not None and (user.language_code or "").startswith("vi") else EN
+        chat = update.effective_chat
+        message = update.effective_message
+        reply_to = message.message_id if message is not None and chat.type != ChatType.PRIVATE else None
+        await self._send(context.bot, chat.id, [labels.new_conversation], reply_to=reply_to)
 
     async def _answer_query(self, query: Any, text: str | None) -> None:
         try:
@@ -216,21 +256,29 @@ class NewsBot:
         if not question.strip():
             await self._send(context.bot, chat.id, [labels.empty_question], reply_to=reply_to)
             return
-        answer = await self._ask(context.bot, chat.id, question, labels, reply_to)
+        own = own_conversation(update)
+        conversation, previous = await asyncio.to_thread(
+            self.memory.previous, own, chat.id, replied_to_bot(message, context.bot.id)
+        )
+        answer = await self._ask(context.bot, chat.id, question, labels, reply_to, previous)
         if answer is None:
             return
+        key = await asyncio.to_thread(self.memory.answered, own, chat.id, conversation, previous, answer)
         markup = None
         if answer.found and answer.citations:
-            key = self.memory.remember(chat.id, answer)
             markup = InlineKeyboardMarkup(
                 [[InlineKeyboardButton(labels.button, callback_data=f"{SOURCES_PREFIX}{key}")]]
             )
-        await self._send(context.bot, chat.id, split_html(format_answer(answer)), reply_to=reply_to, markup=markup)
+        sent = await self._send(context.bot, chat.id, split_html(format_answer(answer)), reply_to=reply_to, markup=markup)
+        if sent:
+            await asyncio.to_thread(self.memory.sent, chat.id, [m.message_id for m in sent], key)
 
-    async def _ask(self, bot: Any, chat_id: int, question: str, labels: Labels, reply_to: int | None) -> Answer | None:
+    async def _ask(
+        self, bot: Any, chat_id: int, question: str, labels: Labels, reply_to: int | None, previous: Turn | None
+    ) -> Answer | None:
         try:
             async with typing(bot, chat_id):
-                return await asyncio.to_thread(self.service.ask, question)
+                return await asyncio.to_thread(self.service.ask, question, context=previous)
         except BadQuestion as exc:
             await self._send(bot, chat_id, [str(exc)], reply_to=reply_to, plain=True)
         except IndexUnavailable as exc:
@@ -262,11 +310,12 @@ class NewsBot:
         reply_to: int | None = None,
         markup: InlineKeyboardMarkup | None = None,
         plain: bool = False,
-    ) -> Message | None:
-        """Sends the parts in order; the first replies to `reply_to`, the last carries `markup`."""
-        sent: Message | None = None
+    ) -> list[Message]:
+        """Sends the parts in order; the first replies to `reply_to`, the last carries `markup`.
+        Returns the messages sent."""
+        sent: list[Message] = []
         for index, part in enumerate(parts):
-            sent = await self._send_one(
+            message = await self._send_one(
                 bot,
                 chat_id,
                 part,
@@ -274,8 +323,9 @@ class NewsBot:
                 markup=markup if index == len(parts) - 1 else None,
                 plain=plain,
             )
-            if sent is None:
+            if message is None:
                 break  # later parts make no sense without the earlier ones
+            sent.append(message)
         return sent
 
     async def _send_one(

@@ -1,41 +1,95 @@
-"""What the bot remembers between updates: recent answers (for /sources and the Sources button)
-and recent update ids (to answer a resent update once). Both bounded, both in process memory."""
+"""What the bot remembers between updates: conversations and the answers behind the Sources
+buttons, in the StateStore (bot/state.py: SQLite, survives a restart), and recent update ids (to
+answer a resent update once; bounded, in process memory).
+
+`BotMemory` is synchronous (short SQLite calls): the handlers call it in a worker thread. In the
+store's answers table, per answer (`tg:a:<key>`, the key in its Sources button's callback data): the
+chat, the conversation and the turn it produced, and the answer itself when it has sources; per
+message of it (`tg:m:<chat>:<message id>`) and per person's last answer with sources
+(`tg:last:<conversation>`): a pointer to that key.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
-from collections import OrderedDict, deque
+from collections import deque
+from typing import Any
 
+from newsqa.bot.state import StateStore
+from newsqa.retrieval.conversation import Turn, next_turn
 from newsqa.retrieval.models import Answer
 
-REMEMBERED_ANSWERS = 2000
 RECENT_UPDATES = 10_000  # update ids remembered for de-duplication (Telegram resends within minutes)
 
 
-class AnswerMemory:
-    """Recent answers, so /sources and the Sources button can show their full passages."""
+def conversation_key(chat_id: int, user_id: int | None, private: bool) -> str:
+    """A private chat is one conversation; in a group each person has their own."""
+    return f"tg:{chat_id}" if private or user_id is None else f"tg:{chat_id}:{user_id}"
 
-    def __init__(self, capacity: int = REMEMBERED_ANSWERS) -> None:
-        self.capacity = capacity
-        self._answers: OrderedDict[str, Answer] = OrderedDict()
-        self._last: dict[int, str] = {}
 
-    def remember(self, chat_id: int, answer: Answer) -> str:
-        # Random keys: a button from before a restart must not open some other answer.
-        key = secrets.token_urlsafe(9)
-        self._answers[key] = answer
-        self._last[chat_id] = key
-        while len(self._answers) > self.capacity:
-            old, _ = self._answers.popitem(last=False)
-            self._last = {chat: k for chat, k in self._last.items() if k != old}
+class BotMemory:
+    """Conversations and answers of the bot, kept in a StateStore."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def previous(self, own: str, chat_id: int, replied_to: int | None) -> tuple[str, Turn | None]:
+        """The conversation a question continues, and its turn to read the question with: the answer
+        replied to (its conversation, the turn it produced), else the asker's own conversation."""
+        record = self._record_of_message(chat_id, replied_to)
+        if record is not None and "conversation" in record:
+            return record["conversation"], _turn(record["turn"])
+        return own, self.store.last_turn(own)
+
+    def answered(self, own: str, chat_id: int, conversation: str, previous: Turn | None, answer: Answer) -> str:
+        """Remembers the answered question in its conversation and the answer behind its button;
+        returns the answer's key (for the button and `sent`)."""
+        turn = next_turn(answer, previous)
+        self.store.remember(conversation, turn)
+        key = secrets.token_urlsafe(9)  # random: a guessed or stale button opens nothing else
+        record: dict[str, Any] = {"chat": chat_id, "conversation": conversation, "turn": dataclasses.asdict(turn)}
+        if answer.found and answer.citations:
+            record["answer"] = answer.model_dump(mode="json")
+        self.store.put_answer(f"tg:a:{key}", record)
+        if "answer" in record:
+            self.store.put_answer(f"tg:last:{own}", {"answer": key})
         return key
 
-    def get(self, key: str) -> Answer | None:
-        return self._answers.get(key)
+    def sent(self, chat_id: int, message_ids: list[int], key: str) -> None:
+        """The messages that carried the answer `key`, so a reply to any of them continues it."""
+        for message_id in message_ids:
+            self.store.put_answer(f"tg:m:{chat_id}:{message_id}", {"answer": key})
 
-    def last(self, chat_id: int) -> Answer | None:
-        key = self._last.get(chat_id)
-        return None if key is None else self._answers.get(key)
+    def sources(self, key: str, chat_id: int) -> Answer | None:
+        """The answer behind a Sources button of this chat."""
+        record = self.store.get_answer(f"tg:a:{key}")
+        if record is None or record.get("chat") != chat_id or "answer" not in record:
+            return None
+        return Answer.model_validate(record["answer"])
+
+    def sources_for(self, own: str, chat_id: int, replied_to: int | None) -> Answer | None:
+        """What /sources shows: the answer replied to, else the asker's last answer with sources."""
+        pointer = self.store.get_answer(f"tg:m:{chat_id}:{replied_to}") if replied_to is not None else None
+        pointer = pointer or self.store.get_answer(f"tg:last:{own}")
+        return None if pointer is None else self.sources(pointer["answer"], chat_id)
+
+    def forget(self, own: str) -> Turn | None:
+        """/new: forgets the conversation; returns its last turn (its language is the reply's)."""
+        last = self.store.last_turn(own)
+        self.store.forget(own)
+        return last
+
+    def _record_of_message(self, chat_id: int, message_id: int | None) -> dict[str, Any] | None:
+        if message_id is None:
+            return None
+        pointer = self.store.get_answer(f"tg:m:{chat_id}:{message_id}")
+        record = None if pointer is None else self.store.get_answer(f"tg:a:{pointer['answer']}")
+        return record if record is not None and record.get("chat") == chat_id else None
+
+
+def _turn(data: dict[str, Any]) -> Turn:
+    return Turn(question=data["question"], topic=data["topic"], articles=tuple(data.get("articles", ())))
 
 
 class RecentIds:

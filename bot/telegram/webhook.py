@@ -19,7 +19,8 @@ from telegram.ext import Application
 
 from newsqa.bot.redaction import install_redaction
 from newsqa.bot.settings import Settings
-from newsqa.bot.telegram.app import ALLOWED_UPDATES, build_application, initialize
+from newsqa.bot.state import StateStore
+from newsqa.bot.telegram.app import ALLOWED_UPDATES, build_application, close_state, initialize
 from newsqa.bot.telegram.config import TelegramConfigError, webhook_secret
 from newsqa.bot.telegram.memory import RECENT_UPDATES, RecentIds
 from newsqa.retrieval.service import QAService
@@ -40,14 +41,15 @@ class TelegramWebhook:
         self._seen = RecentIds(RECENT_UPDATES)
 
     @classmethod
-    def from_settings(cls, service: QAService, settings: Settings) -> TelegramWebhook:
+    def from_settings(cls, service: QAService, settings: Settings, store: StateStore | None = None) -> TelegramWebhook:
+        """The webhook bot; conversations go to `store` (e.g. the HTTP app's), else to one it opens."""
         path = (settings.telegram_webhook_path or "").strip()
         if not path.startswith("/"):
             raise TelegramConfigError(
                 "NEWSQA_TELEGRAM_WEBHOOK_PATH must be a URL path starting with '/', such as /telegram/webhook."
             )
         secret = webhook_secret(settings)
-        application = build_application(service, settings, polling=False)
+        application = build_application(service, settings, polling=False, store=store)
         install_redaction(secret)
         return cls(application, settings, path, secret)
 
@@ -76,6 +78,7 @@ class TelegramWebhook:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        close_state(self.application)
 
     def authentic(self, headers: Mapping[str, str]) -> bool:
         """Whether a POST carries the secret Telegram was given with setWebhook (compared in constant time)."""

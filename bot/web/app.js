@@ -1,10 +1,15 @@
-// The chat page: POST ask, render the answer with numbered, expandable citations.
+// The chat page: POST ask, render the answer with numbered, expandable citations. One conversation
+// per tab: a random id kept in sessionStorage goes with every question, so the server can read a
+// follow-up with the question before it; "New conversation" starts another.
 // All text from the server or the person goes into the page through textContent / text nodes,
 // never innerHTML, so an article or a question can never inject markup.
 "use strict";
 
 (() => {
   const KEY_STORAGE = "newsqa.apiKey";
+  const CONVERSATION_STORAGE = "newsqa.conversation";
+  const CONVERSATION_ID = /^[A-Za-z0-9_-]{1,64}$/; // what the server takes
+  const CONTEXT_CHARS = 120; // of the earlier question, on the line above a follow-up's answer
   const $ = (id) => document.getElementById(id);
   const log = $("log");
   const form = $("ask-form");
@@ -51,6 +56,21 @@
   }
 
   let sessionKey = storedKey();
+
+  function newConversationId() {
+    // getRandomValues, not randomUUID: the page may be served over plain http to another machine.
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return "c-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function startConversation() {
+    conversationId = newConversationId();
+    try { sessionStorage.setItem(CONVERSATION_STORAGE, conversationId); } catch { /* lasts until the page closes */ }
+  }
+
+  let conversationId = "";
+  try { conversationId = sessionStorage.getItem(CONVERSATION_STORAGE) || ""; } catch { conversationId = ""; }
+  if (!CONVERSATION_ID.test(conversationId)) startConversation();
 
   function showKeyPanel(show) {
     keyPanel.hidden = !show;
@@ -147,12 +167,21 @@
     return el("li", {}, details);
   }
 
+  // "Read with your earlier question: «…»", when the server read this one as a follow-up.
+  function contextLine(earlier) {
+    const shown = earlier.length > CONTEXT_CHARS ? earlier.slice(0, CONTEXT_CHARS - 1) + "…" : earlier;
+    return el("p", { class: "context", title: earlier }, "Read with your earlier question: «", textEl("span", {}, shown), "»");
+  }
+
   function renderAnswer(item, answer) {
     const prefix = `a${++answers}`;
     item.replaceChildren();
     item.classList.remove("pending");
     item.removeAttribute("aria-busy");
     if (!answer.found) item.classList.add("not-found");
+    if (answer.context_used && typeof answer.context_question === "string") {
+      item.append(contextLine(answer.context_question));
+    }
     item.append(answerText(answer, prefix));
     if (!answer.found) {
       item.append(el("p", { class: "note" }, "Tip: try other words, or ask about something the articles cover."));
@@ -190,7 +219,7 @@
       const result = await call("ask", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ question: text }),
+        body: JSON.stringify({ question: text, conversation_id: conversationId }),
       });
       if (result.ok) renderAnswer(item, result.body);
       else renderError(item, result.message);
@@ -218,6 +247,13 @@
   for (const button of document.querySelectorAll(".example")) {
     button.addEventListener("click", () => ask(button.textContent));
   }
+
+  $("new-conversation").addEventListener("click", () => {
+    startConversation();
+    log.replaceChildren();
+    $("examples").hidden = false;
+    input.focus();
+  });
 
   $("key-toggle").addEventListener("click", () => showKeyPanel(keyPanel.hidden));
   $("key-form").addEventListener("submit", (event) => {

@@ -25,11 +25,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from newsqa.bot.http import create_app
+from newsqa.bot.http.schemas import CONVERSATION_ID_RULE, AskResponse
 from newsqa.bot.settings import Settings
+from newsqa.bot.state import StateOptions, StateStore
 from newsqa.index.build import build_index
 from newsqa.index.format import resolve_build
 from newsqa.index.writer import swap_current
 from newsqa.index.text import nfc
+from newsqa.retrieval.conversation import next_turn
 from newsqa.retrieval.models import Answer, SearchResult
 from newsqa.retrieval.service import QAService, ServiceConfig
 from tests.conftest import REPO, SEEDS, http_settings
@@ -123,13 +126,16 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None,
 
 
 @pytest.fixture(scope="module")
-def seed_url(seed_service) -> Iterator[str]:
-    """One server over the shared seed index for the read-only tests of this module."""
-    server = LiveServer(create_app(make_settings(), seed_service))
+def seed_url(seed_service, tmp_path_factory) -> Iterator[str]:
+    """One server over the shared seed index for the read-only tests of this module (its
+    conversations, should a test send an id, kept outside the shared index)."""
+    state = StateStore(tmp_path_factory.mktemp("state") / "state.sqlite")
+    server = LiveServer(create_app(make_settings(), seed_service, state=state))
     url = server.start()
     ready(url)
     yield url
     server.stop()
+    state.close()
 
 
 @pytest.fixture
@@ -157,8 +163,9 @@ def test_ask_returns_the_same_object_as_the_cli(client, seed_service):
     response = client.post("/ask", json={"question": "Nga yêu cầu NATO những gì?", "top_k": 3})
     assert response.status_code == 200
     data = response.json()
-    assert set(data) == set(Answer.model_fields)
-    answer = Answer.model_validate(data)
+    assert set(data) == set(Answer.model_fields) | {"conversation_id"} == set(AskResponse.model_fields)
+    assert data["conversation_id"] is None and data["context_used"] is False and data["context_question"] is None
+    answer = Answer.model_validate({k: v for k, v in data.items() if k != "conversation_id"})
     direct = seed_service.ask("Nga yêu cầu NATO những gì?", 3)
     assert answer.model_dump(exclude={"took_ms"}) == direct.model_dump(exclude={"took_ms"})
     assert answer.found and 1 <= len(answer.citations) <= 3
@@ -411,6 +418,189 @@ def test_any_text_and_any_top_k_get_an_answer_or_a_readable_4xx(client, question
         assert_error(response, 422, "invalid_request")
         # Refused with a good top_k only when nothing is left of the question once cleaned.
         assert not valid_k or not nfc(question).split()
+
+
+# -- conversations ---------------------------------------------------------------------------------
+
+FIRST, FOLLOW_UP = "Nga yêu cầu NATO những gì?", "Còn Mỹ thì sao?"
+
+
+class Clock:
+    """A clock the test moves: StateStore's idea of now."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def converse(seed_service, serve, tmp_path) -> Iterator[Callable[..., tuple[httpx.Client, StateStore]]]:
+    """A server over the seed index with a conversation store whose options and clock the test sets;
+    a client for it, and the store."""
+    stores: list[StateStore] = []
+    clients: list[httpx.Client] = []
+
+    def start(options: StateOptions | None = None, clock: Callable[[], float] = time.time) -> tuple[httpx.Client, StateStore]:
+        store = StateStore(tmp_path / f"state-{len(stores)}" / "state.sqlite", options, clock)
+        stores.append(store)
+        url = serve(create_app(make_settings(), seed_service, state=store))
+        ready(url)
+        clients.append(httpx.Client(base_url=url, timeout=60))
+        return clients[-1], store
+
+    yield start
+    for c in clients:
+        c.close()
+    for store in stores:
+        store.close()
+
+
+def said(client: httpx.Client, question: str, conversation: str | None = None, **extra: Any) -> dict[str, Any]:
+    body = {"question": question, **({"conversation_id": conversation} if conversation is not None else {}), **extra}
+    response = client.post("/ask", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_follow_up_in_a_conversation_is_read_with_its_previous_question(converse, seed_service):
+    client, store = converse()
+    first = said(client, FIRST, "tab-1")
+    assert first["conversation_id"] == "tab-1"
+    assert first["context_used"] is False and first["context_question"] is None  # nothing before it
+    follow_up = said(client, FOLLOW_UP, "tab-1")
+    assert follow_up["conversation_id"] == "tab-1"
+    assert follow_up["context_used"] is True and follow_up["context_question"] == FIRST
+    # Exactly what the service answers given the turn the first answer left.
+    turn = next_turn(seed_service.ask(FIRST), None)
+    direct = seed_service.ask(FOLLOW_UP, context=turn)
+    assert {k: v for k, v in follow_up.items() if k not in ("conversation_id", "took_ms")} == direct.model_dump(
+        exclude={"took_ms"}
+    )
+    assert [t.question for t in store.turns("tab-1")] == [FIRST, FOLLOW_UP]
+    # Another conversation is its own: the same follow-up there has nothing to lean on.
+    alone = said(client, FOLLOW_UP, "tab-2")
+    assert alone["conversation_id"] == "tab-2" and alone["context_used"] is False
+    assert store.conversation_count() == 2
+
+
+def test_without_a_conversation_id_the_answer_is_as_before_and_nothing_is_kept(converse, seed_service):
+    client, store = converse()
+    said(client, FIRST)
+    for data in (said(client, FOLLOW_UP), said(client, FOLLOW_UP, conversation_id=None)):
+        assert data["conversation_id"] is None and data["context_used"] is False and data["context_question"] is None
+        rest = {k: v for k, v in data.items() if k not in ("conversation_id", "took_ms")}
+        assert rest == seed_service.ask(FOLLOW_UP).model_dump(exclude={"took_ms"})
+    assert store.conversation_count() == 0
+
+
+@pytest.mark.parametrize(
+    "conversation_id",
+    ["", "a" * 65, "tab 1", "tab/1", "../state", "tab-1\n", "ñandú", "tab\u0000", "😀", "a.b", "id=1;"],
+)
+def test_a_malformed_conversation_id_is_a_422_naming_the_field(client, conversation_id):
+    response = client.post("/ask", json={"question": FIRST, "conversation_id": conversation_id})
+    body = assert_error(response, 422, "invalid_request", "conversation_id")
+    assert body["detail"] == [{"field": "conversation_id", "problem": CONVERSATION_ID_RULE}]
+
+
+@pytest.mark.parametrize("conversation_id", [5, True, ["tab-1"], {"id": "tab-1"}])
+def test_a_conversation_id_that_is_not_text_is_a_422(client, conversation_id):
+    response = client.post("/ask", json={"question": FIRST, "conversation_id": conversation_id})
+    body = assert_error(response, 422, "invalid_request", "must be text")
+    assert body["detail"][0]["field"] == "conversation_id"
+
+
+def test_conversation_ids_of_any_allowed_character_up_to_64_are_taken(client):
+    for conversation_id in ("a", "A-z_0-9", "x" * 64, "_", "-"):
+        assert said(client, FIRST, conversation_id)["conversation_id"] == conversation_id
+
+
+def test_a_conversation_idle_past_its_time_to_live_starts_afresh(converse):
+    clock = Clock()
+    client, _ = converse(StateOptions(ttl_s=600), clock)
+    said(client, FIRST, "tab-1")
+    clock.now += 599
+    assert said(client, FOLLOW_UP, "tab-1")["context_used"] is True
+    clock.now += 601
+    expired = said(client, FOLLOW_UP, "tab-1")
+    assert expired["context_used"] is False and expired["context_question"] is None
+    clock.now += 1  # the question read alone starts the conversation again
+    again = said(client, "Còn Anh thì sao?", "tab-1")
+    assert again["context_used"] is True and again["context_question"] == FOLLOW_UP
+
+
+def test_past_the_cap_the_least_recently_used_conversation_is_forgotten(converse):
+    clock = Clock()
+    client, store = converse(StateOptions(conversations=2), clock)
+    for conversation in ("a", "b"):
+        clock.now += 1
+        said(client, FIRST, conversation)
+    clock.now += 1
+    assert said(client, FOLLOW_UP, "a")["context_used"] is True  # "a" used last: "b" is now the oldest
+    clock.now += 1
+    said(client, FIRST, "c")  # a third: "b" goes
+    assert store.conversation_count() == 2
+    clock.now += 1
+    assert said(client, "Còn Anh thì sao?", "a")["context_used"] is True
+    clock.now += 1
+    assert said(client, FOLLOW_UP, "b")["context_used"] is False
+
+
+class SlowStore(StateStore):
+    """A store whose reads take a second, as a busy disk might."""
+
+    def turns(self, conversation: str) -> list[Any]:
+        time.sleep(1.0)
+        return super().turns(conversation)
+
+
+def test_the_conversation_store_is_read_off_the_event_loop(seed_service, serve, tmp_path):
+    store = SlowStore(tmp_path / "state.sqlite")
+    url = serve(create_app(make_settings(), seed_service, state=store))
+    ready(url)
+    done: list[dict[str, Any]] = []
+
+    def one() -> None:
+        with httpx.Client(base_url=url, timeout=60) as c:
+            done.append(said(c, FIRST, "slow"))
+
+    thread = threading.Thread(target=one)
+    thread.start()
+    time.sleep(0.3)  # the question is in its store read now
+    with httpx.Client(base_url=url, timeout=5) as c:
+        started = time.monotonic()
+        assert c.get("/healthz").status_code == 200
+        assert time.monotonic() - started < 0.5  # the loop is free while the store is read
+    thread.join(60)
+    assert done and done[0]["conversation_id"] == "slow"
+    store.close()
+
+
+def test_the_default_store_is_opened_beside_the_served_index_on_the_first_conversation(
+    index_copy, service_factory, serve
+):
+    url = serve(create_app(make_settings(state_dir=None), service_factory(index_copy)))
+    ready(url)
+    with httpx.Client(base_url=url, timeout=60) as c:
+        said(c, FIRST)
+        assert not (index_copy / "state").exists()  # a server never sent a conversation writes nothing
+        said(c, FIRST, "tab-1")
+        assert said(c, FOLLOW_UP, "tab-1")["context_used"] is True
+    assert (index_copy / "state" / "state.sqlite").is_file()
+
+
+def test_an_unusable_store_answers_the_question_alone(seed_service, serve, tmp_path, caplog):
+    not_a_folder = tmp_path / "state"
+    not_a_folder.write_text("a file where the state folder should be", encoding="utf-8")
+    url = serve(create_app(make_settings(state_dir=not_a_folder), seed_service))
+    ready(url)
+    with httpx.Client(base_url=url, timeout=60) as c:
+        said(c, FIRST, "tab-1")
+        follow_up = said(c, FOLLOW_UP, "tab-1")
+    assert follow_up["conversation_id"] == "tab-1" and follow_up["context_used"] is False
+    assert any("conversation store unavailable" in r.getMessage() for r in caplog.records)
 
 
 # -- readiness and loading ------------------------------------------------------------------------
@@ -787,12 +977,13 @@ def test_newsqa_serve_runs_the_api(seed_index, model_path):
 
 
 @pytest.mark.slow
-def test_newsqa_serve_with_two_worker_processes_over_one_index(seed_index, model_path):
-    """Replicas: two server processes on one port, each with its own model, reading the same files."""
+def test_newsqa_serve_with_two_worker_processes_over_one_index(seed_index, model_path, tmp_path):
+    """Replicas: two server processes on one port, each with its own model, reading the same files
+    and sharing one conversation store."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSQA_")}
     env |= {"NEWSQA_INDEX_DIR": str(seed_index), "NEWSQA_EMBEDDING_MODEL": model_path, "HF_HUB_OFFLINE": "1",
-            "NEWSQA_HTTP_RATE_LIMIT": "0"}
+            "NEWSQA_HTTP_RATE_LIMIT": "0", "NEWSQA_STATE_DIR": str(tmp_path / "state")}
     before = sorted(p.name for p in seed_index.rglob("*"))
     newsqa = Path(sys.executable).parent / "newsqa"
     process = subprocess.Popen(
@@ -823,6 +1014,15 @@ def test_newsqa_serve_with_two_worker_processes_over_one_index(seed_index, model
         assert all(a["found"] is True for a in answers)
         assert {tuple(c["passage_id"] for c in a["citations"]) for a in answers} == {tuple(c["passage_id"] for c in answers[0]["citations"])}
         assert set(ready) == {200}
+        # One conversation, each question on a new connection: whichever worker takes it reads the
+        # turn the other may have written.
+        asked = [FIRST]
+        assert httpx.post(f"{url}/ask", json={"question": FIRST, "conversation_id": "shared"}, timeout=60).status_code == 200
+        for question in ["Còn Mỹ thì sao?", "Còn Anh thì sao?"] * 3:
+            data = httpx.post(f"{url}/ask", json={"question": question, "conversation_id": "shared"}, timeout=60).json()
+            assert data["context_used"] is True and data["context_question"] == asked[-1], (asked, data)
+            asked.append(question)
+        assert (tmp_path / "state" / "state.sqlite").is_file()
     finally:
         output = interrupt(process, timeout=60)
     assert "with 2 worker processes" in output, output

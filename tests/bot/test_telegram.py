@@ -37,6 +37,8 @@ FAST = RetryPolicy(attempts=4, backoff_s=0.05, max_retry_after_s=5)
 SCENARIO_TIMEOUT_S = 60
 EN_QUESTION = "Who is Ned Price?"  # the stand-in model answers few English questions; this is one
 VI_QUESTION = "Nga yêu cầu NATO những gì?"
+FOLLOW_UP = "Ông ấy nói gì?"  # names no topic: read with the previous question when there is one
+MENTION = f"@{BOT_USER['username']} "
 HOSTILE_TITLE = '<b>Tin & "nóng"</i> <script>'
 
 pytestmark = [
@@ -62,6 +64,14 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 20.0) -> Any
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's conversations and button answers in a folder of its own (NEWSQA_STATE_DIR)."""
+    folder = tmp_path / "state"
+    monkeypatch.setenv("NEWSQA_STATE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture
@@ -320,6 +330,127 @@ def test_in_groups_only_mentions_and_replies_are_questions(seed_service: Any, fa
     run(scenario)
 
 
+# -- conversations ----------------------------------------------------------------------------------------
+
+
+def read_with(message: dict[str, Any]) -> str | None:
+    """The earlier question an answer says it was read with (its first line), or None."""
+    first = parse_telegram_html(message["text"]).splitlines()[0]
+    for labels in (VI, EN):
+        if first.startswith(f"{labels.read_with}: «") and first.endswith("»"):
+            assert message["text"].startswith(f"<i>{labels.read_with}: «"), "the context line is in italics"
+            return first[len(labels.read_with) + 3 : -1]
+    return None
+
+
+async def ask(fake: FakeBotApi, text: str, chat_id: int, **kwargs: Any) -> dict[str, Any]:
+    """Sends a message and waits for the bot's next message in that chat."""
+    before = len(fake.sent(chat_id))
+    fake.push_message(text, chat_id=chat_id, **kwargs)
+    return (await answer_to(fake, chat_id, before + 1))[before]
+
+
+def test_a_follow_up_in_a_private_chat_is_read_with_the_previous_question(seed_service: Any, fake: FakeBotApi) -> None:
+    async def scenario() -> None:
+        async with running_bot(seed_service, fake):
+            first = await ask(fake, VI_QUESTION, 180)
+            follow_up = await ask(fake, FOLLOW_UP, 180)
+            fresh = await ask(fake, FOLLOW_UP, 181)  # the same question in a chat that asked nothing before
+        assert read_with(first) is None and read_with(fresh) is None
+        assert read_with(follow_up) == VI_QUESTION
+        assert buttons(follow_up) and "[1]" in follow_up["text"]
+        assert_clean(fake)
+
+    run(scenario)
+
+
+def test_in_a_group_each_person_has_a_conversation_and_a_reply_continues_the_answer_s(
+    seed_service: Any, fake: FakeBotApi
+) -> None:
+    group = -100600
+    other = "Moskva cáo buộc NATO điều gì?"
+
+    async def scenario() -> None:
+        def asks(text: str, user: int, **kwargs: Any) -> Awaitable[dict[str, Any]]:
+            return ask(fake, text, group, user_id=user, chat_type="supergroup", **kwargs)
+
+        async with running_bot(seed_service, fake):
+            first_7 = await asks(MENTION + VI_QUESTION, 7)
+            first_8 = await asks(MENTION + FOLLOW_UP, 8)  # 8 has asked nothing yet
+            second_7 = await asks(MENTION + FOLLOW_UP, 7)
+            second_8 = await asks(MENTION + other, 8)
+            # 9 replies to 7's first answer: 7's conversation goes on from that answer
+            reply_9 = await asks("Thủ tướng Anh muốn gì?", 9, reply_to=first_7["_message"])
+            third_7 = await asks(MENTION + other, 7)
+        assert read_with(first_7) is None and read_with(first_8) is None
+        assert read_with(second_7) == VI_QUESTION
+        assert read_with(second_8) == FOLLOW_UP
+        assert read_with(reply_9) == VI_QUESTION
+        assert read_with(third_7) == "Thủ tướng Anh muốn gì?"
+        assert_clean(fake)
+
+    run(scenario)
+
+
+def test_a_reply_to_an_earlier_answer_continues_from_that_answer(seed_service: Any, fake: FakeBotApi) -> None:
+    async def scenario() -> None:
+        async with running_bot(seed_service, fake):
+            first = await ask(fake, VI_QUESTION, 182)
+            second = await ask(fake, "Thủ tướng Anh muốn gì?", 182)
+            reply = await ask(fake, FOLLOW_UP, 182, reply_to=first["_message"])
+            after = await ask(fake, "Moskva cáo buộc NATO điều gì?", 182)
+        assert read_with(second) == VI_QUESTION
+        assert read_with(reply) == VI_QUESTION  # not the conversation's last question
+        assert read_with(after) == FOLLOW_UP  # the conversation went on from the reply
+        assert_clean(fake)
+
+    run(scenario)
+
+
+def test_new_forgets_the_conversation(seed_service: Any, fake: FakeBotApi) -> None:
+    async def scenario() -> None:
+        async with running_bot(seed_service, fake):
+            await ask(fake, VI_QUESTION, 183)
+            done = await ask(fake, "/new", 183)
+            after = await ask(fake, FOLLOW_UP, 183)
+            english = await ask(fake, EN_QUESTION, 184)
+            done_en = await ask(fake, "/new", 184)
+            help_ = await ask(fake, "/help", 184)
+        assert parse_telegram_html(done["text"]) == VI.new_conversation
+        assert parse_telegram_html(done_en["text"]) == EN.new_conversation and buttons(english)
+        assert read_with(after) is None
+        assert "/new" in parse_telegram_html(help_["text"])
+        [commands] = fake.calls_to("setMyCommands")
+        assert "new" in [c["command"] for c in commands.params["commands"]]
+        assert_clean(fake)
+
+    run(scenario)
+
+
+def test_conversations_and_sources_buttons_survive_a_restart(seed_service: Any, fake: FakeBotApi) -> None:
+    async def scenario() -> None:
+        async with running_bot(seed_service, fake):
+            first = await ask(fake, VI_QUESTION, 185)
+        # A new Application (and state store) over the same state folder, as after a restart.
+        async with running_bot(seed_service, fake):
+            follow_up = await ask(fake, FOLLOW_UP, 185)
+            query_id = fake.push_callback(buttons(first)[0]["callback_data"], first["_message"])
+            sources = (await answer_to(fake, 185, 3))[2]
+            reply = await ask(fake, "Thủ tướng Anh muốn gì?", 185, reply_to=first["_message"])
+            await ask(fake, "/sources", 185)
+        assert read_with(follow_up) == VI_QUESTION
+        passage = seed_service.ask(VI_QUESTION).citations[0].text
+        text = parse_telegram_html(sources["text"])
+        assert "Đoạn trích đầy đủ" in text and " ".join(passage.split()) in " ".join(text.split())
+        answered = {c.params["callback_query_id"]: c.params for c in fake.calls_to("answerCallbackQuery")}
+        assert "text" not in answered[query_id]  # not "no longer stored"
+        assert read_with(reply) == VI_QUESTION
+        assert len([m for m in fake.sent(185) if read_with(m) is None]) == 3  # first, sources, /sources
+        assert_clean(fake)
+
+    run(scenario)
+
+
 # -- who may ask, and how often ---------------------------------------------------------------------------
 
 
@@ -438,11 +569,11 @@ class FlakyService:
         self.service = service
         self.failures = 1
 
-    def ask(self, question: str, top_k: int | None = None) -> Any:
+    def ask(self, question: str, top_k: int | None = None, context: Any = None) -> Any:
         if self.failures:
             self.failures -= 1
             raise RuntimeError("boom")
-        return self.service.ask(question, top_k)
+        return self.service.ask(question, top_k, context=context)
 
     def articles(self) -> list[Any]:
         return self.service.articles()
@@ -619,6 +750,25 @@ def test_webhook_mode_needs_a_secret_and_a_path(seed_service: Any, fake: FakeBot
 
 
 # -- small pieces ----------------------------------------------------------------------------------------------------
+
+
+def test_the_context_line_is_short_escaped_and_in_the_answer_s_language() -> None:
+    from newsqa.bot.telegram.format import CONTEXT_QUOTE_CHARS, format_answer
+    from newsqa.retrieval.models import Answer
+
+    earlier = "<b>Nga</b> & NATO " + "rất " * 40 + "gì?"
+    followed = Answer(
+        question="Ông ấy nói gì?", answer=NOT_FOUND_VI, found=False, citations=[], took_ms=1.0, mode="hybrid",
+        context_used=True, context_question=earlier,
+    )
+    first, _, rest = format_answer(followed).partition("\n")
+    assert first.startswith(f"<i>{VI.read_with}: «&lt;b&gt;Nga&lt;/b&gt; &amp; NATO rất") and first.endswith("…»</i>")
+    assert len(parse_telegram_html(first)) <= len(VI.read_with) + CONTEXT_QUOTE_CHARS + 5
+    assert rest.startswith(NOT_FOUND_VI)
+    alone = followed.model_copy(update={"question": "Why?", "answer": NOT_FOUND_EN, "context_used": False})
+    assert not format_answer(alone).startswith("<i>")
+    english = alone.model_copy(update={"context_used": True})
+    assert format_answer(english).startswith(f"<i>{EN.read_with}: «")
 
 
 def test_rate_limit_window_slides() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ import uvicorn
 
 from newsqa.bot.http import create_app
 from newsqa.bot.settings import Settings
+from newsqa.bot.state import StateStore
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -57,9 +59,17 @@ class LiveServer:
         self.sock.close()
 
 
-def app_for(service: Any, api_key: str | None = None) -> Any:
+def app_for(service: Any, state: StateStore, api_key: str | None = None) -> Any:
     settings = Settings(api_key=api_key, reload_interval=0, telegram_webhook_path=None, http_max_concurrency=2)
-    return create_app(settings, service)
+    return create_app(settings, service, state=state)
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory) -> Iterator[StateStore]:
+    """The pages' conversations, kept outside the shared seed index."""
+    store = StateStore(tmp_path_factory.mktemp("state") / "state.sqlite")
+    yield store
+    store.close()
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +89,8 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def url(seed_service) -> Iterator[str]:
-    with LiveServer(app_for(seed_service)) as base:
+def url(seed_service, state) -> Iterator[str]:
+    with LiveServer(app_for(seed_service, state)) as base:
         yield base
 
 
@@ -170,6 +180,61 @@ def test_a_4xx_message_from_the_server_is_shown(page):
     assert "The question is too long; the limit is 1,000 characters." in reply.inner_text()
 
 
+FIRST, FOLLOW_UP = "Nga yêu cầu NATO những gì?", "Còn Mỹ thì sao?"
+CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def conversation_of(page: Any) -> str:
+    return page.evaluate("sessionStorage.getItem('newsqa.conversation')")
+
+
+def test_a_follow_up_is_read_with_the_earlier_question_until_a_new_conversation(page):
+    conversation = conversation_of(page)
+    assert CONVERSATION_ID.match(conversation)
+    with page.expect_request("**/ask") as sent:
+        first = ask(page, FIRST)
+    assert sent.value.post_data_json == {"question": FIRST, "conversation_id": conversation}
+    assert first.locator(".context").count() == 0
+    second = ask(page, FOLLOW_UP)
+    line = second.locator(".context")
+    assert line.inner_text() == f"Read with your earlier question: «{FIRST}»"
+    assert line.locator("span").get_attribute("lang") == "vi"
+    assert line.bounding_box()["y"] < second.locator(".answer-text").bounding_box()["y"]  # above the answer
+    # The earlier turns stay on the page.
+    assert page.locator("#log .msg.question").all_inner_texts() == [FIRST, FOLLOW_UP]
+    assert page.locator("#log .msg.answer").count() == 2
+
+    page.click("#new-conversation")
+    assert page.locator("#log .msg").count() == 0
+    assert page.locator("#examples").is_visible()
+    fresh = conversation_of(page)
+    assert CONVERSATION_ID.match(fresh) and fresh != conversation
+    with page.expect_request("**/ask") as sent:
+        alone = ask(page, FOLLOW_UP)
+    assert sent.value.post_data_json["conversation_id"] == fresh
+    assert alone.locator(".context").count() == 0  # read on its own
+    assert page.locator("#log .msg.question").all_inner_texts() == [FOLLOW_UP]
+
+
+def test_the_conversation_lasts_the_tab_and_another_tab_has_its_own(page, url):
+    ask(page, FIRST)
+    conversation = conversation_of(page)
+    page.reload()
+    wait_until_ready(page)
+    assert conversation_of(page) == conversation
+    assert "«" + FIRST + "»" in ask(page, FOLLOW_UP).locator(".context").inner_text()
+
+    other = page.context.new_page()
+    try:
+        other.set_default_timeout(TIMEOUT_MS)
+        other.goto(url)
+        wait_until_ready(other)
+        assert CONVERSATION_ID.match(conversation_of(other)) and conversation_of(other) != conversation
+        assert ask(other, FOLLOW_UP).locator(".context").count() == 0
+    finally:
+        other.close()
+
+
 def test_server_and_network_errors_are_explained(page):
     page.route("**/ask", lambda route: route.fulfill(status=500, body="<h1>Internal Server Error</h1>"))
     reply = ask(page, "NATO")
@@ -199,12 +264,14 @@ def test_text_from_the_person_or_the_server_is_never_markup(page):
         '{"question": "q", "answer": "<b>bold</b> [1] <script>window.__owned=2</script>", "found": true,'
         ' "citations": [{"n": 1, "article_id": "<i>a</i>", "title": "<img src=x onerror=window.__owned=3>",'
         ' "passage_id": "p", "paragraph": 1, "start": 0, "end": 5, "text": "<u>text</u>", "score": 1.0}],'
-        ' "took_ms": 1.0, "mode": "hybrid", "notice": "<em>note</em>"}'
+        ' "took_ms": 1.0, "mode": "hybrid", "notice": "<em>note</em>",'
+        ' "context_used": true, "context_question": "<s>earlier</s>", "conversation_id": "c-1"}'
     )
     page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=hostile))
     reply = ask(page, "anything")
     reply.locator("summary").click()
-    assert page.locator("#log b, #log i, #log u, #log em, #log img, #log script").count() == 0
+    assert page.locator("#log b, #log i, #log u, #log em, #log s, #log img, #log script").count() == 0
+    assert "«<s>earlier</s>»" in reply.locator(".context").inner_text()
     assert "<b>bold</b>" in reply.inner_text() and "<img src=x onerror=window.__owned=3>" in reply.inner_text()
     assert page.evaluate("window.__owned") is None
 
@@ -227,8 +294,8 @@ def test_the_page_fits_a_phone(browser, url):
         context.close()
 
 
-def test_the_page_asks_for_the_api_key_and_sends_it(browser, seed_service):
-    with LiveServer(app_for(seed_service, api_key=API_KEY)) as base:
+def test_the_page_asks_for_the_api_key_and_sends_it(browser, seed_service, state):
+    with LiveServer(app_for(seed_service, state, api_key=API_KEY)) as base:
         context = browser.new_context(viewport={"width": 900, "height": 900})
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)

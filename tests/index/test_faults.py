@@ -188,6 +188,7 @@ def kill(proc: subprocess.Popen[str]) -> None:
         proc.stdout.close()
 
 
+@pytest.mark.slow  # a build in a process of its own, killed
 @pytest.mark.parametrize(("moment", "target", "when", "state"), KILL_POINTS, ids=[k[0] for k in KILL_POINTS])
 def test_a_build_killed_at_any_step_leaves_a_loadable_index(template, root, tmp_path, moment, target, when, state):
     before = resolve_build(root)
@@ -211,6 +212,7 @@ def test_a_build_killed_at_any_step_leaves_a_loadable_index(template, root, tmp_
     assert all(p.is_symlink() for p in root.glob(".current-*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fraction", [0.05, 0.25, 0.5, 0.75, 0.95, 1.2])
 def test_a_build_killed_after_a_chosen_delay_leaves_a_loadable_index(template, root, tmp_path, fraction):
     before = resolve_build(root)

@@ -84,6 +84,7 @@ def test_ray_build_reports_skipped_files_like_the_local_build(ray_engine, embedd
     assert on_ray.articles == local.articles == 2
 
 
+@pytest.mark.slow
 def test_unreachable_cluster_is_one_sentence(tmp_path):
     """Through the CLI, in a process of its own (a failed ray.init leaves its process unusable)."""
     result = subprocess.run(

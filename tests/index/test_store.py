@@ -155,6 +155,7 @@ def test_interrupted_build_leaves_the_old_index_serving(index_copy, embedder, tm
     assert not [p for p in (index_copy / "builds").iterdir() if p.name.startswith(".tmp-")]
 
 
+@pytest.mark.slow
 def test_build_killed_with_sigkill_leaves_the_old_index_and_the_next_build_succeeds(index_copy, model_path, tmp_path):
     before = resolve_build(index_copy)
     seeds = grown_seeds(tmp_path, 400)
