@@ -57,8 +57,25 @@ class NewsqaGroup(click.Group):
         except EXPECTED_ERRORS as exc:
             fail(str(exc), 2 if isinstance(exc, BadQuestion) else 1)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
-            fail(f"a NEWSQA_ setting is invalid ({problems}).", 2)
+            fail(setting_problems(exc), 2)
+
+
+def setting_problems(exc: ValidationError) -> str:
+    """One sentence naming each bad variable, what it was set to, and what it may be."""
+    from newsqa.bot.settings_doc import allowed_text, env_names, type_name
+
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        field = Settings.model_fields.get(name)
+        if field is None:
+            problems.append(error["msg"])
+            continue
+        variable = env_names(name, field)[0]
+        allowed = allowed_text(field) or f"a {type_name(field)}"
+        shown = "" if field.annotation is not None and "Secret" in str(field.annotation) else f"={error.get('input')!s}"
+        problems.append(f"{variable}{shown} is not valid ({error['msg'].rstrip('.')}); allowed: {allowed}")
+    return "; ".join(problems).replace("`", "") + "."
 
 
 @click.group(cls=NewsqaGroup)
@@ -372,6 +389,30 @@ def telegram_bot() -> None:
         fail(str(exc))
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (in use, not an address here, not allowed), in one
+    sentence; None when it can. Checked before the model loads, so a busy port fails in a moment."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return f"cannot listen on {host}: no such address here (set --host or NEWSQA_HOST)."
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is already in use; stop what uses it or choose another with --port or NEWSQA_PORT."
+            if exc.errno == errno.EACCES:
+                return f"port {port} on {host} needs more privileges; choose a port above 1023 with --port or NEWSQA_PORT."
+            return f"cannot listen on {host}:{port} ({exc.strerror or exc})."
+    return None
+
+
 @cli.command("serve")
 @click.option("--host", help="Address to listen on [NEWSQA_HOST, 127.0.0.1].")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on [NEWSQA_PORT, 8000].")
@@ -387,6 +428,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
     s = settings()
     host, port = host or s.host, port or s.port
+    problem = port_problem(host, port)
+    if problem:
+        fail(problem)
     # Index loads, reloads and refusals are the operator's business; show them by default.
     logging.getLogger("newsqa.bot").setLevel(logging.INFO)
     try:

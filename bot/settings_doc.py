@@ -90,7 +90,7 @@ Every setting of newsqa is an environment variable, read once when a command sta
 the HTTP app, the Telegram bot) and passed inward from there; nothing deeper reads the environment.
 Names carry the prefix `NEWSQA_` (upper or lower case both work), except the Telegram token, which
 is also read as plain `TELEGRAM_BOT_TOKEN`. A value outside its type, range or pattern stops the
-command with one sentence naming the setting (`Error: a NEWSQA_ setting is invalid (top_k: …)`),
+command with one sentence naming the variable, its value and what it may be (`Error: NEWSQA_TOP_K=abc is not valid (…); allowed: 1 to 50.`),
 never a traceback. Secrets (`NEWSQA_API_KEY`, the Telegram token and webhook secret) have no
 default and are never written to a log. Besides these, `HF_HUB_OFFLINE=1` keeps the model loader
 off any model hub, and uvicorn's `FORWARDED_ALLOW_IPS` says which proxies' `X-Forwarded-For` to trust.

@@ -66,7 +66,7 @@ def test_eval_reports_hits_per_kind(env):
     [
         (["ask", "NATO"], {"NEWSQA_INDEX_DIR": "/nonexistent/index"}, "No index found at /nonexistent/index; run `newsqa index build`"),
         (["ask", "   "], {}, "The question is empty"),
-        (["ask", "NATO"], {"NEWSQA_TOP_K": "many"}, "NEWSQA_ setting is invalid"),
+        (["ask", "NATO"], {"NEWSQA_TOP_K": "many"}, "NEWSQA_TOP_K=many is not valid (Input should be a valid integer, unable to parse string as an integer); allowed: 1 to 50."),
         (["index", "build", "--seeds", "/nonexistent/seeds"], {}, "does not exist"),
         (["index", "build"], {"NEWSQA_EMBEDDING_MODEL": "intfloat/multilingual-e5-small"}, "set NEWSQA_EMBEDDING_MODEL to a local"),
     ],
@@ -161,3 +161,30 @@ def test_chat_in_a_terminal_reads_follow_ups_with_the_question_before(env):
         except ProcessLookupError:
             pass
         os.close(fd)
+
+
+def test_serve_on_a_busy_port_is_one_sentence_naming_the_port(env):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "newsqa", "serve", "--port", str(port)], capture_output=True, text=True, timeout=120, env=env
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"Error: port {port} on 127.0.0.1 is already in use; stop what uses it or choose another with --port or NEWSQA_PORT."
+    )
+
+
+def test_a_bad_variable_is_named_with_its_value_and_what_it_may_be(env):
+    result = subprocess.run(
+        [sys.executable, "-m", "newsqa", "ask", "NATO"], capture_output=True, text=True, timeout=120,
+        env={**env, "NEWSQA_FUSION": "best"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "Error: NEWSQA_FUSION=best is not valid (String should match pattern '^(weighted|rrf)$'); allowed: weighted or rrf."
+    )

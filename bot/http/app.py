@@ -27,6 +27,7 @@ from newsqa.bot.http.conversations import Conversations, default_store
 from newsqa.bot.http.errors import install_error_handlers
 from newsqa.bot.http.health import health_router
 from newsqa.bot.http.limits import BodyLimit
+from newsqa.bot.http.docs import mount_docs
 from newsqa.bot.http.page import mount_page
 from newsqa.bot.http.questions import questions_router
 from newsqa.bot.http.ratelimit import RateLimit, document_429
@@ -86,6 +87,8 @@ def create_app(
         summary="Answers questions about news articles, citing the passages the answers come from.",
         version="0.1.0",
         lifespan=lifespan(runtime, settings, hook, conversations, owns_service),
+        docs_url=None,  # served by mount_docs, without a CDN
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
@@ -107,4 +110,5 @@ def create_app(
     if hook is not None:
         app.include_router(webhook_router(hook))
     mount_page(app)
+    mount_docs(app)
     return app

@@ -25,7 +25,8 @@ PAGE_HEADERS = {
 def mount_page(app: FastAPI) -> None:
     page = (WEB_DIR / "index.html").read_text(encoding="utf-8")
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    # HEAD as well: uptime checks and link previews ask for the page's headers alone.
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def chat_page() -> HTMLResponse:
         # Public even with an API key: the page asks the person for the key and sends it itself.
         return HTMLResponse(page, headers=PAGE_HEADERS)

@@ -271,6 +271,17 @@ def test_the_page_and_its_assets_are_served(client):
     assert '<html lang="en">' in page.text and 'name="viewport"' in page.text
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/style.css").status_code == 200
+    head = client.head("/")  # uptime checks and link previews
+    assert head.status_code == 200 and head.headers["content-type"].startswith("text/html") and head.content == b""
+
+
+def test_the_api_docs_are_served_without_a_cdn(client):
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        assert page.status_code == 200 and "/openapi.json" in page.text
+        assert "cdn.jsdelivr.net" not in page.text and "fonts.googleapis.com" not in page.text
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs-assets/redoc.standalone.js").status_code == 200
 
 
 # -- input rules ---------------------------------------------------------------------------------
@@ -782,6 +793,7 @@ def test_health_the_page_and_the_docs_need_no_key(keyed_url):
     with httpx.Client(base_url=keyed_url, timeout=30) as c:
         assert c.get("/healthz").status_code == 200
         assert c.get("/").status_code == 200 and c.get("/static/app.js").status_code == 200
+        assert c.get("/docs").status_code == 200 and c.get("/docs-assets/swagger-ui.css").status_code == 200
         schema = c.get("/openapi.json").json()
         assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
         assert "401" in schema["paths"]["/ask"]["post"]["responses"]

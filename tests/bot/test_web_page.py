@@ -324,3 +324,30 @@ def test_the_page_asks_for_the_api_key_and_sends_it(browser, seed_service, state
             assert page.locator("#key-panel").is_hidden()
         finally:
             context.close()
+
+
+@pytest.mark.parametrize("path,ready", [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])
+def test_the_api_docs_render_with_no_internet(browser, url, path, ready):
+    """Swagger UI and ReDoc come from the server itself: with every other host cut off, the pages
+    still render the API's title and its /ask operation."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    elsewhere: list[str] = []
+
+    def only_this_server(route: Any) -> None:
+        if route.request.url.startswith(url):
+            route.continue_()
+        else:
+            # ReDoc's footer shows its maker's logo from their site: decoration, not the page.
+            if route.request.resource_type != "image":
+                elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_this_server)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url.rstrip("/") + path)
+    page.locator(ready, has_text="newsqa").first.wait_for()
+    assert "newsqa" in page.content()
+    page.get_by_text("/ask").first.wait_for()
+    context.close()
+    assert not elsewhere, elsewhere
