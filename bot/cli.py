@@ -383,8 +383,11 @@ def telegram_bot() -> None:
         bot_token(s)  # a bad token fails in a second, before the model loads
         service = s.qa_service(serving=True)
         service.warm_up()
-        click.echo("Telegram bot started (long polling); Ctrl+C stops it.", err=True)
-        run_polling(service, s)
+        click.echo("Connecting to Telegram…", err=True)
+        run_polling(
+            service, s,
+            on_started=lambda name: click.echo(f"Telegram bot @{name} is answering (long polling); Ctrl+C stops it.", err=True),
+        )
     except TelegramConfigError as exc:
         fail(str(exc))
 

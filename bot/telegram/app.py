@@ -107,8 +107,10 @@ async def poll(
     *,
     poll_timeout: float = POLL_TIMEOUT_S,
     poll_interval: float = 0.0,
+    on_started: Callable[[str], None] | None = None,
 ) -> None:
-    """Long polling until `stop` is set; drops any webhook first (Telegram allows one or the other)."""
+    """Long polling until `stop` is set; drops any webhook first (Telegram allows one or the other).
+    `on_started(username)` once Telegram has answered and updates are being fetched."""
     try:
         await initialize(application, settings)
         await application.updater.start_polling(  # type: ignore[union-attr]
@@ -120,6 +122,8 @@ async def poll(
         )
         await application.start()
         log.info("polling for updates as @%s", application.bot.username)
+        if on_started is not None:
+            on_started(application.bot.username)
         await stop.wait()
     finally:
         if application.updater is not None and application.updater.running:
@@ -130,7 +134,7 @@ async def poll(
         close_state(application)
 
 
-def run_polling(service: QAService, settings: Settings) -> None:
+def run_polling(service: QAService, settings: Settings, on_started: Callable[[str], None] | None = None) -> None:
     """`newsqa bot`: answer until SIGINT/SIGTERM. Raises TelegramConfigError with one sentence."""
     application = build_application(service, settings, polling=True)
     if settings.telegram_webhook_path:
@@ -145,6 +149,6 @@ def run_polling(service: QAService, settings: Settings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        await poll(application, settings, stop)
+        await poll(application, settings, stop, on_started=on_started)
 
     asyncio.run(main())

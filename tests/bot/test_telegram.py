@@ -604,10 +604,12 @@ def test_rejected_or_unreachable_token_is_one_sentence_without_the_token(
     caplog.set_level(logging.DEBUG)
     other = "1111111111:BBThisTokenIsWrongForTheFakeServer000"
 
+    started: list[str] = []
+
     async def start(settings: Settings) -> str:
         application = build_application(seed_service, settings, retry=FAST, timeout_s=2)
         with pytest.raises(TelegramConfigError) as raised:
-            await poll(application, settings, asyncio.Event(), poll_timeout=1)
+            await poll(application, settings, asyncio.Event(), poll_timeout=1, on_started=started.append)
         return str(raised.value)
 
     async def scenario() -> None:
@@ -622,6 +624,7 @@ def test_rejected_or_unreachable_token_is_one_sentence_without_the_token(
 
     run(scenario)
     assert other not in caplog.text
+    assert not started, "a bot that never reached Telegram must not say it started"
 
 
 @pytest.mark.parametrize(
@@ -671,7 +674,10 @@ def test_newsqa_bot_process_answers_and_stops_on_sigterm(
     assert "Nguồn" in reply["text"]
     assert fake.calls_to("deleteWebhook"), "polling must drop any webhook first"
     logged = log_file.read_text()
-    assert "Telegram bot started" in logged and TOKEN not in logged and "[REDACTED]" in logged  # -vv logs the API URL
+    # "answering" only once Telegram (here the fake) has answered getMe and polling runs
+    assert f"Telegram bot @{BOT_USER['username']} is answering" in logged
+    assert logged.index("Connecting to Telegram") < logged.index("getMe") < logged.index("is answering")
+    assert TOKEN not in logged and "[REDACTED]" in logged  # -vv logs the API URL
 
 
 # -- webhook -----------------------------------------------------------------------------------------------------
