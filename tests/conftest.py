@@ -11,6 +11,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Workers share the cores: one torch/OpenMP thread each (set before torch loads) rather than one
+    # per core each, which spin against each other (`make check`: ~25% less CPU, ~15% less time).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
