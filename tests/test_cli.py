@@ -163,6 +163,7 @@ def test_chat_in_a_terminal_reads_follow_ups_with_the_question_before(env):
         os.close(fd)
 
 
+@pytest.mark.slow
 def test_serve_on_a_busy_port_is_one_sentence_naming_the_port(env):
     import socket
 
@@ -179,6 +180,7 @@ def test_serve_on_a_busy_port_is_one_sentence_naming_the_port(env):
     )
 
 
+@pytest.mark.slow
 def test_a_bad_variable_is_named_with_its_value_and_what_it_may_be(env):
     result = subprocess.run(
         [sys.executable, "-m", "newsqa", "ask", "NATO"], capture_output=True, text=True, timeout=120,

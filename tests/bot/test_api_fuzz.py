@@ -96,6 +96,7 @@ def test_at_least_a_thousand_cases_ran():
     assert GENERATED["total"] >= 1000
 
 
+@pytest.mark.slow
 def test_a_question_within_the_schemas_limit_is_not_refused_as_too_long(seed_service):
     from fastapi.testclient import TestClient
 

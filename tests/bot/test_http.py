@@ -667,6 +667,7 @@ def test_a_corrupt_index_is_503_with_the_reason(index_copy, service_factory, ser
 # -- reload ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reload_under_concurrent_requests_fails_no_request(index_copy, service_factory, embedder, tmp_path, serve):
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
@@ -853,6 +854,7 @@ class CountingService:
                 self.active -= 1
 
 
+@pytest.mark.slow
 def test_questions_run_off_the_event_loop_at_most_n_at_a_time(seed_service, serve):
     counting = CountingService(seed_service)
     url = serve(create_app(make_settings(http_max_concurrency=2), counting))  # type: ignore[arg-type]
