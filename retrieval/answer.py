@@ -306,7 +306,11 @@ def compose(
         numbers.setdefault(rank, len(numbers) + 1)
     for rank in range(len(hits)):
         numbers.setdefault(rank, len(numbers) + 1)
-    text = " ".join(f"{sentence} [{numbers[rank]}]" for rank, _, sentence in chosen)
+    # One mark after a run of sentences from the same passage, not one after each.
+    text = " ".join(
+        sentence if i + 1 < len(chosen) and chosen[i + 1][0] == rank else f"{sentence} [{numbers[rank]}]"
+        for i, (rank, _, sentence) in enumerate(chosen)
+    )
 
     citations = []
     for rank, n in sorted(numbers.items(), key=lambda item: item[1]):

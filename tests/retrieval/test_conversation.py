@@ -83,3 +83,4 @@ def test_the_second_turn_finds_its_passage_with_context(seed_service, conversati
     result = seed_service.search(second["question"], 5, context=turn)
     assert result.context_used
     assert any(h.article_id == second["article"] and nfc(second["answer"]) in nfc(h.text) for h in result.hits)
+

@@ -255,3 +255,10 @@ def test_no_two_citations_of_a_real_answer_repeat_each_other(seed_service):
     assert len(texts) == len(set(texts))
     ids = [c.passage_id for c in answer.citations]
     assert len(ids) == len(set(ids))
+
+
+def test_a_run_of_sentences_from_one_passage_carries_one_mark(seed_service):
+    """Two sentences quoted from the same passage read as one quotation: "… Washington sẽ không nhượng bộ trước Moskva. [1]"."""
+    answer = seed_service.ask("Washington có chịu lùi bước trước Moscow không?")
+    assert answer.found and answer.answer.count("[1]") == 1 and answer.answer.endswith("[1]")
+    assert "Tháng trước, Moskva đã nhận được phản hồi" in answer.answer and "Ned Price" in answer.answer
