@@ -343,6 +343,14 @@ def split_html(markup: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
             i += 1  # a part never starts with whitespace
         if i >= len(units):
             break
+        # A word too long for what the reopened tags leave of a part is cut between characters,
+        # as MAX_WORD cuts any long word: to the room there is.
+        room = limit - sum(u.size for u in stack) - utf16_len(_closers(stack))
+        if units[i].kind == "word" and units[i].size > room:
+            head = _word_head(units[i].text, room)
+            if head:
+                units[i : i + 1] = [_unit(head, "word"), _unit(units[i].text[len(head) :], "word")]
+                breaks[i : i + 1] = [ANYWHERE, breaks[i]]
         end, end_stack = _fit(units, breaks, i, stack, limit)
         body = "".join(u.text for u in stack) + "".join(u.text for u in units[i:end])
         part = body.rstrip() + _closers(end_stack)
@@ -350,6 +358,16 @@ def split_html(markup: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
             parts.append(part)
         i, stack = end, end_stack
     return parts
+
+
+def _word_head(word: str, room: int) -> str:
+    """The longest start of `word` that takes at most `room` UTF-16 units (whole characters)."""
+    size = 0
+    for n, character in enumerate(word):
+        size += utf16_len(character)
+        if size > room:
+            return word[:n]
+    return word
 
 
 def _fit(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from newsqa.bot.telegram.format import (
@@ -241,6 +241,8 @@ def markups(draw: st.DrawFn, depth: int = 0) -> str:
 
 @settings(max_examples=200, deadline=None)
 @given(markup=markups(), limit=st.integers(80, 400))
+# A word longer than what three reopened tags leave of a part, with characters of two UTF-16 units.
+@example(markup="<code><b><b>00000000𐀀𐀀" + "0" * 19 + "𐀀" + "0" * 19 + "𐀀</b></b></code>", limit=80)
 def test_property_every_part_fits_is_valid_and_nothing_is_lost(markup: str, limit: int) -> None:
     parts = split_html(markup, limit)
     marks = re.findall(r"\[\d+\]", markup)
