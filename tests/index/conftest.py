@@ -12,14 +12,6 @@ import pytest
 from tests.conftest import SEEDS
 
 RAY_ARTICLES = 140  # generated articles in the Ray comparison's corpus: ~350 passages, all distinct
-SLOW_FIXTURES = {"one_and_four", "ray_engine"}  # the embedded generated corpus; a local Ray cluster
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """A test that uses a big build or starts Ray is slow (`make check` leaves it out), whoever writes it."""
-    for item in items:
-        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

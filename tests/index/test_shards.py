@@ -243,7 +243,8 @@ def clustered_vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("kind", ["ivf-sq8", "ivf-pq", "hnsw-fp16"])
+# Training product quantisers takes seconds: `make check` leaves ivf-pq out.
+@pytest.mark.parametrize("kind", ["ivf-sq8", pytest.param("ivf-pq", marks=pytest.mark.slow), "hnsw-fp16"])
 def test_compressed_index_records_its_measured_recall_and_survives_a_round_trip(kind, tmp_path):
     import faiss
 
