@@ -12,7 +12,6 @@ article and holds the labelled answer. Prints one table: language × kind, with 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/newsqa-bench"))
     args = parser.parse_args(argv)
 
-    conversations = json.loads(CONVERSATIONS.read_text(encoding="utf-8"))["conversations"]
     embedder = SentenceTransformerEmbedder(DEFAULT_MODEL, models_dir=args.cache_dir / "models")
     embedder.warm_up()
     bench = load_set("vinewsqa", DATA_DIR, None)
@@ -48,7 +46,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     service.warm_up()
 
     report = evaluate_conversations(service, CONVERSATIONS, K, article_key=lambda i: f"vn{i:04d}")
-    print(f"Second turn R@{K}, {len(conversations)} conversations over ViNewsQA dev ({machine_line()})")
+    conversations = report["all follow_up"]["n"] + report.get("all switch", {"n": 0})["n"]
+    print(f"Second turn R@{K}, {conversations} conversations over ViNewsQA dev ({machine_line()})")
     print(format_conversations(report, K))
     return report
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from newsqa.index.text import nfc
+from newsqa.retrieval.conversation import next_turn
 from newsqa.retrieval.models import Answer
 from newsqa.retrieval.service import QAService
 
@@ -144,9 +146,6 @@ def evaluate_conversations(
     {"conversations": [{"language", "kind", "turns": [{"question", "article", "answer"}, ...]}]}.
     A turn is found at k when a passage among its top k is from `article_key(turn["article"])`
     and holds the answer."""
-    from newsqa.index.text import nfc
-    from newsqa.retrieval.conversation import next_turn
-
     def found(result: Any, turn: dict[str, Any]) -> bool:
         article = article_key(turn["article"])
         return any(h.article_id == article and nfc(turn["answer"]) in nfc(h.text) for h in result.hits[:k])

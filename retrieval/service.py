@@ -268,8 +268,7 @@ class QAService:
         started = time.perf_counter()
         cleaned, k = self._validate(question, top_k)
         snap = self._current()
-        analysis = analyse(cleaned)
-        steer = context if reads_with(cleaned, analysis, context) else None
+        analysis, steer = self._read(cleaned, context)
         with self._asking_lock:
             self._asking += 1
             alone = self._asking == 1
@@ -310,6 +309,12 @@ class QAService:
             context_question=None if steer is None else steer.question,
         )
 
+    @staticmethod
+    def _read(question: str, context: Turn | None) -> tuple[QueryAnalysis, Turn | None]:
+        """The question's analysis, and the previous turn when the question is read with it."""
+        analysis = analyse(question)
+        return analysis, context if reads_with(question, analysis, context) else None
+
     def _search_in_context(
         self, snap: _Snapshot, question: str, analysis: QueryAnalysis, previous: Turn, k: int
     ) -> tuple[QueryAnalysis, list[ScoredPassage], float | None]:
@@ -335,8 +340,7 @@ class QAService:
         started = time.perf_counter()
         cleaned, k = self._validate(query, top_k)
         snap = self._current()
-        analysis = analyse(cleaned)
-        steer = context if reads_with(cleaned, analysis, context) else None
+        analysis, steer = self._read(cleaned, context)
         if steer is None:
             hits = snap.searcher.search(cleaned, k, analysis)
         else:
