@@ -16,8 +16,9 @@ from newsqa.index.models import Passage
 from newsqa.index.split import split_sentences
 from newsqa.index.loaded import LoadedIndex
 from newsqa.index.text import canonical, fold, nfc, syllables, with_bigrams
-from newsqa.retrieval.models import Citation
+from newsqa.retrieval.models import Citation, RetrievedPassage
 from newsqa.retrieval.query import EXONYMS, QueryAnalysis, asked_names, topic_terms
+from newsqa.retrieval.quotes import quote_around
 from newsqa.retrieval.search import ScoredPassage
 
 NEAR_DUPLICATE = 0.6  # share of a passage's words and word pairs already in a better-ranked one
@@ -125,8 +126,13 @@ def _passage_names(passage: Passage) -> frozenset[str]:
 
 
 @lru_cache(maxsize=TEXT_CACHE)
+def _sentence_spans(text: str) -> tuple[tuple[int, int], ...]:
+    return tuple((span.start, span.end) for span in split_sentences(text))
+
+
+@lru_cache(maxsize=TEXT_CACHE)
 def _sentences(text: str) -> tuple[str, ...]:
-    return tuple(text[span.start : span.end] for span in split_sentences(text))
+    return tuple(text[start:end] for start, end in _sentence_spans(text))
 
 
 def _name_present(name: str, names_seen: set[str], words_seen: set[str]) -> bool:
@@ -213,8 +219,9 @@ def decide(evidence: Evidence, config: AnswerConfig = AnswerConfig()) -> bool:
 class Composed:
     text: str
     found: bool
-    citations: list[Citation]
+    citations: list[Citation]  # what the text cites, numbered as cited
     best_coverage: float
+    also_retrieved: tuple[RetrievedPassage, ...] = ()  # the other hits, best first
 
 
 def prepare(
@@ -301,11 +308,13 @@ def compose(
     lead = chosen[0][0] if chosen else 0
     chosen.sort(key=lambda c: (c[0] != lead, c[0], c[1]))
 
+    # Only what the text cites is a citation, numbered as its marks first appear; the other hits
+    # are "also retrieved", best first.
     numbers: dict[int, int] = {}
-    for rank, _, _ in chosen:
+    positions: dict[int, list[int]] = {}
+    for rank, position, _ in chosen:
         numbers.setdefault(rank, len(numbers) + 1)
-    for rank in range(len(hits)):
-        numbers.setdefault(rank, len(numbers) + 1)
+        positions.setdefault(rank, []).append(position)
     # One mark after a run of sentences from the same passage, not one after each.
     text = " ".join(
         sentence if i + 1 < len(chosen) and chosen[i + 1][0] == rank else f"{sentence} [{numbers[rank]}]"
@@ -313,7 +322,21 @@ def compose(
     )
 
     citations = []
-    for rank, n in sorted(numbers.items(), key=lambda item: item[1]):
-        hit = hits[rank]
-        citations.append(Citation.of(passages[hit.row], n=n, score=round(hit.score, 6)))
-    return Composed(text, True, citations, best_coverage)
+    for rank, n in numbers.items():
+        hit, passage = hits[rank], passages[hits[rank].row]
+        spans = _sentence_spans(passage.text)
+        citations.append(
+            Citation.of(
+                passage,
+                n=n,
+                score=round(hit.score, 6),
+                quote=quote_around(passage.text, spans, positions[rank]),
+                highlights=[spans[p] for p in sorted(positions[rank])],
+            )
+        )
+    others = tuple(
+        RetrievedPassage.of(passages[hit.row], score=round(hit.score, 6))
+        for rank, hit in enumerate(hits)
+        if rank not in numbers
+    )
+    return Composed(text, True, citations, best_coverage, others)

@@ -49,7 +49,8 @@ def _rank_of_answer(service: QAService, item: dict[str, Any], top_k: int) -> tup
     answer = service.ask(item["question"], top_k)
     quoted = quotes_evidence(answer, item)
     if answer.found:
-        passages = [(c.article_id, c.text) for c in sorted(answer.citations, key=lambda c: -c.score)]
+        retrieved = [*answer.citations, *answer.also_retrieved]
+        passages = [(p.article_id, p.text) for p in sorted(retrieved, key=lambda p: -p.score)]
     else:
         # Ranking is measured even when the answer says "not found": use the raw search.
         passages = [(h.article_id, h.text) for h in service.search(item["question"], top_k).hits]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Self
+from collections.abc import Sequence
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +36,28 @@ class Citation(_OfPassage):
     end: int
     text: str
     score: float = Field(description="Fused relevance score, higher is better")
+    quote: str = Field(
+        description="The sentences the answer takes from this passage, with a few words of the sentences "
+        "around them ('…' where cut): what a reader checks the answer against"
+    )
+    highlights: list[tuple[int, int]] = Field(
+        description="[start, end) character offsets in `text` of the sentences the answer takes from it"
+    )
+
+
+class RetrievedPassage(_OfPassage):
+    """A passage the search found that the answer does not cite."""
+
+    model_config = ConfigDict(frozen=True)
+
+    article_id: str
+    title: str
+    passage_id: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    score: float
 
 
 class Answer(BaseModel):
@@ -43,7 +66,20 @@ class Answer(BaseModel):
     question: str
     answer: str = Field(description="A short extractive answer with [n] citation marks, or a polite not-found message")
     found: bool = Field(description="False when nothing in the articles answers the question")
-    citations: list[Citation]
+    citations: list[Citation] = Field(
+        description="The passages the answer cites, numbered as its [n] marks first appear; empty when not found"
+    )
+    also_retrieved: list[RetrievedPassage] = Field(
+        default_factory=list,
+        description="The other passages the search returned, best first, which the answer does not cite",
+    )
+    language: Literal["vi", "en"] = Field(
+        default="en",
+        description="The question's language as the interface answers it: 'vi' for Vietnamese (with or "
+        "without diacritics), else 'en'",
+    )
+    answer_id: str = Field(default="", description="A new id for every answer (32 hex digits): what POST /feedback names")
+    build_id: str = Field(default="", description="The index build that answered")
     took_ms: float
     mode: str = Field(description="'hybrid' (dense + lexical) or 'lexical' (no embedding model available)")
     notice: str | None = Field(default=None, description="Why the service runs degraded, when it does")
@@ -79,3 +115,15 @@ class SearchResult(BaseModel):
     took_ms: float
     mode: str
     context_used: bool = Field(default=False, description="True when the query was read with a conversation's previous question")
+
+
+P = TypeVar("P", bound=_OfPassage)
+
+
+def by_article(passages: Sequence[P]) -> list[list[P]]:
+    """`passages` grouped by article, articles in the order they first appear, each one's passages in
+    their given order: a source list shows an article's title once, its paragraphs under it."""
+    groups: dict[str, list[P]] = {}
+    for passage in passages:
+        groups.setdefault(passage.article_id, []).append(passage)
+    return list(groups.values())

@@ -10,6 +10,7 @@ import itertools
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -302,6 +303,10 @@ class QAService:
             answer=composed.text,
             found=composed.found,
             citations=composed.citations,
+            also_retrieved=list(composed.also_retrieved),
+            language="vi" if analysis.vietnamese else "en",
+            answer_id=uuid.uuid4().hex,
+            build_id=snap.view.build_id,
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             mode=snap.searcher.mode,
             notice=snap.notice,
