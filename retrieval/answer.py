@@ -104,6 +104,12 @@ def _passage_tokens(passage: Passage, field: str = FOLDED) -> frozenset[str]:
     return joined | {f"{head[-1]}_{body[0]}"} if head and body else joined
 
 
+def _question_terms(text: str, field: str) -> list[str]:
+    """The topic terms of a question in `field` (accented or folded syllables, and their pairs)."""
+    key = canonical(nfc(text))
+    return topic_terms(syllables(key if field == ACCENTED else fold(key)), folded=field == FOLDED)
+
+
 def coverage(terms: list[str], idf: dict[str, float], tokens: set[str]) -> float:
     """IDF-weighted share of the question's topic terms (syllables and bigrams) found in `tokens`."""
     if not terms:
@@ -183,17 +189,22 @@ def gather_evidence(
     index: LoadedIndex,
     passages: Sequence[Passage] | Mapping[int, Passage] | None = None,
     background: float | None = None,
+    context: str | None = None,
 ) -> Evidence:
     """`passages` (row → passage) defaults to the index's own; `background` is the question's
-    cosine with unrelated news (PendingSearch.background)."""
+    cosine with unrelated news (PendingSearch.background). `context`: the earlier topic a follow-up
+    is read with ("Ông ấy đề nghị vậy từ khi nào?" says little on its own): its words count as the
+    question's when measuring coverage. Names stay the question's own: a follow-up that names
+    something the articles lack ("Còn Úc thì sao?") is still not found."""
     passages = index.passages if passages is None else passages
     top = [passages[h.row] for h in hits[:EVIDENCE_PASSAGES]]
     # An accented question is matched accented: "Thủ đô" must not be covered by "thủ tướng ... do".
     field = ACCENTED if analysis.lexical.field == ACCENTED else FOLDED
-    words = syllables(canonical(nfc(analysis.question))) if field == ACCENTED else analysis.folded_terms
-    terms = topic_terms(words, folded=field == FOLDED)
-    idf = index.lexical.idf_of(field, terms)
-    best = max((coverage(terms, idf, _passage_tokens(p, field)) for p in top), default=0.0)
+    readings = [_question_terms(analysis.question, field)]
+    if context:  # the question with the earlier topic's words; a question that changed the subject keeps its own
+        readings.append(readings[0] + [t for t in _question_terms(context, field) if t not in readings[0]])
+    idf = index.lexical.idf_of(field, readings[-1])
+    best = max((coverage(terms, idf, _passage_tokens(p, field)) for p in top for terms in readings), default=0.0)
     asked = asked_names(analysis.question, index.lexical)
     # Case matters: "Pháp" (France) is not "pháp lý" (legal).
     seen = frozenset().union(*(_passage_names(p) for p in top))
@@ -259,15 +270,20 @@ def compose(
     passages: Mapping[int, Passage] | None = None,
     background: float | None = None,
     similarity: Callable[[str, Sequence[str]], Sequence[float]] | None = None,
+    context: str | None = None,
 ) -> Composed:
     """`passages`: rows already read (by `prepare`); the other hits are read here, each once (an
     index on disk parses a JSON line per read). `background`: see `gather_evidence`.
     `similarity(question, sentences)`: the model's cosine of each sentence with the question,
-    which picks the answer's sentences for a question not in Vietnamese (retrieval/sentences.py)."""
+    which picks the answer's sentences for a question not in Vietnamese (retrieval/sentences.py).
+    `context`: the earlier topic a follow-up is read with (see `gather_evidence`). It takes part in
+    the found decision only: the follow-up's own words pick the sentences (the earlier topic's words,
+    even at half weight, picked the sentence the previous answer had already given: bench/
+    conversation_bench.py's "quoted" fell from 46.4% to 36.0% of follow-ups)."""
     known = passages or {}
     passages = {h.row: known[h.row] if h.row in known else index.passages[h.row] for h in hits}
     hits = diversify(hits, passages)
-    evidence = gather_evidence(analysis, hits, index, passages, background)
+    evidence = gather_evidence(analysis, hits, index, passages, background, context)
     if not hits or not decide(evidence, config):
         message = NOT_FOUND_VI if analysis.vietnamese else NOT_FOUND_EN
         return Composed(message, False, [], evidence.coverage)

@@ -146,10 +146,18 @@ def evaluate_conversations(
     language and kind ("follow_up", "switch"), over a file of two-turn conversations:
     {"conversations": [{"language", "kind", "turns": [{"question", "article", "answer"}, ...]}]}.
     A turn is found at k when a passage among its top k is from `article_key(turn["article"])`
-    and holds the answer."""
+    and holds the answer. Also the answer a person gets to the second turn in context: the share
+    answered (found) and the share whose answer quotes the labelled answer from a passage it cites."""
     def found(result: Any, turn: dict[str, Any]) -> bool:
         article = article_key(turn["article"])
         return any(h.article_id == article and nfc(turn["answer"]) in nfc(h.text) for h in result.hits[:k])
+
+    def quoted(answer: Answer, turn: dict[str, Any]) -> bool:
+        article, expected = article_key(turn["article"]), nfc(turn["answer"])
+        return answer.found and any(
+            c.article_id == article and expected in nfc(c.text) and expected in nfc(answer.answer)
+            for c in answer.citations
+        )
 
     counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for conversation in json.loads(Path(path).read_text(encoding="utf-8"))["conversations"]:
@@ -157,24 +165,33 @@ def evaluate_conversations(
         previous = next_turn(service.ask(first["question"]), None)
         in_context = service.search(second["question"], k, context=previous)
         alone = service.search(second["question"], k)
+        answer = service.ask(second["question"], k, context=previous)
         for key in (f"{conversation['language']} {conversation['kind']}", f"all {conversation['kind']}"):
             row = counts[key]
             row["n"] += 1
             row["with context"] += found(in_context, second)
             row["alone"] += found(alone, second)
             row["read with context"] += in_context.context_used
+            row["answered"] += answer.found
+            row["quoted"] += quoted(answer, second)
+    names = ("with context", "alone", "read with context", "answered", "quoted")
     return {
-        key: {"n": int(row["n"]), **{name: row[name] / row["n"] for name in ("with context", "alone", "read with context")}}
+        key: {"n": int(row["n"]), **{name: row[name] / row["n"] for name in names}}
         for key, row in sorted(counts.items())
     }
 
 
 def format_conversations(report: dict[str, dict[str, float]], k: int = 5) -> str:
-    lines = [f"{'second turn':<20}{'n':>4}{f'R@{k} context':>14}{f'R@{k} alone':>12}{'read with':>11}"]
+    lines = [
+        f"{'second turn':<20}{'n':>4}{f'R@{k} context':>14}{f'R@{k} alone':>12}{'read with':>11}{'answered':>10}{'quoted':>8}"
+    ]
     for key, row in report.items():
         lines.append(
             f"{key:<20}{row['n']:>4}{row['with context'] * 100:>13.1f}%{row['alone'] * 100:>11.1f}%"
-            f"{row['read with context'] * 100:>10.1f}%"
+            f"{row['read with context'] * 100:>10.1f}%{row['answered'] * 100:>9.1f}%{row['quoted'] * 100:>7.1f}%"
         )
-    lines.append("('read with': the share of second turns the service read with the first)")
+    lines.append(
+        "('read with': the share of second turns the service read with the first; 'answered': found, in "
+        "context; 'quoted': the answer quotes the labelled answer from a passage it cites)"
+    )
     return "\n".join(lines)

@@ -161,6 +161,11 @@ def names(question: str) -> list[str]:
     return [key for key, sure in _name_candidates(question) if sure]
 
 
+# Words a follow-up opens with ("Còn Mỹ thì sao?", "Vậy ...", "Thế còn ...", "Rồi sao?"), folded:
+# capitalised there, never a name, and a small collection may never use them.
+FOLLOW_UP_OPENERS = frozenset("con vay the roi".split())
+
+
 def _name_candidates(question: str) -> list[tuple[str, bool]]:
     """(folded word, is a name for sure) for every name and every capitalised sentence opener."""
     found: dict[str, bool] = {}
@@ -186,6 +191,8 @@ def asked_names(question: str, lexical: LexicalIndex) -> tuple[str, ...]:
     out = []
     for key, sure in _name_candidates(question):
         if key in NON_TOPIC_WORDS or key in ENGLISH_STOP_WORDS or key in TITLES:  # "What ...", "Ai là ..."
+            continue
+        if not sure and key in FOLLOW_UP_OPENERS:
             continue
         if sure or lexical.known_fraction([key]) == 0.0:
             out.append(key)

@@ -297,6 +297,7 @@ class QAService:
                 self._asking -= 1
         composed = compose(
             cleaned, analysis, hits, snap.index, self.config.answer, prepared, background, self._similarity,
+            context=None if steer is None else steer.topic,
         )
         return Answer(
             question=question,

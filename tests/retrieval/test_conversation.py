@@ -84,3 +84,26 @@ def test_the_second_turn_finds_its_passage_with_context(seed_service, conversati
     assert result.context_used
     assert any(h.article_id == second["article"] and nfc(second["answer"]) in nfc(h.text) for h in result.hits)
 
+
+
+@pytest.mark.parametrize(
+    "first,follow_up,holds",
+    [
+        ("Nga yêu cầu NATO những gì?", "Còn Mỹ thì sao?", "Mỹ"),
+        ("Thủ tướng Anh Boris Johnson đề nghị NATO triển khai những gì ở châu Âu?", "Ông ấy đề nghị vậy từ khi nào?", "tháng 1"),
+    ],
+)
+def test_a_follow_up_that_says_little_on_its_own_is_answered_in_context(seed_service, first, follow_up, holds):
+    """Asked alone, "Còn Mỹ thì sao?" covers too little of any passage to be answered; read with the
+    earlier question, its words count with the earlier topic's, and the answer quotes the passage."""
+    previous = next_turn(seed_service.ask(first), None)
+    answer = seed_service.ask(follow_up, context=previous)
+    assert answer.context_used and answer.found, answer.answer
+    assert holds in answer.answer
+
+
+@pytest.mark.parametrize("follow_up", ["Còn Úc thì sao?", "Thủ đô của Úc là gì?"])
+def test_a_follow_up_about_what_the_articles_lack_is_still_not_found(seed_service, follow_up):
+    previous = next_turn(seed_service.ask("Nga yêu cầu NATO những gì?"), None)
+    answer = seed_service.ask(follow_up, context=previous)
+    assert answer.context_used and not answer.found and answer.citations == []
