@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from newsqa.bot.labels import EN, VI, Labels, answer_labels
 from newsqa.bot.settings import Settings
 from newsqa.index.articles import SeedsError
 from newsqa.index.embedding.embedder import ModelUnavailable
@@ -22,25 +23,21 @@ from newsqa.index.format import IndexUnavailable
 from newsqa.index.loader import open_index
 from newsqa.index.scale.ray_build import RayUnavailable
 from newsqa.retrieval.evaluate import SEED_QUESTIONS
-from newsqa.retrieval.models import Answer
+from newsqa.retrieval.models import Answer, by_article
 from newsqa.retrieval.service import BadQuestion
 
 EXPECTED_ERRORS = (IndexUnavailable, ModelUnavailable, SeedsError, BadQuestion, RayUnavailable)
 
 
 def quiet_libraries() -> None:
-    # Model loading prints progress bars and hub chatter that mean nothing to our users.
+    # Model loading prints progress bars and hub chatter that mean nothing to our users. Said with
+    # environment variables, read when (and if) those libraries are imported: importing transformers
+    # here to switch its bars off cost every command ~0.5 s, and the default model never needs it.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     for name in ("transformers", "sentence_transformers", "huggingface_hub", "bm25s", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING if name == "httpx" else logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -259,15 +256,25 @@ def describe_dense(info: dict) -> str:
 
 
 def print_answer(answer: Answer) -> None:
+    """The answer, then its sources by article (the title once), each the sentences the answer took
+    from it with a few words around them; then, set apart, what the search also found. The
+    passages in full are in `--json`."""
+    labels = answer_labels(answer)
     if answer.notice:
         click.echo(f"Note: {answer.notice}", err=True)
     click.echo(answer.answer)
     if answer.citations:
-        click.echo("")
-    for c in answer.citations:
-        click.echo(f"[{c.n}] {c.title} (paragraph {c.paragraph})")
-        for paragraph in c.text.split("\n\n"):
-            click.echo(textwrap.indent(textwrap.fill(paragraph, width=96), "    "))
+        click.echo(f"\n{labels.sources}:")
+    for group in by_article(answer.citations):
+        click.echo(group[0].title)
+        for c in group:
+            click.echo(textwrap.fill(f"[{c.n}] {labels.paragraph} {c.paragraph}: “{c.quote}”", width=96,
+                                     initial_indent="  ", subsequent_indent="      "))
+    if answer.also_retrieved:
+        click.echo(f"\n{labels.also_retrieved}:")
+        for group in by_article(answer.also_retrieved):
+            paragraphs = ", ".join(str(p.paragraph) for p in group)
+            click.echo(f"  - {group[0].title} ({labels.paragraph} {paragraphs})")
 
 
 @cli.command("ask")
@@ -284,10 +291,13 @@ def ask(question: str, top_k: int | None, as_json: bool) -> None:
         print_answer(answer)
 
 
-CHAT_HELP = (
-    "Ask about the articles; a follow-up (\"vì sao?\", \"what about Britain?\") is read with the question before it.\n"
-    "/new starts a new conversation, /quit or Ctrl-D leaves."
-)
+def locale_labels() -> Labels:
+    """The labels for the terminal's language, before a question says which the person uses."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
+        value = os.environ.get(name)
+        if value:
+            return VI if value.lower().startswith("vi") else EN
+    return EN
 
 
 @cli.command("chat")
@@ -303,7 +313,8 @@ def chat(top_k: int | None) -> None:
     click.echo("Loading the model and the index…", err=True)
     service = settings().qa_service()
     service.warm_up()
-    click.echo(CHAT_HELP, err=True)
+    labels = locale_labels()  # then the language of the latest question
+    click.echo(labels.chat_help, err=True)
     previous: Turn | None = None
     while True:
         try:
@@ -321,18 +332,19 @@ def chat(top_k: int | None) -> None:
             return
         if question == "/new":
             previous = None
-            click.echo("New conversation.")
+            click.echo(labels.new_conversation)
             continue
         if question == "/help":
-            click.echo(CHAT_HELP)
+            click.echo(labels.chat_help)
             continue
         try:
             answer = service.ask(question, top_k, context=previous)
         except BadQuestion as exc:
             click.echo(str(exc))
             continue
+        labels = answer_labels(answer)
         if answer.context_used and answer.context_question:
-            click.echo(click.style(f"(read with: {answer.context_question})", dim=True))
+            click.echo(click.style(f"({labels.read_with}: «{answer.context_question}»)", dim=True))
         print_answer(answer)
         previous = next_turn(answer, previous)
 
@@ -457,6 +469,53 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             uvicorn.run(app, host=host, port=port, **server_options())
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after a clean shutdown; that is a normal exit
         pass
+
+
+@cli.group("feedback")
+def feedback_group() -> None:
+    """The votes (👍/👎) people gave answers, in the web page, the API and Telegram."""
+
+
+@feedback_group.command("export")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to FILE (replaced once complete) instead of standard output.",
+)
+def feedback_export(output: Path | None) -> None:
+    """Write every vote as JSON lines, one object a vote.
+
+    Each: answer_id, vote (up or down), at (UTC), question, answer, citations, build_id, language,
+    channel (http or telegram) and comment. Read from the state file the server and the bot write
+    [NEWSQA_STATE_DIR, <index_dir>/state].
+    """
+    import sqlite3
+
+    from newsqa.bot.state import feedback_rows
+
+    path = settings().state_file()
+    lines = (json.dumps(row.as_json(), ensure_ascii=False) + "\n" for row in feedback_rows(path))
+    count = 0
+    try:
+        first = next(lines, None)
+        if first is None:  # no file, or no votes in it: nothing is written, no file made
+            click.echo("No feedback has been given yet.", err=True)
+            return
+        if output is None:
+            for line in itertools.chain([first], lines):
+                click.echo(line, nl=False)
+                count += 1
+        else:  # FILE appears once complete, so a reader never takes a half-written one for all votes
+            partial = output.with_name(output.name + ".partial")
+            with partial.open("w", encoding="utf-8") as out:
+                for line in itertools.chain([first], lines):
+                    out.write(line)
+                    count += 1
+            partial.replace(output)
+    except sqlite3.Error as exc:
+        fail(f"cannot read the votes in {path} ({exc}).")
+    except OSError as exc:  # the output's folder missing, or not writable
+        fail(f"cannot write {output}: {exc.strerror or exc}.")
+    click.echo(f"Wrote {count:,} vote{'' if count == 1 else 's'}" + (f" to {output}." if output else "."), err=True)
 
 
 def main() -> None:

@@ -150,7 +150,8 @@ class Settings(BaseSettings):
 
     # Conversations (follow-up questions) and what the front ends remember between messages
     state_dir: Path | None = Field(
-        None, description="where conversations and the answers behind Telegram's buttons are kept (SQLite); default <index_dir>/state"
+        None,
+        description="where conversations, the answers given (behind Telegram's buttons, and for votes) and the votes on them are kept (SQLite); default <index_dir>/state",
     )
     conversation_minutes: float = Field(
         60.0, ge=1, le=100_000, description="a conversation idle this long starts afresh (its next question is read alone)"
@@ -234,9 +235,13 @@ class Settings(BaseSettings):
             conversations=self.conversations_max, turns=self.conversation_turns, ttl_s=self.conversation_minutes * 60
         )
 
+    def state_file(self) -> Path:
+        """The SQLite file of conversations, answers and votes these settings describe."""
+        return (self.state_dir or self.index_dir / "state") / STATE_FILE
+
     def state_store(self) -> StateStore:
-        """The store of conversations and button answers these settings describe."""
-        return StateStore((self.state_dir or self.index_dir / "state") / STATE_FILE, self.state_options())
+        """The store of conversations, answers and votes these settings describe."""
+        return StateStore(self.state_file(), self.state_options())
 
     def qa_service(self, serving: bool = False) -> QAService:
         """The service, with the embedder these settings describe (backend, batch size, threads),

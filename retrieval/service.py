@@ -13,12 +13,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 from newsqa.index.embedding.embedder import Embedder, ModelUnavailable, SentenceTransformerEmbedder
-from newsqa.index.format import IndexCorrupt, IndexUnavailable, earlier_builds, resolve_build
+from newsqa.index.format import IndexCorrupt, IndexUnavailable, earlier_builds, read_manifest, resolve_build
 from newsqa.index.loaded import LoadedIndex
 from newsqa.index.loader import load_build
 from newsqa.index.models import Article, Passage
@@ -145,6 +146,7 @@ class QAService:
         self._embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
         self._model_error: str | None = None
+        self._model_loading: Future[Embedder] | None = None
         self._baseline: DenseBaseline | None = None
         self._similarity: SentenceSimilarity | None = None
         self._snapshot: _Snapshot | None = None
@@ -165,18 +167,44 @@ class QAService:
                 "or set NEWSQA_EMBEDDING_MODEL to the model it was built with."
             )
         if self._embedder is None and self._model_error is None:
-            embedder = self._embedder_factory(self.config.model)
+            loading = self._model_loading or self._load_model_in_background()
             try:
-                embedder.warm_up()
-                self._embedder = embedder
+                self._embedder = loading.result()
             except ModelUnavailable as exc:
                 self._model_error = str(exc)
                 log.warning("%s Answering with keyword search only.", exc)
+            finally:
+                self._model_loading = None
         if self._embedder is None:
             return None, f"{self._model_error} Until then, answers use keyword search only."
         return self._embedder, None
 
+    def _load_model_in_background(self) -> Future[Embedder]:
+        """The configured model, loading on a thread of its own: the first load reads the index
+        meanwhile (ONNX Runtime builds its session without the GIL; reading a large build is
+        mostly I/O), and `_embedder_for` checks it is the index's model before using it."""
+        loading: Future[Embedder] = Future()
+
+        def load() -> None:
+            try:
+                embedder = self._embedder_factory(self.config.model)
+                embedder.warm_up()
+                loading.set_result(embedder)
+            except BaseException as exc:  # handed to the waiting thread, which decides
+                loading.set_exception(exc)
+
+        threading.Thread(target=load, name="newsqa-model-load", daemon=True).start()
+        self._model_loading = loading
+        return loading
+
     def _load(self, folder: Path) -> _Snapshot:
+        if self._embedder is None and self._model_error is None and self._model_loading is None:
+            try:  # the manifest alone (a small file) says whether this build needs the model
+                model = read_manifest(folder).get("model") or {}
+            except IndexUnavailable:
+                model = {}  # load_build says what is wrong
+            if model.get("id") is not None and same_model(model["id"], self.config.model):
+                self._load_model_in_background()
         index = load_build(folder, self.config.load)
         embedder, notice = self._embedder_for(index)
         if embedder is not None and self._baseline is None:

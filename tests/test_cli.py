@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from newsqa.bot.cli import cli
+from newsqa.bot.labels import EN, VI
 from tests.conftest import REPO, SEEDS
 
 
@@ -36,12 +37,20 @@ def test_ask_json_has_the_documented_fields(env):
     assert "Nga yêu cầu NATO chấm dứt mở rộng" in data["answer"]
 
 
-def test_ask_prints_the_answer_then_the_cited_passages(env):
-    code, out, _ = run("ask", "nga yeu cau nato gi")
+def test_ask_prints_the_answer_then_its_sources_by_article_in_the_question_language(env):
+    code, out, _ = run("ask", "nga yeu cau nato gi")  # Vietnamese typed without diacritics
     assert code == 0
     first, rest = out.split("\n\n", 1)
     assert "[1]" in first
-    assert "[1] Tổng thống Vladimir Putin" in rest and "(paragraph " in rest
+    sources, also = rest.split(f"\n\n{VI.also_retrieved}:\n")
+    lines = sources.splitlines()
+    assert lines[0] == f"{VI.sources}:" and lines[1].startswith("Tổng thống Vladimir Putin")  # the title, once
+    assert lines[2].startswith(f"  [1] {VI.paragraph} 4: “") and "chấm dứt mở rộng về phía đông" in " ".join(sources.split())
+    assert "[2]" not in sources  # the answer cites one passage: one source
+    assert also.startswith("  - ")  # what the search also found, set apart
+
+    code, out, _ = run("ask", "What did Russia demand from NATO?")
+    assert code == 0 and f"\n{EN.sources}:\n" in out and f"\n{EN.also_retrieved}:\n" in out
 
 
 def test_index_info_shows_model_counts_and_articles(env, model_path):
@@ -140,18 +149,21 @@ def test_chat_in_a_terminal_reads_follow_ups_with_the_question_before(env):
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: the command in the terminal
-        os.execvpe(sys.executable, [sys.executable, "-m", "newsqa", "chat"], {**env, "HF_HUB_OFFLINE": "1"})
+        child_env = {**env, "HF_HUB_OFFLINE": "1", "LANG": "C.UTF-8"}
+        os.execvpe(sys.executable, [sys.executable, "-m", "newsqa", "chat"], child_env)
     try:
-        assert "/new starts a new conversation" in _read_until(fd, "\n> ")
+        assert EN.chat_help.splitlines()[-1] in _read_until(fd, "\n> ")  # the terminal's language
         os.write(fd, "Nga yêu cầu NATO những gì?\n".encode())
         first = _read_until(fd, "\n> ")
-        assert "[1]" in first and "read with" not in first
+        assert "[1]" in first and f"{VI.sources}:" in first and VI.read_with not in first  # the question's language
         os.write(fd, "Còn Mỹ thì sao?\n".encode())
-        assert "(read with: Nga yêu cầu NATO những gì?)" in _read_until(fd, "\n> ")
+        assert f"({VI.read_with}: «Nga yêu cầu NATO những gì?»)" in _read_until(fd, "\n> ")
         os.write(fd, b"/new\n")
-        assert "New conversation." in _read_until(fd, "\n> ")
+        assert VI.new_conversation in _read_until(fd, "\n> ")
         os.write(fd, "Còn Mỹ thì sao?\n".encode())
-        assert "read with" not in _read_until(fd, "\n> ")
+        assert VI.read_with not in _read_until(fd, "\n> ")
+        os.write(fd, "What did Russia demand from NATO?\n".encode())
+        assert f"{EN.sources}:" in _read_until(fd, "\n> ")
         os.write(fd, b"\x04")  # Ctrl-D
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
@@ -178,6 +190,47 @@ def test_serve_on_a_busy_port_is_one_sentence_naming_the_port(env):
     assert result.stderr.strip() == (
         f"Error: port {port} on 127.0.0.1 is already in use; stop what uses it or choose another with --port or NEWSQA_PORT."
     )
+
+
+@pytest.mark.slow
+def test_feedback_export_writes_each_vote_as_a_json_line(seed_service, tmp_path):
+    from newsqa.bot.state import StateStore
+
+    index_dir = tmp_path / "index"
+    store = StateStore(index_dir / "state" / "state.sqlite")  # where the server keeps it by default
+    liked, disliked = seed_service.ask("Nga yêu cầu NATO những gì?"), seed_service.ask("What did Russia demand from NATO?")
+    for answer in (liked, disliked):
+        store.record_answer(answer)
+    store.vote(liked.answer_id, "down", "http")
+    store.vote(disliked.answer_id, "down", "telegram", "Thiếu nguồn.")
+    store.vote(liked.answer_id, "up", "http")  # replaces its first vote
+    store.close()
+    env = {k: v for k, v in os.environ.items() if k != "NEWSQA_STATE_DIR"} | {"NEWSQA_INDEX_DIR": str(index_dir)}
+    newsqa = [sys.executable, "-m", "newsqa", "feedback", "export"]
+
+    result = subprocess.run(newsqa, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "Wrote 2 votes.\n"
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["answer_id"], r["vote"], r["channel"], r["comment"]) for r in rows] == [
+        (disliked.answer_id, "down", "telegram", "Thiếu nguồn."), (liked.answer_id, "up", "http", None)
+    ]
+    assert rows[1]["question"] == liked.question and rows[1]["answer"] == liked.answer
+    assert rows[1]["citations"] == [c.model_dump(mode="json") for c in liked.citations]
+    assert rows[1]["build_id"] == liked.build_id and rows[1]["language"] == "vi" and rows[0]["language"] == "en"
+    assert rows[1]["at"].endswith("+00:00")
+
+    output = tmp_path / "votes.jsonl"
+    result = subprocess.run([*newsqa, "--output", str(output)], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == f"Wrote 2 votes to {output}.\n"
+    assert [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()] == rows
+
+    nowhere = tmp_path / "no-state"  # NEWSQA_STATE_DIR, where nothing was ever voted
+    result = subprocess.run(
+        [*newsqa, "--output", str(tmp_path / "none.jsonl")], env=env | {"NEWSQA_STATE_DIR": str(nowhere)},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "No feedback has been given yet.\n")
+    assert not (tmp_path / "none.jsonl").exists() and not nowhere.exists()
 
 
 @pytest.mark.slow

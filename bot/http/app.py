@@ -10,6 +10,8 @@ the web page and, when configured, the Telegram webhook.
 - Every error has one JSON shape (bot/http/errors.py).
 - POST /ask with a conversation_id reads a follow-up with that conversation's previous question,
   kept in the SQLite StateStore the server's worker processes share (bot/http/conversations.py).
+- Every answer of POST /ask is remembered in that store too, so POST /feedback can store a vote on
+  it by its id (bot/http/votes.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from newsqa.bot.http.articles import articles_router
 from newsqa.bot.http.auth import Guard
 from newsqa.bot.http.conversations import Conversations, default_store
 from newsqa.bot.http.errors import install_error_handlers
+from newsqa.bot.http.feedback import feedback_router
 from newsqa.bot.http.health import health_router
 from newsqa.bot.http.limits import BodyLimit
 from newsqa.bot.http.docs import mount_docs
@@ -33,6 +36,7 @@ from newsqa.bot.http.questions import questions_router
 from newsqa.bot.http.ratelimit import RateLimit, document_429
 from newsqa.bot.http.runtime import Runtime
 from newsqa.bot.http.telegram_hook import Webhook, load_webhook, webhook_router
+from newsqa.bot.http.votes import Votes
 from newsqa.bot.settings import Settings
 from newsqa.bot.state import StateStore
 from newsqa.retrieval.service import QAService
@@ -73,8 +77,8 @@ def lifespan(
 def create_app(
     settings: Settings | None = None, service: QAService | None = None, state: StateStore | None = None
 ) -> FastAPI:
-    """`state`: where conversations are kept; by default the store the settings describe
-    (NEWSQA_STATE_DIR, else beside the served index), opened on the first conversation_id."""
+    """`state`: where conversations, answers and votes are kept; by default the store the settings
+    describe (NEWSQA_STATE_DIR, else beside the served index), opened on the first answer."""
     settings = settings or Settings()
     owns_service = service is None
     service = service or settings.qa_service(serving=True)
@@ -104,11 +108,13 @@ def create_app(
 
     guard = Guard.for_key(key)
     app.include_router(health_router(runtime, guard))
-    app.include_router(questions_router(runtime, guard, conversations))
+    votes = Votes(conversations)
+    app.include_router(questions_router(runtime, guard, conversations, votes))
+    app.include_router(feedback_router(runtime, guard, votes))
     app.include_router(articles_router(runtime, guard))
     app.include_router(admin_router(runtime, guard))
     if hook is not None:
         app.include_router(webhook_router(hook))
-    mount_page(app)
+    mount_page(app, service.config.max_question_chars)
     mount_docs(app)
     return app

@@ -2,9 +2,9 @@
 last turn and remembered as its next one, in the server's StateStore (bot/state.py), which every
 worker process of a server shares.
 
-The store is opened on the first question that carries an id, so a server that is never sent one
-writes nothing; the app closes it at shutdown when it opened it. All of it runs in the question's
-worker thread (`Conversations.ask`), never on the event loop.
+The store is opened on first use (the first answer: every answer is remembered there for the votes
+on it, bot/http/votes.py); the app closes it at shutdown when it opened it. All of it runs in the
+question's worker thread (`Conversations.ask`), never on the event loop.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def default_store(settings: Settings, service: QAService) -> Callable[[], StateS
 
 
 class Conversations:
-    """The store behind conversation ids: one given (its owner closes it) or one opened on first use."""
+    """The store behind conversation ids (and the answers voted on): one given (its owner closes it)
+    or one opened on first use."""
 
     def __init__(self, store: StateStore | None = None, opener: Callable[[], StateStore] | None = None) -> None:
         if store is None and opener is None:

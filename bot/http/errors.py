@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from newsqa.bot.http.schemas import CONVERSATION_ID_RULE
+from newsqa.bot.http.schemas import ANSWER_ID_RULE, CONVERSATION_ID_RULE
 from newsqa.index.embedding.embedder import ModelUnavailable
 from newsqa.index.format import IndexUnavailable
 from newsqa.retrieval.service import BadQuestion
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class FieldProblem(BaseModel):
-    field: str = Field(description="Which input: 'question', 'top_k', 'conversation_id', 'q', 'k', 'body' ...")
+    field: str = Field(description="Which input: 'question', 'top_k', 'conversation_id', 'answer_id', 'q', 'k', 'body' ...")
     problem: str
 
 
@@ -108,6 +108,10 @@ def describe_problem(error: dict[str, Any], max_top_k: int) -> FieldProblem:
         return FieldProblem(field=field, problem=f'"{field}" must be text (a JSON string).')
     if field == "conversation_id" and kind.startswith("string_"):  # empty, too long, a character not allowed
         return FieldProblem(field=field, problem=CONVERSATION_ID_RULE)
+    if field == "answer_id" and kind.startswith("string_"):
+        return FieldProblem(field=field, problem=ANSWER_ID_RULE)
+    if field == "vote" and kind == "literal_error":
+        return FieldProblem(field=field, problem='"vote" must be "up" or "down".')
     if field in ("top_k", "k") and (kind.startswith("int") or kind in ("greater_than_equal", "less_than_equal")):
         return FieldProblem(field=field, problem=f'"{field}" must be a whole number from 1 to {max_top_k}.')
     return FieldProblem(field=field, problem=f'"{field}": {error.get("msg", "is not valid")}.')

@@ -1,5 +1,6 @@
-"""POST /ask (an answer with citations, read with its conversation when it names one) and GET /search
-(the ranked passages), within the configured question length and number of passages."""
+"""POST /ask (an answer with citations, read with its conversation when it names one, and remembered
+for the votes on it) and GET /search (the ranked passages), within the configured question length and
+number of passages."""
 
 # No `from __future__ import annotations` in route modules: FastAPI reads endpoint annotations as
 # objects, and these close over the limits known only when the router is made.
@@ -13,10 +14,11 @@ from newsqa.bot.http.conversations import Conversations
 from newsqa.bot.http.errors import documented
 from newsqa.bot.http.runtime import Runtime
 from newsqa.bot.http.schemas import AskResponse, ask_request_model
-from newsqa.retrieval.models import SearchResult
+from newsqa.bot.http.votes import Votes
+from newsqa.retrieval.models import Answer, SearchResult
 
 
-def questions_router(runtime: Runtime, guard: Guard, conversations: Conversations) -> APIRouter:
+def questions_router(runtime: Runtime, guard: Guard, conversations: Conversations, votes: Votes) -> APIRouter:
     service = runtime.service
     max_chars, max_top_k = service.config.max_question_chars, service.config.max_top_k
     AskRequest = ask_request_model(max_chars, max_top_k)
@@ -29,14 +31,23 @@ def questions_router(runtime: Runtime, guard: Guard, conversations: Conversation
 
         With a `conversation_id`, a follow-up ("Còn Mỹ thì sao?") is read with the conversation's
         previous question (`context_used`, `context_question`), and the question is remembered for
-        the next one. Without one the question is read alone and nothing is kept.
+        the next one. Without one the question is read alone.
+
+        Every answer is remembered for a while, so that POST /feedback can vote on it by its
+        `answer_id`.
         """
         runtime.require_ready()
         question, top_k, conversation = body.question, body.top_k, body.conversation_id  # type: ignore[attr-defined]
-        if conversation is None:
-            answer = await runtime.run(service.ask, question, top_k)
-        else:  # the store's reads and writes run in the question's worker thread too
-            answer = await runtime.run(conversations.ask, service, conversation, question, top_k)
+
+        def answered() -> Answer:  # the store's reads and writes run in the question's worker thread too
+            if conversation is None:
+                answer = service.ask(question, top_k)
+            else:
+                answer = conversations.ask(service, conversation, question, top_k)
+            votes.remember(answer)
+            return answer
+
+        answer = await runtime.run(answered)
         return AskResponse(**dict(answer), conversation_id=conversation)
 
     @router.get("/search", response_model=SearchResult, responses=documented(*guard.statuses, 422, 503))

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, create_model
 
+from newsqa.bot.state import COMMENT_CHARS
 from newsqa.retrieval.models import Answer
 
 SURROGATES = re.compile("[\ud800-\udfff]")
@@ -144,3 +145,34 @@ def ask_request_model(max_chars: int, max_top_k: int) -> type[BaseModel]:
             ),
         ),
     )
+
+
+# -- feedback on an answer ------------------------------------------------------------------------
+
+ANSWER_ID_RULE = '"answer_id" must be the 32 lowercase hex digits of an answer\'s "answer_id".'
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"answer_id": "3f9c2a71d0b84e6f9a1c5e7b2d4f6a80", "vote": "up"},
+                {"answer_id": "3f9c2a71d0b84e6f9a1c5e7b2d4f6a80", "vote": "down", "comment": "Sai năm."},
+            ]
+        },
+    )
+
+    answer_id: Annotated[str, Strict(), Field(pattern=r"^[0-9a-f]{32}$", description="The `answer_id` of the answer voted on")]
+    vote: Literal["up", "down"] = Field(description="'up' (👍) or 'down' (👎); a later vote on the same answer replaces it")
+    comment: Annotated[
+        str | None,
+        Field(max_length=COMMENT_CHARS, description="What was wrong or right, in the voter's words (optional)"),
+        BeforeValidator(valid_unicode),
+    ] = None
+
+
+class FeedbackResult(BaseModel):
+    answer_id: str
+    vote: Literal["up", "down"]
+    replaced: bool = Field(description="True when an earlier vote on this answer was replaced by this one")

@@ -11,86 +11,18 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from newsqa.bot.labels import VI, Labels, answer_labels
 from newsqa.index.models import Article
 from newsqa.retrieval.answer import NOT_FOUND_VI
-from newsqa.retrieval.models import Answer, Citation
+from newsqa.retrieval.models import Answer, Citation, by_article
 
 TELEGRAM_LIMIT = 4096  # Telegram's cap on one message's text
-QUOTE_CHARS = 200  # length of the short quote under each citation in an answer
 CONTEXT_QUOTE_CHARS = 60  # length of the earlier question a follow-up's answer says it was read with
 HELP_TITLES = 20  # more titles than this make /help a wall of text; /articles lists more
 # A chat is not a catalogue: 271k titles (a 1M-passage build) would be thousands of messages
 ARTICLE_TITLES = 100
 
-_VIETNAMESE = re.compile(
-    "[àáạảãâầấậẩẫăằắặẳẵèéẹẻẽêềếệểễìíịỉĩòóọỏõôồốộổỗơờớợởỡùúụủũưừứựửữỳýỵỷỹđ]", re.IGNORECASE
-)
 _CITATION_MARK = re.compile(r"\[(\d+)\]")
-
-
-@dataclass(frozen=True)
-class Labels:
-    sources: str
-    paragraph: str
-    full_sources: str
-    not_found_hint: str
-    no_answer_yet: str
-    slow_down: str
-    refused: str
-    unavailable: str
-    empty_question: str
-    button: str
-    expired: str
-    read_with: str  # the line over an answer read as a follow-up, before the earlier question
-    new_conversation: str  # what /new says
-
-
-VI = Labels(
-    sources="Nguồn",
-    paragraph="đoạn",
-    full_sources="Đoạn trích đầy đủ",
-    not_found_hint="Gõ /articles để xem các bài báo tôi có, hoặc hỏi theo cách khác.",
-    no_answer_yet="Chưa có câu trả lời nào trong cuộc trò chuyện này. Hãy đặt một câu hỏi trước.",
-    slow_down="Bạn hỏi hơi nhanh. Vui lòng chờ một chút rồi hỏi tiếp.",
-    refused="Xin lỗi, bot này chỉ phục vụ một số cuộc trò chuyện nhất định.",
-    unavailable="Xin lỗi, kho bài báo hiện chưa sẵn sàng. Vui lòng thử lại sau.",
-    empty_question="Hãy gửi một câu hỏi về các bài báo, ví dụ: Nga yêu cầu NATO những gì?",
-    button="📚 Nguồn / Sources",
-    expired="Câu trả lời này không còn được lưu; hãy hỏi lại.",
-    read_with="↪ Đọc cùng câu hỏi trước",
-    new_conversation="Đã bắt đầu cuộc trò chuyện mới: câu hỏi tiếp theo sẽ được đọc riêng, không nối với câu trước.",
-)
-EN = Labels(
-    sources="Sources",
-    paragraph="paragraph",
-    full_sources="Full passages",
-    not_found_hint="Send /articles to see which articles I know, or ask in another way.",
-    no_answer_yet="There is no answer in this chat yet. Ask a question first.",
-    slow_down="You are asking a little fast. Please wait a moment before the next question.",
-    refused="Sorry, this bot only serves certain chats.",
-    unavailable="Sorry, the articles are not available right now. Please try again later.",
-    empty_question="Send me a question about the articles, for example: What did Russia demand from NATO?",
-    button="📚 Nguồn / Sources",
-    expired="This answer is no longer stored; please ask again.",
-    read_with="↪ Read with your earlier question",
-    new_conversation="Started a new conversation: your next question is read on its own.",
-)
-
-
-def looks_vietnamese(text: str) -> bool:
-    return bool(_VIETNAMESE.search(text))
-
-
-def labels_for(text: str) -> Labels:
-    return VI if looks_vietnamese(text) else EN
-
-
-def answer_labels(answer: Answer) -> Labels:
-    # A not-found answer is already in the language the service detected, which also knows
-    # unaccented Vietnamese; otherwise the question's accents are the best hint we have.
-    if not answer.found:
-        return VI if answer.answer == NOT_FOUND_VI else EN
-    return labels_for(answer.question)
 
 
 def e(text: str) -> str:
@@ -98,7 +30,7 @@ def e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def short_quote(text: str, limit: int = QUOTE_CHARS) -> str:
+def short_quote(text: str, limit: int) -> str:
     """The start of a passage, cut at a word boundary. Returns plain text (escape it afterwards)."""
     text = " ".join(text.split())
     if len(text) <= limit:
@@ -119,15 +51,9 @@ def cited_numbers(answer_text: str) -> list[int]:
     return seen
 
 
-def cited(answer: Answer) -> list[Citation]:
-    """The citations the answer text refers to; all of them when it refers to none."""
-    numbers = set(cited_numbers(answer.answer))
-    chosen = [c for c in answer.citations if c.n in numbers]
-    return chosen or list(answer.citations)
-
-
-def citation_header(citation: Citation, labels: Labels) -> str:
-    return f"<b>[{citation.n}]</b> <b>{e(citation.title)}</b> · {labels.paragraph} {citation.paragraph}"
+def citation_line(citation: Citation, labels: Labels) -> str:
+    """'[n] · paragraph p', under the article's title."""
+    return f"<b>[{citation.n}]</b> · {labels.paragraph} {citation.paragraph}"
 
 
 def context_line(answer: Answer, labels: Labels) -> str | None:
@@ -138,8 +64,9 @@ def context_line(answer: Answer, labels: Labels) -> str | None:
 
 
 def format_answer(answer: Answer) -> str:
-    """The reply to a question: the answer with [n] marks, then each cited passage as a short quote.
-    A follow-up read with the earlier question says so in a first, italic line."""
+    """The reply to a question: the answer with [n] marks, then its sources by article (the title
+    once), each cited passage as the sentences quoted with a few words around them. A follow-up
+    read with the earlier question says so in a first, italic line."""
     labels = answer_labels(answer)
     context = context_line(answer, labels)
     lead = f"{context}\n" if context else ""
@@ -150,17 +77,28 @@ def format_answer(answer: Answer) -> str:
     if answer.notice:
         blocks.append(f"<i>{e(answer.notice)}</i>")
     blocks.append(f"<b>{labels.sources}</b>")
-    for citation in cited(answer):
-        blocks.append(f"{citation_header(citation, labels)}\n<i>“{e(short_quote(citation.text))}”</i>")
+    for group in by_article(answer.citations):
+        # A blockquote rather than quotation marks: the quote often holds quotation marks of its own.
+        lines = [f"<b>{e(group[0].title)}</b>"]
+        lines += [f"{citation_line(c, labels)}<blockquote>{e(c.quote)}</blockquote>" for c in group]
+        blocks.append("".join(lines[:1]) + "\n" + "".join(lines[1:]))
     return "\n\n".join(blocks)
 
 
 def format_sources(answer: Answer) -> str:
-    """What /sources and the Sources button show: every citation's full passage."""
+    """What /sources and the Sources button show: each cited passage in full, by article, then the
+    passages the search also found, set apart with their first words."""
     labels = answer_labels(answer)
     blocks = [f"<b>{labels.full_sources}</b> — <i>{e(answer.question)}</i>"]
-    for citation in answer.citations:
-        blocks.append(f"{citation_header(citation, labels)}\n{e(citation.text.strip())}")
+    for group in by_article(answer.citations):
+        blocks.append(f"<b>{e(group[0].title)}</b>")
+        blocks += [f"{citation_line(c, labels)}\n{e(c.text.strip())}" for c in group]
+    if answer.also_retrieved:
+        lines = [f"<b>{labels.also_retrieved}</b>"]
+        for group in by_article(answer.also_retrieved):
+            paragraphs = ", ".join(str(p.paragraph) for p in group)
+            lines.append(f"• {e(group[0].title)} · {labels.paragraph} {paragraphs}")
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 

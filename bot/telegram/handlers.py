@@ -1,6 +1,6 @@
 """The bot's conversation: commands (/help, /articles, /sources, /new), questions, the Sources button,
-and what a chat sees when something fails. Answering runs the (blocking) retrieval in a worker
-thread, and so do the (short) reads and writes of the state store.
+the 👍/👎 buttons under an answer, and what a chat sees when something fails. Answering runs the
+(blocking) retrieval in a worker thread, and so do the (short) reads and writes of the state store.
 
 Conversations: a private chat is one; in a group each person has their own. A question is read with
 its conversation's last turn (a follow-up), or, when it replies to one of the bot's answers, with the
@@ -35,19 +35,16 @@ from telegram.ext import (
     filters,
 )
 
+from newsqa.bot.labels import EN, VI, Labels, labels_for
 from newsqa.bot.state import StateStore
 from newsqa.bot.telegram.access import AllowList, QuestionRateLimit
 from newsqa.bot.telegram.format import (
     ARTICLE_TITLES,
-    EN,
-    VI,
-    Labels,
     format_answer,
     format_articles,
     format_help,
     format_sources,
     html_to_plain,
-    labels_for,
     split_html,
 )
 from newsqa.bot.telegram.memory import BotMemory, conversation_key
@@ -60,6 +57,11 @@ log = logging.getLogger(__name__)
 
 TYPING_EVERY_S = 4.5  # Telegram shows "typing…" for about 5 s per chat action
 SOURCES_PREFIX = "src:"
+# A vote button's callback data: "vote:up:<answer_id>" (40 bytes; Telegram allows 64). The answer_id
+# is the answer's own (POST /feedback's), so a vote lands on the same row whichever front end gave it.
+VOTE_DATA = re.compile(r"^vote:(up|down):([0-9a-f]{32})$")
+VOTE_BUTTONS = {"up": "👍", "down": "👎"}
+CHOSEN = " ✓"  # after the button of the vote given
 # The command menu (set at start-up); each has its handler in NewsBot.install.
 COMMANDS = [
     BotCommand("help", "Cách hỏi / how to ask"),
@@ -134,6 +136,25 @@ async def typing(bot: Any, chat_id: int, every: float = TYPING_EVERY_S, grace: f
             pass
 
 
+def vote_buttons(answer_id: str, chosen: str | None = None) -> list[InlineKeyboardButton]:
+    """👍 and 👎 for the answer, the one `chosen` ticked. A row of their own: three buttons in one
+    row would cut the Sources label short on a phone."""
+    return [
+        InlineKeyboardButton(glyph + (CHOSEN if vote == chosen else ""), callback_data=f"vote:{vote}:{answer_id}")
+        for vote, glyph in VOTE_BUTTONS.items()
+    ]
+
+
+def ticked(markup: InlineKeyboardMarkup, vote: str) -> InlineKeyboardMarkup:
+    """The message's buttons with its vote buttons showing `vote` as given; the others as they were."""
+    rows = []
+    for row in markup.inline_keyboard:
+        found = [VOTE_DATA.match(b.callback_data) for b in row if isinstance(b.callback_data, str)]
+        answer_id = next((m.group(2) for m in found if m is not None), None)
+        rows.append(vote_buttons(answer_id, vote) if answer_id else list(row))
+    return InlineKeyboardMarkup(rows)
+
+
 Context = ContextTypes.DEFAULT_TYPE
 
 
@@ -153,6 +174,7 @@ class NewsBot:
         application.add_handler(CommandHandler("sources", self.on_sources))
         application.add_handler(CommandHandler("new", self.on_new))
         application.add_handler(CallbackQueryHandler(self.on_sources_button, pattern=f"^{SOURCES_PREFIX}"))
+        application.add_handler(CallbackQueryHandler(self.on_vote_button, pattern=VOTE_DATA))
         application.add_handler(
             MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, self.on_text)
         )
@@ -214,6 +236,32 @@ class NewsBot:
         reply_to = query.message.message_id if query.message is not None else None
         await self._send(context.bot, chat_id, split_html(format_sources(answer)), reply_to=reply_to)
 
+    async def on_vote_button(self, update: Update, context: Context) -> None:
+        """👍/👎 under an answer: stores the vote (a later press replaces it), thanks the person in
+        the answer's language, and ticks the button pressed."""
+        query = update.callback_query
+        if query is None or not await self._admitted(update, context):
+            return
+        match = VOTE_DATA.match(query.data or "")
+        if match is None:  # the handler's pattern lets only vote data through
+            return
+        vote, answer_id = match.group(1), match.group(2)
+        stored = await asyncio.to_thread(self.memory.vote, answer_id, vote)  # type: ignore[arg-type]
+        if stored is None:
+            await self._answer_query(query, f"{VI.expired} / {EN.expired}")
+            return
+        await self._answer_query(query, (VI if stored.language == "vi" else EN).thanks)
+        message = query.message
+        markup = getattr(message, "reply_markup", None)
+        if markup is None:  # the message is too old for Telegram to show us; the vote is kept anyway
+            return
+        try:
+            await query.edit_message_reply_markup(reply_markup=ticked(markup, vote))
+        except BadRequest as exc:  # "message is not modified": the same button pressed again
+            log.debug("vote buttons not updated: %s", exc)
+        except TelegramError as exc:
+            log.info("could not tick the vote button: %s", exc)
+
     async def on_new(self, update: Update, context: Context) -> None:
         """/new: the asker's next question is read on its own."""
         if not await self._admitted(update, context):
@@ -266,9 +314,10 @@ class NewsBot:
         key = await asyncio.to_thread(self.memory.answered, own, chat.id, conversation, previous, answer)
         markup = None
         if answer.found and answer.citations:
-            markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton(labels.button, callback_data=f"{SOURCES_PREFIX}{key}")]]
-            )
+            rows = [[InlineKeyboardButton(labels.button, callback_data=f"{SOURCES_PREFIX}{key}")]]
+            if answer.answer_id:
+                rows.append(vote_buttons(answer.answer_id))
+            markup = InlineKeyboardMarkup(rows)
         sent = await self._send(context.bot, chat.id, split_html(format_answer(answer)), reply_to=reply_to, markup=markup)
         if sent:
             await asyncio.to_thread(self.memory.sent, chat.id, [m.message_id for m in sent], key)

@@ -6,7 +6,9 @@ answer a resent update once; bounded, in process memory).
 store's answers table, per answer (`tg:a:<key>`, the key in its Sources button's callback data): the
 chat, the conversation and the turn it produced, and the answer itself when it has sources; per
 message of it (`tg:m:<chat>:<message id>`) and per person's last answer with sources
-(`tg:last:<conversation>`): a pointer to that key.
+(`tg:last:<conversation>`): a pointer to that key. An answer with sources is also kept for the votes
+on it (the store's `record_answer`; its 👍/👎 buttons carry its answer_id), and the votes go to the
+store's feedback table.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import secrets
 from collections import deque
 from typing import Any
 
-from newsqa.bot.state import StateStore
+from newsqa.bot.state import FeedbackRow, StateStore, Vote
 from newsqa.retrieval.conversation import Turn, next_turn
 from newsqa.retrieval.models import Answer
 
@@ -54,6 +56,7 @@ class BotMemory:
         self.store.put_answer(f"tg:a:{key}", record)
         if "answer" in record:
             self.store.put_answer(f"tg:last:{own}", {"answer": key})
+            self.store.record_answer(answer)  # for its 👍/👎 buttons
         return key
 
     def sent(self, chat_id: int, message_ids: list[int], key: str) -> None:
@@ -73,6 +76,13 @@ class BotMemory:
         pointer = self.store.get_answer(f"tg:m:{chat_id}:{replied_to}") if replied_to is not None else None
         pointer = pointer or self.store.get_answer(f"tg:last:{own}")
         return None if pointer is None else self.sources(pointer["answer"], chat_id)
+
+    def vote(self, answer_id: str, vote: Vote) -> FeedbackRow | None:
+        """Stores a 👍/👎 press on an answer, replacing any earlier vote on it; the vote as stored
+        (with the answer's language, for the reply), or None when the answer is no longer kept."""
+        if self.store.vote(answer_id, vote, "telegram") is None:
+            return None
+        return self.store.get_vote(answer_id)
 
     def forget(self, own: str) -> Turn | None:
         """/new: forgets the conversation; returns its last turn (its language is the reply's)."""

@@ -1,9 +1,10 @@
 """A fake Telegram Bot API server on 127.0.0.1, for running the real python-telegram-bot against.
 
 It speaks the parts of the Bot API the bot uses (getMe, getUpdates with offset and long-poll
-timeout, sendMessage, editMessageText, sendChatAction, answerCallbackQuery, setWebhook,
-deleteWebhook, getWebhookInfo, setMyCommands), checks Telegram HTML and the 4,096-character limit
-the way Telegram does, records every call, and can inject faults into the next N calls.
+timeout, sendMessage, editMessageText, editMessageReplyMarkup, sendChatAction, answerCallbackQuery,
+setWebhook, deleteWebhook, getWebhookInfo, setMyCommands), checks Telegram HTML, the 4,096-character
+limit and the 64-byte limit of a button's callback data the way Telegram does, records every call,
+and can inject faults into the next N calls.
 
 Runs in a thread (http.server), so the event loop under test is never blocked by it.
 """
@@ -31,6 +32,7 @@ BOT_USER = {
     "supports_inline_queries": False,
 }
 MAX_TEXT = 4096
+MAX_CALLBACK_DATA = 64  # bytes of an inline button's callback_data
 # Parameters PTB sends as raw strings; every other parameter is JSON-encoded.
 STRING_PARAMS = frozenset(
     {"text", "parse_mode", "action", "callback_query_id", "url", "secret_token", "caption", "inline_message_id"}
@@ -126,6 +128,7 @@ class FakeBotApi:
         self._next_update_id = 1
         self._next_message_id = 1000
         self._chats: dict[int, dict[str, Any]] = {}
+        self._sent: dict[tuple[int, int], dict[str, Any]] = {}  # the bot's messages, for edits
         self._faults: list[_Fault] = []
         self._closed = False
         self._server: ThreadingHTTPServer | None = None
@@ -270,6 +273,11 @@ class FakeBotApi:
         with self._cond:
             return [c for c in self.calls if c.status == 400 and c.fault is None]
 
+    def edited_markup(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
+        """The reply markup of the bot's message as it stands now, after any edits."""
+        with self._cond:
+            return self._sent[(chat_id, message_id)].get("reply_markup")
+
     # -- internals
 
     def _message_id(self) -> int:
@@ -329,8 +337,17 @@ class FakeBotApi:
             raise ApiError(400, "Bad Request: message is too long")
         return text
 
+    def _check_markup(self, params: dict[str, Any]) -> None:
+        markup = params.get("reply_markup") or {}
+        for row in markup.get("inline_keyboard", []):
+            for button in row:
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(str(data).encode("utf-8")) <= MAX_CALLBACK_DATA:
+                    raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+
     def _api_sendMessage(self, params: dict[str, Any]) -> Any:
         visible = self._check_text(params)
+        self._check_markup(params)
         chat_id = params.get("chat_id")
         if not isinstance(chat_id, int):
             raise ApiError(400, "Bad Request: chat not found")
@@ -344,7 +361,25 @@ class FakeBotApi:
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
         params["_message"] = message
+        with self._cond:
+            self._sent[(chat_id, message["message_id"])] = message
         return message
+
+    def _api_editMessageReplyMarkup(self, params: dict[str, Any]) -> Any:
+        self._check_markup(params)
+        with self._cond:
+            message = self._sent.get((params.get("chat_id"), params.get("message_id")))  # type: ignore[arg-type]
+            if message is None:
+                raise ApiError(400, "Bad Request: message to edit not found")
+            markup = params.get("reply_markup") or None
+            if markup == message.get("reply_markup"):
+                raise ApiError(400, "Bad Request: message is not modified: specified new message content and "
+                               "reply markup are exactly the same as a current content and reply markup of the message")
+            message = {**message, "edit_date": int(time.time()), "reply_markup": markup}
+            if markup is None:
+                del message["reply_markup"]
+            self._sent[(message["chat"]["id"], message["message_id"])] = message
+            return message
 
     def _api_editMessageText(self, params: dict[str, Any]) -> Any:
         visible = self._check_text(params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 import os
 import shutil
@@ -39,7 +40,7 @@ from tests.conftest import REPO, SEEDS, http_settings
 
 API_KEY = "test-key-0123456789"
 JSON = {"Content-Type": "application/json"}
-ENDPOINTS = {"/healthz", "/readyz", "/ask", "/search", "/articles", "/articles/{article_id}", "/admin/reload"}
+ENDPOINTS = {"/healthz", "/readyz", "/ask", "/feedback", "/search", "/articles", "/articles/{article_id}", "/admin/reload"}
 
 NEW_ARTICLE = """Lễ hội bánh Quokka lần đầu tiên được tổ chức tại Đà Lạt
 
@@ -167,20 +168,17 @@ def test_ask_returns_the_same_object_as_the_cli(client, seed_service):
     assert data["conversation_id"] is None and data["context_used"] is False and data["context_question"] is None
     answer = Answer.model_validate({k: v for k, v in data.items() if k != "conversation_id"})
     direct = seed_service.ask("Nga yêu cầu NATO những gì?", 3)
-    assert answer.model_dump(exclude={"took_ms"}) == direct.model_dump(exclude={"took_ms"})
+    assert answer.model_dump(exclude={"took_ms", "answer_id"}) == direct.model_dump(exclude={"took_ms", "answer_id"})
     assert answer.found and 1 <= len(answer.citations) <= 3
+    assert len(answer.citations) + len(answer.also_retrieved) == 3  # what top_k retrieved, cited or not
     assert "Nga yêu cầu NATO chấm dứt mở rộng" in answer.answer
-    assert set(data["citations"][0]) == {
-        "n",
-        "article_id",
-        "title",
-        "passage_id",
-        "paragraph",
-        "start",
-        "end",
-        "text",
-        "score",
-    }
+    passage = {"article_id", "title", "passage_id", "paragraph", "start", "end", "text", "score"}
+    assert set(data["citations"][0]) == passage | {"n", "quote", "highlights"}
+    assert all(set(p) == passage for p in data["also_retrieved"])
+    assert data["language"] == "vi" and re.fullmatch("[0-9a-f]{32}", data["answer_id"]) and data["build_id"]
+    first = data["citations"][0]
+    start, end = first["highlights"][0]
+    assert first["text"][start:end] in first["quote"] and first["text"][start:end] in data["answer"]
 
 
 def test_ask_without_top_k_uses_the_default_and_says_when_nothing_is_found(client):
@@ -486,8 +484,8 @@ def test_a_follow_up_in_a_conversation_is_read_with_its_previous_question(conver
     # Exactly what the service answers given the turn the first answer left.
     turn = next_turn(seed_service.ask(FIRST), None)
     direct = seed_service.ask(FOLLOW_UP, context=turn)
-    assert {k: v for k, v in follow_up.items() if k not in ("conversation_id", "took_ms")} == direct.model_dump(
-        exclude={"took_ms"}
+    assert {k: v for k, v in follow_up.items() if k not in ("conversation_id", "took_ms", "answer_id")} == direct.model_dump(
+        mode="json", exclude={"took_ms", "answer_id"}
     )
     assert [t.question for t in store.turns("tab-1")] == [FIRST, FOLLOW_UP]
     # Another conversation is its own: the same follow-up there has nothing to lean on.
@@ -501,8 +499,8 @@ def test_without_a_conversation_id_the_answer_is_as_before_and_nothing_is_kept(c
     said(client, FIRST)
     for data in (said(client, FOLLOW_UP), said(client, FOLLOW_UP, conversation_id=None)):
         assert data["conversation_id"] is None and data["context_used"] is False and data["context_question"] is None
-        rest = {k: v for k, v in data.items() if k not in ("conversation_id", "took_ms")}
-        assert rest == seed_service.ask(FOLLOW_UP).model_dump(exclude={"took_ms"})
+        rest = {k: v for k, v in data.items() if k not in ("conversation_id", "took_ms", "answer_id")}
+        assert rest == seed_service.ask(FOLLOW_UP).model_dump(mode="json", exclude={"took_ms", "answer_id"})
     assert store.conversation_count() == 0
 
 
@@ -589,17 +587,15 @@ def test_the_conversation_store_is_read_off_the_event_loop(seed_service, serve, 
     store.close()
 
 
-def test_the_default_store_is_opened_beside_the_served_index_on_the_first_conversation(
-    index_copy, service_factory, serve
-):
+def test_the_default_store_is_opened_beside_the_served_index_on_the_first_answer(index_copy, service_factory, serve):
     url = serve(create_app(make_settings(state_dir=None), service_factory(index_copy)))
     ready(url)
     with httpx.Client(base_url=url, timeout=60) as c:
-        said(c, FIRST)
-        assert not (index_copy / "state").exists()  # a server never sent a conversation writes nothing
+        assert not (index_copy / "state").exists()  # nothing is written before a question
+        said(c, FIRST)  # every answer is kept there, for the votes on it (POST /feedback)
+        assert (index_copy / "state" / "state.sqlite").is_file()
         said(c, FIRST, "tab-1")
         assert said(c, FOLLOW_UP, "tab-1")["context_used"] is True
-    assert (index_copy / "state" / "state.sqlite").is_file()
 
 
 def test_an_unusable_store_answers_the_question_alone(seed_service, serve, tmp_path, caplog):

@@ -21,11 +21,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from newsqa.bot.settings import Settings
+from newsqa.bot.state import FILE as STATE_FILE
+from newsqa.bot.state import feedback_rows
 from newsqa.bot.http.telegram_hook import webhook_router
 from newsqa.bot.telegram.access import AllowList, QuestionRateLimit
 from newsqa.bot.telegram.app import build_application, poll
 from newsqa.bot.telegram.config import TelegramConfigError, bot_api_urls, bot_token
-from newsqa.bot.telegram.format import EN, VI
+from newsqa.bot.labels import EN, VI
 from newsqa.bot.telegram.retry import RetryPolicy, is_transient
 from newsqa.bot.telegram.webhook import SECRET_HEADER, TelegramWebhook
 from newsqa.retrieval.answer import NOT_FOUND_EN, NOT_FOUND_VI
@@ -154,7 +156,8 @@ def test_english_question_is_answered_with_cited_passages(seed_service: Any, fak
         text = parse_telegram_html(reply["text"])
         assert "[1]" in text and "Sources" in text and "paragraph" in text
         assert any(title.rstrip("…") in text for title in titles)
-        assert [b["callback_data"][:4] for b in buttons(reply)] == ["src:"]
+        sources, up, down = (b["callback_data"] for b in buttons(reply))  # then 👍 and 👎, for this answer
+        assert sources.startswith("src:") and up.startswith("vote:up:") and down == up.replace(":up:", ":down:")
         typing = [c for c in fake.calls_to("sendChatAction") if c.params["chat_id"] == 101]
         assert typing and typing[0].params["action"] == "typing"
         assert typing[0].at <= fake.calls_to("sendMessage")[0].at
@@ -217,7 +220,7 @@ def test_hostile_input_and_article_text_are_escaped(hostile_service: Any, fake: 
 def test_long_reply_is_split_into_valid_parts(
     tmp_path: Path, embedder: Any, service_factory: Any, fake: FakeBotApi
 ) -> None:
-    """The seed articles plus long ones on the same subject, so /sources runs past 4,096 characters."""
+    """The seed articles plus 60 with long headlines, so /articles runs past 4,096 characters."""
     import shutil
 
     from newsqa.index.build import build_index
@@ -225,25 +228,20 @@ def test_long_reply_is_split_into_valid_parts(
 
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
-    for i in range(4):
-        sentences = " ".join(
-            f"Theo nguồn tin số {i}-{j}, Nga yêu cầu NATO cam kết an ninh và chấm dứt mở rộng ở khu vực {j}."
-            for j in range(30)
-        )
-        (seeds / f"long_{i}.txt").write_text(f"Nga và NATO, bài {i}\n\n{sentences}\n", encoding="utf-8")
+    for i in range(60):
+        title = f"Nga và NATO, bài số {i}: các cam kết an ninh, việc mở rộng về phía đông và phản hồi của Mỹ"
+        (seeds / f"long_{i}.txt").write_text(f"{title}\n\nNga yêu cầu NATO cam kết an ninh, bài {i}.\n", encoding="utf-8")
     root = tmp_path / "index"
     build_index(seeds, root, embedder)
-    service = service_factory(root, default_top_k=50)
+    service = service_factory(root)
     service.warm_up()
 
     async def scenario() -> None:
         async with running_bot(service, fake):
-            fake.push_message(VI_QUESTION, chat_id=107)
-            await answer_to(fake, 107)
-            fake.push_message("/sources", chat_id=107)
-            await eventually(lambda: len(fake.sent(107)) >= 3)
+            fake.push_message("/articles", chat_id=107)
+            await eventually(lambda: len(fake.sent(107)) >= 2)
             await asyncio.sleep(0.3)  # any further part would arrive right behind
-        parts = fake.sent(107)[1:]
+        parts = fake.sent(107)
         assert len(parts) >= 2
         for part in parts:
             assert utf16_len(part["text"]) <= 4096
@@ -301,6 +299,52 @@ def test_sources_command_and_button_show_full_passages(seed_service: Any, fake: 
         answered = {c.params["callback_query_id"]: c.params for c in fake.calls_to("answerCallbackQuery")}
         assert query_id in answered and "text" not in answered[query_id]
         assert EN.expired in answered[stale_id]["text"]
+        assert_clean(fake)
+
+    run(scenario)
+
+
+def test_a_vote_button_stores_the_vote_thanks_and_ticks_it_and_the_other_replaces_it(
+    seed_service: Any, fake: FakeBotApi, state_dir: Path
+) -> None:
+    def votes() -> list[Any]:
+        return list(feedback_rows(state_dir / STATE_FILE))
+
+    async def scenario() -> None:
+        async with running_bot(seed_service, fake):
+            fake.push_message(VI_QUESTION, chat_id=191)
+            [answer] = await answer_to(fake, 191)
+            sources, up, down = buttons(answer)
+            assert (up["text"], down["text"]) == ("👍", "👎")
+            assert all(len(b["callback_data"].encode()) <= 64 for b in (sources, up, down))
+            message = answer["_message"]
+            liked = fake.push_callback(up["callback_data"], message)
+            await eventually(lambda: [v.vote for v in votes()] == ["up"])
+            await eventually(lambda: fake.calls_to("editMessageReplyMarkup"))
+            ticked = fake.edited_markup(191, message["message_id"])
+            disliked = fake.push_callback(down["callback_data"], {**message, "reply_markup": ticked})
+            await eventually(lambda: [v.vote for v in votes()] == ["down"])
+            await eventually(lambda: len(fake.calls_to("editMessageReplyMarkup")) == 2)
+            stale = fake.push_callback("vote:up:" + "0" * 32, message)
+            fake.push_message(EN_QUESTION, chat_id=192)
+            [english] = await answer_to(fake, 192)
+            thanked = fake.push_callback(buttons(english)[1]["callback_data"], english["_message"])
+            await eventually(lambda: len(fake.calls_to("answerCallbackQuery")) == 4)
+        answered = {c.params["callback_query_id"]: c.params for c in fake.calls_to("answerCallbackQuery")}
+        assert answered[liked]["text"] == answered[disliked]["text"] == VI.thanks  # the answer's language
+        assert answered[thanked]["text"] == EN.thanks
+        assert EN.expired in answered[stale]["text"]  # an answer no longer kept
+        assert [b["text"] for b in ticked["inline_keyboard"][-1]] == ["👍 ✓", "👎"]
+        now = fake.edited_markup(191, message["message_id"])
+        assert [b["text"] for b in now["inline_keyboard"][-1]] == ["👍", "👎 ✓"]
+        assert now["inline_keyboard"][0] == answer["reply_markup"]["inline_keyboard"][0]  # Sources stays
+        expected = seed_service.ask(VI_QUESTION)
+        vi_vote = next(v for v in votes() if v.question == VI_QUESTION)
+        assert (vi_vote.vote, vi_vote.channel, vi_vote.language) == ("down", "telegram", "vi")
+        assert vi_vote.answer_id == up["callback_data"].rsplit(":", 1)[1]
+        assert vi_vote.answer == expected.answer and vi_vote.build_id == expected.build_id
+        assert [c["passage_id"] for c in vi_vote.citations] == [c.passage_id for c in expected.citations]
+        assert [v.vote for v in votes()] == ["down", "up"]  # one row per answer: the Vietnamese, then the English
         assert_clean(fake)
 
     run(scenario)
@@ -765,13 +809,13 @@ def test_the_context_line_is_short_escaped_and_in_the_answer_s_language() -> Non
     earlier = "<b>Nga</b> & NATO " + "rất " * 40 + "gì?"
     followed = Answer(
         question="Ông ấy nói gì?", answer=NOT_FOUND_VI, found=False, citations=[], took_ms=1.0, mode="hybrid",
-        context_used=True, context_question=earlier,
+        context_used=True, context_question=earlier, language="vi",
     )
     first, _, rest = format_answer(followed).partition("\n")
     assert first.startswith(f"<i>{VI.read_with}: «&lt;b&gt;Nga&lt;/b&gt; &amp; NATO rất") and first.endswith("…»</i>")
     assert len(parse_telegram_html(first)) <= len(VI.read_with) + CONTEXT_QUOTE_CHARS + 5
     assert rest.startswith(NOT_FOUND_VI)
-    alone = followed.model_copy(update={"question": "Why?", "answer": NOT_FOUND_EN, "context_used": False})
+    alone = followed.model_copy(update={"question": "Why?", "answer": NOT_FOUND_EN, "context_used": False, "language": "en"})
     assert not format_answer(alone).startswith("<i>")
     english = alone.model_copy(update={"context_used": True})
     assert format_answer(english).startswith(f"<i>{EN.read_with}: «")

@@ -8,13 +8,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from newsqa.bot.labels import EN, VI, answer_labels
 from newsqa.bot.telegram.format import (
     ARTICLE_TITLES,
-    EN,
     HELP_TITLES,
     TELEGRAM_LIMIT,
-    VI,
-    answer_labels,
     cited_numbers,
     format_answer,
     format_articles,
@@ -27,7 +25,7 @@ from newsqa.bot.telegram.format import (
 )
 from newsqa.index.models import Article
 from newsqa.retrieval.answer import NOT_FOUND_EN, NOT_FOUND_VI
-from newsqa.retrieval.models import Answer, Citation
+from newsqa.retrieval.models import Answer, Citation, RetrievedPassage
 from tests.bot.fake_bot_api import HtmlError, parse_telegram_html
 
 HOSTILE = '<b>bold</b> & <i>unbalanced <script>alert("x")</script> &amp; </u> [1] &#x27;'
@@ -36,7 +34,7 @@ HOSTILE = '<b>bold</b> & <i>unbalanced <script>alert("x")</script> &amp; </u> [1
 def citation(n: int, title: str = "Tin thế giới", text: str = "Nga yêu cầu NATO chấm dứt mở rộng.", paragraph: int = 2) -> Citation:
     return Citation(
         n=n, article_id=f"a{n}", title=title, passage_id=f"a{n}-p{n}", paragraph=paragraph,
-        start=0, end=len(text), text=text, score=1.0 / n,
+        start=0, end=len(text), text=text, score=1.0 / n, quote=text, highlights=[(0, len(text))],
     )
 
 
@@ -64,14 +62,13 @@ def test_answer_lists_cited_passages_with_title_paragraph_and_quote() -> None:
     assert visible(out)  # valid Telegram HTML
     assert "Nga yêu cầu NATO chấm dứt mở rộng [1]." in out
     assert "<b>Sources</b>" in out
-    assert "<b>[1]</b> <b>Tin thế giới</b> · paragraph 2" in out
-    assert "[2]" not in out  # only passages the answer cites are quoted under it
+    assert "<b>Tin thế giới</b>\n<b>[1]</b> · paragraph 2<blockquote>" in out
 
 
 def test_answer_labels_follow_the_question_language() -> None:
-    vi = format_answer(answer(question="Nga yêu cầu gì?"))
+    vi = format_answer(answer(question="nga yeu cau gi", language="vi"))
     assert "<b>Nguồn</b>" in vi and "· đoạn 2" in vi
-    assert answer_labels(answer(question="Nga yêu cầu gì?")) is VI
+    assert answer_labels(answer(question="nga yeu cau gi", language="vi")) is VI
     assert answer_labels(answer()) is EN
 
 
@@ -90,7 +87,9 @@ def test_hostile_question_title_and_passage_are_escaped() -> None:
 
 def test_not_found_is_polite_in_the_question_language_and_never_empty() -> None:
     en = format_answer(answer(text=NOT_FOUND_EN, found=False, citations=[]))
-    vi = format_answer(answer(question="Thủ đô của Úc là gì?", text=NOT_FOUND_VI, found=False, citations=[]))
+    vi = format_answer(
+        answer(question="Thủ đô của Úc là gì?", text=NOT_FOUND_VI, found=False, citations=[], language="vi")
+    )
     assert NOT_FOUND_EN in visible(en) and "/articles" in en
     assert NOT_FOUND_VI in visible(vi) and VI.not_found_hint in visible(vi)
     empty = format_answer(answer(text="  ", found=False, citations=[]))
@@ -109,11 +108,35 @@ def test_sources_show_every_full_passage() -> None:
     assert "[2]" in out
 
 
+def test_sources_are_grouped_by_article_with_the_title_once() -> None:
+    """[1] and [3] from one article, [2] from another: the first article's title once, both its
+    paragraphs under it, in the order of their numbers; the quote, not the passage's first words."""
+    one = citation(1, title="Putin", paragraph=4).model_copy(update={"article_id": "a", "quote": "…trước. Câu trích [1]."})
+    two = citation(2, title="Johnson", paragraph=1).model_copy(update={"article_id": "b"})
+    three = citation(3, title="Putin", paragraph=6).model_copy(update={"article_id": "a", "quote": "Câu trích [3]."})
+    out = format_answer(answer(text="A [1]. B [2]. C [3].", citations=[one, two, three]))
+    shown = visible(out).split("Sources", 1)[1]
+    assert shown.count("Putin") == 1 and shown.count("Johnson") == 1
+    order = [shown.index(s) for s in ("Putin", "[1] · paragraph 4", "[3] · paragraph 6", "Johnson", "[2] · paragraph 1")]
+    assert order == sorted(order)
+    assert "…trước. Câu trích [1]." in shown
+
+
+def test_sources_set_what_was_also_retrieved_apart() -> None:
+    other = RetrievedPassage(
+        article_id="c", title="Tin khác", passage_id="c-p1", paragraph=3, start=0, end=5, text="Khác.", score=0.1
+    )
+    out = format_sources(answer(citations=[citation(1)], also_retrieved=[other]))
+    shown = visible(out)
+    assert shown.index("[1]") < shown.index("Also retrieved") < shown.index("Tin khác · paragraph 3")
+    assert "Also retrieved" not in visible(format_answer(answer(citations=[citation(1)], also_retrieved=[other])))
+
+
 def test_short_quote_cuts_at_a_word_with_an_ellipsis() -> None:
     text = "word " * 100
     quote = short_quote(text, 50)
     assert len(quote) <= 51 and quote.endswith("…") and not quote.endswith(" …")
-    assert short_quote("short  text") == "short text"
+    assert short_quote("short  text", 50) == "short text"
 
 
 def test_cited_numbers_in_order_without_repeats() -> None:
