@@ -21,9 +21,18 @@ class Article:
     article_id: str
     title: str
     text: str
-    source: str
+    source: str  # where it was read from: the file's path, or the URL it was fetched from
     paragraph_spans: tuple[tuple[int, int], ...]  # (start, end) of each body paragraph in `text`
     removed: tuple[RemovedPart, ...] = field(default=())
+    # What a news page says of itself (None for a plain file, or where the page does not say):
+    url: str | None = None  # the canonical URL of the story
+    site: str | None = None  # the publisher as people know it ("VnExpress"), else the site's host
+    published: str | None = None  # ISO 8601 date or date-time the story was published
+    author: str | None = None
+    language: str | None = None  # ISO 639-1, as the page or the extractor says ("vi")
+    # The article a near-identical story (the same wire copy on another site) is grouped under:
+    # set by the build, None for an article that leads its group or has no copies.
+    duplicate_of: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -39,7 +48,11 @@ class Article:
             source=data["source"],
             paragraph_spans=tuple((int(a), int(b)) for a, b in data["paragraph_spans"]),
             removed=tuple(RemovedPart(**part) for part in data.get("removed", [])),
+            **{name: data.get(name) for name in METADATA},
         )
+
+
+METADATA = ("url", "site", "published", "author", "language", "duplicate_of")
 
 
 @dataclass(frozen=True)
