@@ -271,6 +271,7 @@ def compose(
     background: float | None = None,
     similarity: Callable[[str, Sequence[str]], Sequence[float]] | None = None,
     context: str | None = None,
+    decide_on: QueryAnalysis | None = None,
 ) -> Composed:
     """`passages`: rows already read (by `prepare`); the other hits are read here, each once (an
     index on disk parses a JSON line per read). `background`: see `gather_evidence`.
@@ -279,11 +280,13 @@ def compose(
     `context`: the earlier topic a follow-up is read with (see `gather_evidence`). It takes part in
     the found decision only: the follow-up's own words pick the sentences (the earlier topic's words,
     even at half weight, picked the sentence the previous answer had already given: bench/
-    conversation_bench.py's "quoted" fell from 46.4% to 36.0% of follow-ups)."""
+    conversation_bench.py's "quoted" fell from 46.4% to 36.0% of follow-ups). `decide_on`: the
+    question as the found decision reads it, when that differs (without its time words:
+    retrieval/when.py)."""
     known = passages or {}
     passages = {h.row: known[h.row] if h.row in known else index.passages[h.row] for h in hits}
     hits = diversify(hits, passages)
-    evidence = gather_evidence(analysis, hits, index, passages, background, context)
+    evidence = gather_evidence(decide_on or analysis, hits, index, passages, background, context)
     if not hits or not decide(evidence, config):
         message = NOT_FOUND_VI if analysis.vietnamese else NOT_FOUND_EN
         return Composed(message, False, [], evidence.coverage)

@@ -161,9 +161,10 @@ def names(question: str) -> list[str]:
     return [key for key, sure in _name_candidates(question) if sure]
 
 
-# Words a follow-up opens with ("Còn Mỹ thì sao?", "Vậy ...", "Thế còn ...", "Rồi sao?"), folded:
+# Words a follow-up or a question about a time opens with ("Còn Mỹ thì sao?", "Vậy ...", "Thế còn ...",
+# "Rồi sao?", "Hồi tháng 10 ..."), folded:
 # capitalised there, never a name, and a small collection may never use them.
-FOLLOW_UP_OPENERS = frozenset("con vay the roi".split())
+FOLLOW_UP_OPENERS = frozenset("con vay the roi hoi".split())
 
 
 def _name_candidates(question: str) -> list[tuple[str, bool]]:

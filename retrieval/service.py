@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from newsqa.retrieval.models import Answer, SearchHit, SearchResult
 from newsqa.retrieval.query import QueryAnalysis, analyse
 from newsqa.retrieval.search import FusionConfig, HybridSearcher, ScoredPassage, SearchOptions
 from newsqa.retrieval.sentences import SentenceSimilarity
+from newsqa.retrieval.when import When, WhenOptions, by_date, published_date, read_when
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class ServiceConfig:
     load: LoadOptions = field(default_factory=LoadOptions)  # how each build it serves is loaded
     search: SearchOptions = field(default_factory=SearchOptions)
     context: ContextOptions = field(default_factory=ContextOptions)  # how a follow-up is steered
+    when: WhenOptions = field(default_factory=WhenOptions)  # how publication dates move a passage
 
 
 class IndexView:
@@ -121,6 +124,11 @@ class _Snapshot:
     notice: str | None
     view: IndexView
 
+    @property
+    def dated(self) -> bool:
+        """Whether any article of the build says when it was published (the build counts them)."""
+        return bool((self.index.manifest.get("published") or {}).get("count"))
+
     def close(self) -> None:
         """Let the threads its searches started go; a request still on it finishes without them."""
         self.searcher.close()
@@ -141,8 +149,11 @@ class QAService:
         self,
         config: ServiceConfig,
         embedder_factory: Callable[[str], Embedder] = SentenceTransformerEmbedder,
+        today: Callable[[], date] = date.today,
     ) -> None:
+        """`today`: the date "hôm nay" and "this week" in a question count from."""
         self.config = config
+        self._today = today
         self._embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
         self._model_error: str | None = None
@@ -302,11 +313,13 @@ class QAService:
             self._asking += 1
             alone = self._asking == 1
         try:
+            when = self._when(snap, cleaned)
+            n = max(k, self.config.when.pool) if when is not None else k
             if steer is not None:
-                analysis, hits, background = self._search_in_context(snap, cleaned, analysis, steer, k)
+                analysis, hits, background = self._search_in_context(snap, cleaned, analysis, steer, n)
                 prepared: dict[int, Passage] = {}
             else:
-                pending = snap.searcher.begin(cleaned, k, analysis)
+                pending = snap.searcher.begin(cleaned, n, analysis)
                 # While the model embeds the question on its worker, the best lexical passages are
                 # read and their text prepared for the answer (a Vietnamese question's top hits are
                 # nearly always among them), until the dense side is done. Only for a question asked
@@ -320,12 +333,14 @@ class QAService:
                 prepared = prepare(pending.analysis, leaders, snap.index, lambda: pending.waiting)
                 hits = pending.finish()
                 background = pending.background
+            hits = self._by_date(snap, hits, when, k)
         finally:
             with self._asking_lock:
                 self._asking -= 1
         composed = compose(
             cleaned, analysis, hits, snap.index, self.config.answer, prepared, background, self._similarity,
             context=None if steer is None else steer.topic,
+            decide_on=None if when is None or when.span is None else analyse(when.without_words(cleaned)),
         )
         return Answer(
             question=question,
@@ -342,6 +357,22 @@ class QAService:
             context_used=steer is not None,
             context_question=None if steer is None else steer.question,
         )
+
+    def _when(self, snap: _Snapshot, question: str) -> When | None:
+        """The publication dates the question asks about; None in a build whose articles carry no
+        dates (a folder of plain files), where dates cannot matter."""
+        return read_when(question, self._today()) if snap.dated else None
+
+    def _by_date(self, snap: _Snapshot, hits: list[ScoredPassage], when: When | None, k: int) -> list[ScoredPassage]:
+        if not snap.dated:
+            return hits[:k]
+        passages, articles = snap.index.passages, snap.index.articles
+
+        def published(row: int) -> date | None:
+            article = articles.get(passages[row].article_id)
+            return None if article is None else published_date(article.published)
+
+        return by_date(hits, published, when, self.config.when, k)
 
     @staticmethod
     def _read(question: str, context: Turn | None) -> tuple[QueryAnalysis, Turn | None]:
@@ -375,10 +406,13 @@ class QAService:
         cleaned, k = self._validate(query, top_k)
         snap = self._current()
         analysis, steer = self._read(cleaned, context)
+        when = self._when(snap, cleaned)
+        n = max(k, self.config.when.pool) if when is not None else k
         if steer is None:
-            hits = snap.searcher.search(cleaned, k, analysis)
+            hits = snap.searcher.search(cleaned, n, analysis)
         else:
-            _, hits, _ = self._search_in_context(snap, cleaned, analysis, steer, k)
+            _, hits, _ = self._search_in_context(snap, cleaned, analysis, steer, n)
+        hits = self._by_date(snap, hits, when, k)
         passages = snap.index.passages
         return SearchResult(
             query=query,
