@@ -162,3 +162,19 @@ def test_an_article_over_the_time_budget_is_skipped_by_name(tmp_path):
     assert article is None and "slow.txt: skipped, cleaning it took" in warning and "budget" in warning
     article, warning = read_article_file(path, "slow")
     assert article is not None and warning is None
+
+
+def test_an_article_without_a_headline_gets_a_short_title_cut_at_a_word():
+    from newsqa.index.clean import DERIVED_TITLE_CHARS, clean_article
+
+    long = (
+        "Tổng thống Vladimir Putin cho biết, trong bối cảnh ngoại giao toàn cầu ngày càng “hỗn loạn và căng "
+        "thẳng”, Nga cần đảm bảo an ninh ràng buộc về mặt pháp lý từ NATO. Câu thứ hai của bài."
+    )
+    title = clean_article("x", long).title
+    assert title.endswith("…") and len(title) <= DERIVED_TITLE_CHARS + 1
+    head = title[:-1]
+    assert long.startswith(head) and long[len(head)] == " "  # whole words only
+    assert "“" not in head  # a quotation it could not close is left out
+    short = clean_article("y", "Giá vàng tăng mạnh. Câu thứ hai của bài, dài hơn câu đầu một chút.").title
+    assert short == "Giá vàng tăng mạnh"  # a short first sentence is the title, whole
