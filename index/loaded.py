@@ -6,9 +6,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from newsqa.index.duplicates import DuplicateGroups
 from newsqa.index.lexical import LexicalIndex
 from newsqa.index.models import Article, Passage
 from newsqa.index.options import LoadOptions
@@ -60,6 +62,11 @@ class LoadedIndex:
     options: LoadOptions = field(default_factory=LoadOptions)  # what it was loaded with; searches use its threads
     # The threads that search a sharded build's shards side by side (index.scale.shards).
     search_pool: LazyPool | None = None
+
+    @cached_property
+    def duplicates(self) -> DuplicateGroups:
+        """The build's groups of near-duplicate stories (index/duplicates.py), from its manifest."""
+        return DuplicateGroups.of_manifest(self.manifest)
 
     @property
     def model_id(self) -> str | None:

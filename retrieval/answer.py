@@ -20,6 +20,7 @@ from newsqa.retrieval.models import Citation, RetrievedPassage
 from newsqa.retrieval.query import EXONYMS, QueryAnalysis, asked_names, topic_terms
 from newsqa.retrieval.quotes import quote_around
 from newsqa.retrieval.search import ScoredPassage
+from newsqa.retrieval.sources import Sources, one_per_story
 
 NEAR_DUPLICATE = 0.6  # share of a passage's words and word pairs already in a better-ranked one
 MAX_ANSWER_CHARS = 420
@@ -286,6 +287,7 @@ def compose(
     known = passages or {}
     passages = {h.row: known[h.row] if h.row in known else index.passages[h.row] for h in hits}
     hits = diversify(hits, passages)
+    hits = one_per_story(hits, passages, index)
     evidence = gather_evidence(decide_on or analysis, hits, index, passages, background, context)
     if not hits or not decide(evidence, config):
         message = NOT_FOUND_VI if analysis.vietnamese else NOT_FOUND_EN
@@ -340,6 +342,7 @@ def compose(
         for i, (rank, _, sentence) in enumerate(chosen)
     )
 
+    sources = Sources(index)
     citations = []
     for rank, n in numbers.items():
         hit, passage = hits[rank], passages[hits[rank].row]
@@ -351,10 +354,12 @@ def compose(
                 score=round(hit.score, 6),
                 quote=quote_around(passage.text, spans, positions[rank]),
                 highlights=[spans[p] for p in sorted(positions[rank])],
+                also_published=sources.also_published(passage.article_id),
+                **sources.of(passage.article_id),
             )
         )
     others = tuple(
-        RetrievedPassage.of(passages[hit.row], score=round(hit.score, 6))
+        RetrievedPassage.of(passages[hit.row], score=round(hit.score, 6), **sources.of(passages[hit.row].article_id))
         for rank, hit in enumerate(hits)
         if rank not in numbers
     )

@@ -24,12 +24,32 @@ class _OfPassage(BaseModel):
         return cls(**{name: getattr(passage, name) for name in _PASSAGE_FIELDS if name in cls.model_fields}, **fields)
 
 
+# What a passage's article says of itself, on Citation and RetrievedPassage; null for a plain file.
+URL = Field(default=None, description="The story's canonical URL, where the article was read from the web")
+SOURCE = Field(default=None, description="The publisher (the site's name, else its host); null for a plain file")
+PUBLISHED = Field(default=None, description="When the story was published: an ISO 8601 date or date-time, as the page says")
+
+
+class Publication(BaseModel):
+    """Another site's copy of a cited story (the same wire story, near-identical text)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    article_id: str
+    source: str | None = SOURCE
+    url: str | None = URL
+    published: str | None = PUBLISHED
+
+
 class Citation(_OfPassage):
     model_config = ConfigDict(frozen=True)
 
     n: int = Field(description="Citation number, as used in the answer's [n] marks")
     article_id: str
     title: str
+    source: str | None = SOURCE
+    url: str | None = URL
+    published: str | None = PUBLISHED
     passage_id: str
     paragraph: int = Field(description="1-based paragraph of the cleaned article the passage starts in")
     start: int = Field(description="Character offset of the passage in the cleaned article text")
@@ -43,6 +63,11 @@ class Citation(_OfPassage):
     highlights: list[tuple[int, int]] = Field(
         description="[start, end) character offsets in `text` of the sentences the answer takes from it"
     )
+    also_published: list[Publication] = Field(
+        default_factory=list,
+        description="The same story as other sites published it (near-identical text), cited once here: "
+        "the other articles of its duplicate group",
+    )
 
 
 class RetrievedPassage(_OfPassage):
@@ -52,6 +77,9 @@ class RetrievedPassage(_OfPassage):
 
     article_id: str
     title: str
+    source: str | None = SOURCE
+    url: str | None = URL
+    published: str | None = PUBLISHED
     passage_id: str
     paragraph: int
     start: int
@@ -105,6 +133,9 @@ class SearchHit(_OfPassage):
     score: float
     lexical_score: float
     dense_score: float | None
+    source: str | None = SOURCE
+    url: str | None = URL
+    published: str | None = PUBLISHED
 
 
 class SearchResult(BaseModel):

@@ -33,6 +33,7 @@ from newsqa.retrieval.models import Answer, SearchHit, SearchResult
 from newsqa.retrieval.query import QueryAnalysis, analyse
 from newsqa.retrieval.search import FusionConfig, HybridSearcher, ScoredPassage, SearchOptions
 from newsqa.retrieval.sentences import SentenceSimilarity
+from newsqa.retrieval.sources import Sources
 from newsqa.retrieval.when import When, WhenOptions, by_date, published_date, read_when
 
 log = logging.getLogger(__name__)
@@ -414,17 +415,20 @@ class QAService:
             _, hits, _ = self._search_in_context(snap, cleaned, analysis, steer, n)
         hits = self._by_date(snap, hits, when, k)
         passages = snap.index.passages
+        sources = Sources(snap.index)
+        read = [passages[h.row] for h in hits]  # read once: on a large build each read parses a JSON line
         return SearchResult(
             query=query,
             hits=[
                 SearchHit.of(
-                    passages[h.row],  # read once: on a large build each read parses a JSON line
+                    passage,
                     rank=rank,
                     score=round(h.score, 6),
                     lexical_score=round(h.lexical, 6),
                     dense_score=None if h.dense is None else round(h.dense, 6),
+                    **sources.of(passage.article_id),
                 )
-                for rank, h in enumerate(hits, start=1)
+                for rank, (h, passage) in enumerate(zip(hits, read, strict=True), start=1)
             ],
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             mode=snap.searcher.mode,

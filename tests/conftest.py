@@ -155,6 +155,15 @@ def seed_index(tmp_path_factory, embedder) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def two_sites_index(tmp_path_factory, embedder) -> Path:
+    """Index root of one wire story as two sites ran it and an unrelated story, with their sites,
+    URLs and dates (tests/wire_story.py). Treat it as read-only."""
+    from tests.wire_story import build_two_sites
+
+    return build_two_sites(tmp_path_factory.mktemp("two-sites-index"), embedder)
+
+
 @pytest.fixture
 def index_copy(seed_index, tmp_path) -> Path:
     """A private copy of the seed index root, for tests that rebuild, corrupt or swap it."""

@@ -58,6 +58,30 @@ def test_index_info_shows_model_counts_and_articles(env, model_path):
     assert code == 0
     assert model_path in out and "Articles:  2" in out
     assert "Thủ tướng Anh muốn đưa ra đề xuất đảm bảo với Nga về NATO" in out
+    assert "\nSources:   files 2\n" in out and "\nPublished: (no article says when it was published)\n" in out
+
+
+def test_index_info_counts_articles_by_source_with_their_dates(env, two_sites_index, monkeypatch):
+    monkeypatch.setenv("NEWSQA_INDEX_DIR", str(two_sites_index))
+    code, out, _ = run("index", "info")
+    assert code == 0 and "Articles:  3" in out
+    assert "\nSources:   tin-a.vn 2, tin-b.vn 1\n" in out
+    assert "\nPublished: 2024-03-01 to 2024-03-02  (3 of 3 articles dated)\n" in out
+    assert "\nCopies:    1 story published more than once (2 articles), each cited once\n" in out
+
+
+def test_ask_shows_where_each_source_was_published(env, two_sites_index, monkeypatch):
+    monkeypatch.setenv("NEWSQA_INDEX_DIR", str(two_sites_index))
+    code, out, _ = run("ask", "-k", "10", "Nga yêu cầu NATO những gì?")
+    assert code == 0
+    sources = out.split(f"\n{VI.sources}:\n", 1)[1].split(f"\n\n{VI.also_retrieved}:", 1)[0].splitlines()
+    title, byline = sources[0], sources[1]
+    assert title.startswith("Tổng thống Vladimir Putin")
+    # The copy the answer cites, then the other site that ran it: whichever copy ranked first.
+    cited, other = ("tin-a", "tin-b") if "tin-a.vn" in byline else ("tin-b", "tin-a")
+    assert byline == f"  {cited}.vn · 2024-03-02 · https://{cited}.vn/{cited}--putin"
+    assert sources[2].startswith(f"  [1] {VI.paragraph} ")
+    assert f"  {VI.also_published}: {other}.vn (https://{other}.vn/{other}--putin)" in sources
 
 
 def test_eval_reports_hits_per_kind(env):

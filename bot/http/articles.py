@@ -24,13 +24,21 @@ def articles_router(runtime: Runtime, guard: Guard) -> APIRouter:
         offset: int = Query(0, ge=0, description="skip this many articles"),
         limit: int = Query(ARTICLES_PER_PAGE, ge=1, le=ARTICLES_PER_PAGE, description="list at most this many"),
     ) -> ArticleList:
-        """What is indexed: each article's id, title and number of passages, a page at a time."""
+        """What is indexed: each article's id, title, publisher, URL, date and number of passages, a
+        page at a time."""
         runtime.require_ready()
 
         def read() -> ArticleList:
             view = service.view()  # one build for the whole listing, even if a reload lands meanwhile
             listed = [
-                ArticleSummary(article_id=a.article_id, title=a.title, passage_count=view.passage_count(a.article_id))
+                ArticleSummary(
+                    article_id=a.article_id,
+                    title=a.title,
+                    source=a.site,
+                    url=a.url,
+                    published=a.published,
+                    passage_count=view.passage_count(a.article_id),
+                )
                 for a in view.articles_page(offset, limit)
             ]
             return ArticleList(build_id=view.build_id, count=view.article_count, offset=offset, articles=listed)
@@ -43,7 +51,8 @@ def articles_router(runtime: Runtime, guard: Guard) -> APIRouter:
         responses=documented(*guard.statuses, 404, 422, 503),
     )
     async def article(article_id: str) -> ArticleDetail:
-        """One article's cleaned text and the passages it was split into; 404 for an unknown id."""
+        """One article's publisher, URL and date, its cleaned text and the passages it was split into;
+        404 for an unknown id."""
         runtime.require_ready()
 
         def read() -> ArticleDetail | None:
@@ -55,6 +64,9 @@ def articles_router(runtime: Runtime, guard: Guard) -> APIRouter:
                 build_id=view.build_id,
                 article_id=found.article_id,
                 title=found.title,
+                source=found.site,
+                url=found.url,
+                published=found.published,
                 text=found.text,
                 paragraph_count=len(found.paragraph_spans),
                 passages=[ArticlePassage.model_validate(p) for p in view.passages_of(article_id)],

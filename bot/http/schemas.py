@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, create_model
 
 from newsqa.bot.state import COMMENT_CHARS
-from newsqa.retrieval.models import Answer
+from newsqa.retrieval.models import PUBLISHED, SOURCE, URL, Answer
 
 SURROGATES = re.compile("[\ud800-\udfff]")
 
@@ -45,6 +45,9 @@ class Readiness(BaseModel):
 class ArticleSummary(BaseModel):
     article_id: str
     title: str
+    source: str | None = SOURCE
+    url: str | None = URL
+    published: str | None = PUBLISHED
     passage_count: int
 
 
@@ -70,6 +73,9 @@ class ArticleDetail(BaseModel):
     build_id: str
     article_id: str
     title: str
+    source: str | None = SOURCE
+    url: str | None = URL
+    published: str | None = PUBLISHED
     text: str = Field(description="The cleaned article text that passages point into")
     paragraph_count: int
     passages: list[ArticlePassage]

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from newsqa.bot.labels import VI, Labels, answer_labels
+from newsqa.bot.provenance import byline, publishers, web_link
 from newsqa.index.models import Article
 from newsqa.retrieval.answer import NOT_FOUND_VI
 from newsqa.retrieval.models import Answer, Citation, by_article
@@ -79,10 +80,30 @@ def format_answer(answer: Answer) -> str:
     blocks.append(f"<b>{labels.sources}</b>")
     for group in by_article(answer.citations):
         # A blockquote rather than quotation marks: the quote often holds quotation marks of its own.
-        lines = [f"<b>{e(group[0].title)}</b>"]
-        lines += [f"{citation_line(c, labels)}<blockquote>{e(c.quote)}</blockquote>" for c in group]
-        blocks.append("".join(lines[:1]) + "\n" + "".join(lines[1:]))
+        quotes = "".join(f"{citation_line(c, labels)}<blockquote>{e(c.quote)}</blockquote>" for c in group)
+        also = also_published_line(group[0], labels)
+        blocks.append(source_heading(group[0]) + "\n" + quotes + (f"\n{also}" if also else ""))
     return "\n\n".join(blocks)
+
+
+def source_heading(citation: Citation) -> str:
+    """The article's title in bold, a link to the story when it has a URL, and a line saying who
+    published it and when ("VnExpress · 2024-03-02"), when that is known."""
+    link = web_link(citation.url)
+    title = f'<a href="{e(link)}">{e(citation.title)}</a>' if link else e(citation.title)
+    said = byline(citation.source, citation.published)  # the URL is behind the title already
+    return f"<b>{title}</b>" + (f"\n<i>{e(said)}</i>" if said else "")
+
+
+def also_published_line(citation: Citation, labels: Labels) -> str | None:
+    """'Also published by tin-a.vn, tin-c.vn', each linked to its copy of the story."""
+    if not citation.also_published:
+        return None
+    names = [
+        f'<a href="{e(link)}">{e(name)}</a>' if (link := web_link(url)) else e(name)
+        for name, url in publishers(citation.also_published)
+    ]
+    return f"<i>{e(labels.also_published)}:</i> " + ", ".join(names)
 
 
 def format_sources(answer: Answer) -> str:
@@ -91,7 +112,7 @@ def format_sources(answer: Answer) -> str:
     labels = answer_labels(answer)
     blocks = [f"<b>{labels.full_sources}</b> — <i>{e(answer.question)}</i>"]
     for group in by_article(answer.citations):
-        blocks.append(f"<b>{e(group[0].title)}</b>")
+        blocks.append(source_heading(group[0]))
         blocks += [f"{citation_line(c, labels)}\n{e(c.text.strip())}" for c in group]
     if answer.also_retrieved:
         lines = [f"<b>{labels.also_retrieved}</b>"]

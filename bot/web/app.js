@@ -42,6 +42,7 @@
       paragraph: (p) => `paragraph ${p}`,
       alsoRetrieved: (k) => `Also retrieved (${k})`,
       alsoRetrievedNote: "Passages the search found that the answer does not cite.",
+      alsoPublished: "Also published by",
       details: "Details",
       passageMeta: (p) => `article ${p.article_id} · characters ${p.start}–${p.end} · score ${score(p.score)}`,
       answerMeta: (a, mode) => `${mode} search · ${Math.round(a.took_ms)} ms` + (a.build_id ? ` · index ${a.build_id}` : ""),
@@ -88,6 +89,7 @@
       paragraph: (p) => `đoạn ${p}`,
       alsoRetrieved: (k) => `Cũng tìm thấy (${k})`,
       alsoRetrievedNote: "Các đoạn tìm được nhưng câu trả lời không trích dẫn.",
+      alsoPublished: "Cũng đăng trên",
       details: "Chi tiết",
       passageMeta: (p) => `bài ${p.article_id} · ký tự ${p.start}–${p.end} · điểm ${score(p.score)}`,
       answerMeta: (a, mode) => `tìm kiếm ${mode} · ${Math.round(a.took_ms)} ms` + (a.build_id ? ` · chỉ mục ${a.build_id}` : ""),
@@ -381,19 +383,74 @@
   function byArticle(passages) {
     const groups = new Map();
     for (const p of passages) {
-      if (!groups.has(p.article_id)) groups.set(p.article_id, { title: p.title, items: [] });
+      if (!groups.has(p.article_id)) groups.set(p.article_id, { title: p.title, first: p, items: [] });
       groups.get(p.article_id).items.push(p);
     }
     return [...groups.values()];
   }
 
-  function articleList(passages, item) {
+  // `url` when the page may link to it: http(s) only, so a story's URL can never run a script
+  // (javascript:, data:); null otherwise.
+  function webLink(url) {
+    if (typeof url !== "string" || !url) return null;
+    try {
+      const parsed = new URL(url);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch {
+      return null;
+    }
+  }
+
+  // A link that opens the story on its site in a new tab, which gets no hold on this page.
+  function storyLink(url, text, attrs = {}) {
+    return el("a", { ...attrs, href: url, target: "_blank", rel: "noopener noreferrer" }, text);
+  }
+
+  // The article's title, a link to the story when it has a URL.
+  function articleTitle(group) {
+    const title = tagLanguage(el("p", { class: "article-title" }), group.title);
+    const link = webLink(group.first.url);
+    title.append(link ? storyLink(link, group.title, { class: "story" }) : group.title);
+    return title;
+  }
+
+  // "VnExpress · 2024-03-02": who published the story and on what day, when known (a file says neither).
+  function articleByline(p) {
+    const day = typeof p.published === "string" ? p.published.slice(0, 10) : "";
+    const parts = [typeof p.source === "string" ? p.source : "", day].filter(Boolean);
+    return parts.length ? el("p", { class: "byline" }, parts.join(" · ")) : null;
+  }
+
+  // The other sites that ran the same story, each a link to its copy.
+  function alsoPublished(p, L) {
+    const copies = Array.isArray(p.also_published) ? p.also_published : [];
+    const named = new Map(); // one site that ran it twice is named once
+    for (const copy of copies) {
+      const link = webLink(copy.url);
+      const host = link ? new URL(link).hostname : "";
+      const name = (typeof copy.source === "string" && copy.source) || host || String(copy.article_id);
+      if (!named.has(name)) named.set(name, link);
+    }
+    if (!named.size) return null;
+    const line = el("p", { class: "also-published" }, `${L.alsoPublished}: `);
+    [...named].forEach(([name, link], i) => {
+      if (i) line.append(", ");
+      line.append(link ? storyLink(link, name) : name);
+    });
+    return line;
+  }
+
+  function articleList(passages, item, L) {
     return el(
       "ol", { class: "articles" },
       ...byArticle(passages).map((group) => el(
         "li", { class: "article" },
-        textEl("p", { class: "article-title" }, group.title),
-        el("ol", { class: "passages" }, ...group.items.map(item)),
+        ...[
+          articleTitle(group),
+          articleByline(group.first),
+          el("ol", { class: "passages" }, ...group.items.map(item)),
+          alsoPublished(group.first, L),
+        ].filter(Boolean),
       )),
     );
   }
@@ -425,7 +482,7 @@
       parts.push(el(
         "section", { class: "sources", "aria-label": L.sources },
         el("p", { class: "sources-label" }, L.sources),
-        articleList(cited, (c) => citedSource(c, prefix, L)),
+        articleList(cited, (c) => citedSource(c, prefix, L), L),
       ));
     }
     const others = Array.isArray(answer.also_retrieved) ? answer.also_retrieved : [];
@@ -434,7 +491,7 @@
         "details", { class: "also" },
         el("summary", {}, L.alsoRetrieved(others.length)),
         el("p", { class: "note" }, L.alsoRetrievedNote),
-        articleList(others, (p) => retrievedPassage(p, L)),
+        articleList(others, (p) => retrievedPassage(p, L), L),
       ));
     }
     return parts;
@@ -446,7 +503,10 @@
     const cited = [...answer.citations].sort((a, b) => a.n - b.n);
     if (cited.length) {
       lines.push("", `${L.sources}:`);
-      for (const c of cited) lines.push(`[${c.n}] ${c.title}, ${L.paragraph(c.paragraph)}: “${c.quote || c.text}”`);
+      for (const c of cited) {
+        const link = webLink(c.url);
+        lines.push(`[${c.n}] ${c.title}, ${L.paragraph(c.paragraph)}: “${c.quote || c.text}”` + (link ? ` ${link}` : ""));
+      }
     }
     return lines.join("\n");
   }

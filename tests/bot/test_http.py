@@ -172,9 +172,12 @@ def test_ask_returns_the_same_object_as_the_cli(client, seed_service):
     assert answer.found and 1 <= len(answer.citations) <= 3
     assert len(answer.citations) + len(answer.also_retrieved) == 3  # what top_k retrieved, cited or not
     assert "Nga yêu cầu NATO chấm dứt mở rộng" in answer.answer
-    passage = {"article_id", "title", "passage_id", "paragraph", "start", "end", "text", "score"}
-    assert set(data["citations"][0]) == passage | {"n", "quote", "highlights"}
+    passage = {"article_id", "title", "source", "url", "published", "passage_id", "paragraph", "start", "end", "text", "score"}
+    assert set(data["citations"][0]) == passage | {"n", "quote", "highlights", "also_published"}
     assert all(set(p) == passage for p in data["also_retrieved"])
+    # Plain files say nothing of a publisher, a URL or a date; no other site ran them.
+    for p in [*data["citations"], *data["also_retrieved"]]:
+        assert p["source"] is p["url"] is p["published"] is None and p.get("also_published", []) == []
     assert data["language"] == "vi" and re.fullmatch("[0-9a-f]{32}", data["answer_id"]) and data["build_id"]
     first = data["citations"][0]
     start, end = first["highlights"][0]
@@ -202,12 +205,42 @@ def test_articles_list_and_detail(client):
     listing = client.get("/articles").json()
     assert listing["count"] == 2 == len(listing["articles"])
     first = listing["articles"][0]
-    assert set(first) == {"article_id", "title", "passage_count"} and first["passage_count"] > 0
+    assert set(first) == {"article_id", "title", "source", "url", "published", "passage_count"} and first["passage_count"] > 0
+    assert first["source"] is first["url"] is first["published"] is None  # plain files
     detail = client.get(f"/articles/{first['article_id']}").json()
     assert detail["article_id"] == first["article_id"] and detail["title"] == first["title"]
+    assert detail["source"] is detail["url"] is detail["published"] is None
     assert len(detail["passages"]) == first["passage_count"]
     for passage in detail["passages"]:
         assert detail["text"][passage["start"] : passage["end"]] == passage["text"]
+
+
+def test_articles_from_the_web_carry_their_source_url_and_date(two_sites_index, service_factory, serve):
+    """Stories `newsqa index add` stored (tests/wire_story.py): /articles and /articles/{id} say who
+    published each, where and when, and /ask's citations too, a story two sites ran cited once."""
+    url = serve(create_app(make_settings(), service_factory(two_sites_index)))
+    ready(url)
+    with httpx.Client(base_url=url, timeout=60) as c:
+        listing = {a["article_id"]: a for a in c.get("/articles").json()["articles"]}
+        assert {k: (a["source"], a["url"], a["published"]) for k, a in listing.items()} == {
+            "tin-a--johnson": ("tin-a.vn", "https://tin-a.vn/tin-a--johnson", "2024-03-01"),
+            "tin-a--putin": ("tin-a.vn", "https://tin-a.vn/tin-a--putin", "2024-03-02T09:15:00+07:00"),
+            "tin-b--putin": ("tin-b.vn", "https://tin-b.vn/tin-b--putin", "2024-03-02T08:40:00+07:00"),
+        }
+        detail = c.get("/articles/tin-b--putin").json()
+        assert (detail["source"], detail["url"], detail["published"]) == (
+            "tin-b.vn", "https://tin-b.vn/tin-b--putin", "2024-03-02T08:40:00+07:00"
+        )
+        answer = c.post("/ask", json={"question": "Nga yêu cầu NATO những gì?", "top_k": 10}).json()
+    assert answer["found"]
+    first = answer["citations"][0]
+    assert first["source"] in ("tin-a.vn", "tin-b.vn") and first["url"].startswith(f"https://{first['source']}/")
+    assert first["published"].startswith("2024-03-02")
+    [other] = first["also_published"]
+    assert {other["article_id"], first["article_id"]} == {"tin-a--putin", "tin-b--putin"}
+    assert set(other) == {"article_id", "source", "url", "published"} and other["source"] != first["source"]
+    shown = {p["article_id"] for p in [*answer["citations"], *answer["also_retrieved"]]}
+    assert other["article_id"] not in shown
 
 
 def test_articles_are_listed_a_page_at_a_time(client):

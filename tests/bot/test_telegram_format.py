@@ -132,6 +132,49 @@ def test_sources_set_what_was_also_retrieved_apart() -> None:
     assert "Also retrieved" not in visible(format_answer(answer(citations=[citation(1)], also_retrieved=[other])))
 
 
+def test_a_source_from_the_web_links_its_title_to_the_story_and_says_who_published_it_when() -> None:
+    url = 'https://tin-b.vn/nga-nato?id=7&ref="x"<y>'
+    cited = citation(1, title="Nga & NATO <đàm phán>").model_copy(
+        update={"url": url, "source": "Tin <B>", "published": "2024-03-02T08:40:00+07:00"}
+    )
+    for out in (format_answer(answer(citations=[cited])), format_sources(answer(citations=[cited]))):
+        shown = visible(out)  # strict: raises on anything Telegram would refuse
+        assert (
+            '<b><a href="https://tin-b.vn/nga-nato?id=7&amp;ref=&quot;x&quot;&lt;y&gt;">Nga &amp; NATO &lt;đàm phán&gt;</a></b>'
+            "\n<i>Tin &lt;B&gt; · 2024-03-02</i>\n"
+        ) in out
+        assert "Nga & NATO <đàm phán>\nTin <B> · 2024-03-02\n" in shown
+
+
+def test_a_source_without_a_url_or_with_one_not_on_the_web_is_not_a_link() -> None:
+    plain = format_answer(answer(citations=[citation(1)]))
+    assert "<a " not in plain and "<b>Tin thế giới</b>\n<b>[1]</b>" in plain  # a plain file: as before
+    hostile = citation(1).model_copy(update={"url": "javascript:alert(1)", "source": "evil.example"})
+    out = format_answer(answer(citations=[hostile]))
+    assert "<a " not in out and "javascript" not in out and "<i>evil.example</i>" in out
+
+
+def test_other_sites_that_ran_the_story_are_named_and_linked() -> None:
+    from newsqa.retrieval.models import Publication
+
+    cited = citation(1).model_copy(
+        update={
+            "url": "https://tin-b.vn/putin",
+            "source": "tin-b.vn",
+            "also_published": [
+                Publication(article_id="tin-a--putin", source="tin-a.vn", url="https://tin-a.vn/putin?a=1&b=2"),
+                Publication(article_id="tin-a--putin-2", source="tin-a.vn", url="https://tin-a.vn/putin-2"),
+                Publication(article_id="file--putin", source=None, url=None),
+            ],
+        }
+    )
+    out = format_answer(answer(citations=[cited], language="vi", question="nga yeu cau gi"))
+    visible(out)
+    assert out.endswith(
+        f'<i>{VI.also_published}:</i> <a href="https://tin-a.vn/putin?a=1&amp;b=2">tin-a.vn</a>, file--putin'
+    )
+
+
 def test_short_quote_cuts_at_a_word_with_an_ellipsis() -> None:
     text = "word " * 100
     quote = short_quote(text, 50)

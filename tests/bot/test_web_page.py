@@ -260,6 +260,50 @@ def test_sources_are_grouped_by_article_and_the_rest_set_apart(english_page):
     assert page.evaluate("document.activeElement.id") == articles.nth(0).locator(".source").nth(1).get_attribute("id")
 
 
+def test_a_source_from_the_web_links_to_the_story_and_names_the_sites_that_ran_it(english_page):
+    page = english_page
+    meta = {"source": "tin-b.vn", "url": "https://tin-b.vn/putin?id=1&x=<y>", "published": "2024-03-02T08:40:00+07:00"}
+    copies = [
+        {"article_id": "tin-a--putin", "source": "tin-a.vn", "url": "https://tin-a.vn/putin", "published": None},
+        {"article_id": "tin-c--putin", "source": None, "url": "https://www.tin-c.vn/putin", "published": None},
+        {"article_id": "evil", "source": "<b>evil</b>", "url": "javascript:window.__owned=1", "published": None},
+    ]
+    cited = fake_answer()["citations"][0] | meta | {"also_published": copies}
+    # A plain file (no URL) and a story whose URL is not on the web: titles, not links.
+    plain = {"article_id": "f", "title": "From a file", "passage_id": "f1", "paragraph": 1, "start": 0, "end": 5,
+             "text": "File.", "score": 0.2}
+    hostile = plain | {"article_id": "h", "title": "Hostile", "url": "javascript:window.__owned=2", "source": "h.vn"}
+    fulfil_json(page, "**/ask", fake_answer(citations=[cited], also_retrieved=[plain, hostile]))
+    reply = ask(page, "What did Putin ask?")
+
+    article = reply.locator(".sources .article").first
+    link = article.locator(".article-title a")
+    assert link.inner_text() == "T"
+    assert link.get_attribute("href") == "https://tin-b.vn/putin?id=1&x=%3Cy%3E"
+    assert link.get_attribute("target") == "_blank" and link.get_attribute("rel") == "noopener noreferrer"
+    assert article.locator(".byline").inner_text() == "tin-b.vn · 2024-03-02"
+    also = article.locator(".also-published")
+    assert also.inner_text() == "Also published by: tin-a.vn, www.tin-c.vn, <b>evil</b>"
+    links = also.locator("a")
+    assert [links.nth(i).get_attribute("href") for i in range(links.count())] == ["https://tin-a.vn/putin", "https://www.tin-c.vn/putin"]
+    assert all(links.nth(i).get_attribute("rel") == "noopener noreferrer" for i in range(links.count()))
+
+    reply.locator("details.also summary").click()
+    others = reply.locator("details.also .article")
+    assert others.nth(0).locator(".article-title").inner_text() == "From a file"
+    assert others.nth(0).locator(".article-title a").count() == 0 and others.nth(0).locator(".byline").count() == 0
+    assert others.nth(1).locator(".article-title a").count() == 0 and others.nth(1).locator(".byline").inner_text() == "h.vn"
+    assert page.locator("#log a[href^='javascript']").count() == 0 and page.locator("#log b").count() == 0
+    assert page.evaluate("window.__owned") is None
+
+
+def test_the_page_script_never_writes_markup():
+    """Every text from the server goes in as text: no HTML parsing sinks in the page's script."""
+    script = (REPO / "bot" / "web" / "app.js").read_text(encoding="utf-8")
+    sinks = re.findall(r"\.(?:inner|outer)HTML\b|insertAdjacentHTML|document\.write|DOMParser|createContextualFragment", script)
+    assert not sinks, sinks
+
+
 def test_details_show_offsets_and_scores_on_demand(page):
     reply = ask(page, "nga yeu cau nato gi")
     toggle = reply.locator("button.details-toggle")
@@ -482,7 +526,12 @@ def test_a_follow_up_is_read_with_the_earlier_question_until_a_new_conversation(
     line = second.locator(".context")
     assert line.inner_text() == f"Đọc cùng câu hỏi trước của bạn: «{FIRST}»"
     assert line.locator("span").get_attribute("lang") == "vi"
-    assert line.bounding_box()["y"] < second.locator(".answer-text").bounding_box()["y"]  # above the answer
+    # Above the answer; both measured at once, as the page may still be scrolling the answer into view.
+    above = second.evaluate(
+        "item => item.querySelector('.context').getBoundingClientRect().top"
+        " < item.querySelector('.answer-text').getBoundingClientRect().top"
+    )
+    assert above
     # The earlier turns stay on the page.
     assert page.locator("#log .msg.question").all_inner_texts() == [FIRST, FOLLOW_UP]
     assert page.locator("#log .msg.answer").count() == 2

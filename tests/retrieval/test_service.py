@@ -187,27 +187,33 @@ def test_a_large_build_is_served_without_reading_every_article(tmp_path, monkeyp
 
 
 def test_a_hit_s_passage_is_read_once(seed_index, monkeypatch, service_factory, seed_service):
-    """On a large build each read of a passage parses a JSON line: search and ask read each hit's once."""
+    """On a large build each read of a passage parses a JSON line: search and ask read each hit's
+    once, and each hit's article once (for its source, URL and date)."""
     from newsqa.index import tables
+    from newsqa.index.models import Passage
     from newsqa.index.options import LoadOptions
 
     service = service_factory(seed_index, load=LoadOptions(lazy_rows=0))
     service.warm_up()
-    reads: list[int] = []
+    reads: list[int] = []  # passage rows
+    article_reads: list[int] = []
     real = tables.JsonlRows.__getitem__
 
     def counting(self, i):
-        reads.append(i)
+        (reads if self._parse == Passage.from_json else article_reads).append(i)
         return real(self, i)
 
     monkeypatch.setattr(tables.JsonlRows, "__getitem__", counting)
     question = "Nga yêu cầu NATO những gì?"
     result = service.search(question, top_k=5)
     assert len(result.hits) == len(reads) > 1 and len(set(reads)) == len(reads)
+    assert len(set(article_reads)) == len(article_reads) <= len(seed_service.articles())
     assert result == seed_service.search(question, top_k=5).model_copy(update={"took_ms": result.took_ms})
     reads.clear()
+    article_reads.clear()
     answer = service.ask(question)
     assert answer.citations and len(set(reads)) == len(reads)
+    assert len(set(article_reads)) == len(article_reads) <= len(seed_service.articles())
     assert answer.citations == seed_service.ask(question).citations
 
 
