@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -156,6 +157,11 @@ def test_english_question_is_answered_with_cited_passages(seed_service: Any, fak
         text = parse_telegram_html(reply["text"])
         assert "[1]" in text and "Sources" in text and "paragraph" in text
         assert any(title.rstrip("…") in text for title in titles)
+        # Only what the answer cites, numbered as cited, each with the sentences it quotes.
+        shown = text.split("Sources", 1)[1]
+        assert sorted(set(re.findall(r"\[(\d+)\]", shown))) == sorted(str(c.n) for c in expected.citations)
+        assert all(" ".join(c.quote.split()) in " ".join(shown.split()) for c in expected.citations)
+        assert expected.also_retrieved and "Also retrieved" not in text
         sources, up, down = (b["callback_data"] for b in buttons(reply))  # then 👍 and 👎, for this answer
         assert sources.startswith("src:") and up.startswith("vote:up:") and down == up.replace(":up:", ":down:")
         typing = [c for c in fake.calls_to("sendChatAction") if c.params["chat_id"] == 101]
