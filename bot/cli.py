@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 from pydantic import ValidationError
 
-from newsqa.bot.labels import EN, VI, Labels, answer_labels
+from newsqa.bot.labels import Labels, answer_labels, labels_in
 from newsqa.bot.provenance import byline, plain_publishers
 from newsqa.bot.settings import Settings
 from newsqa.index.articles import SeedsError
@@ -402,11 +402,7 @@ def ask(question: str, top_k: int | None, as_json: bool) -> None:
 
 def locale_labels() -> Labels:
     """The labels for the terminal's language, before a question says which the person uses."""
-    for name in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
-        value = os.environ.get(name)
-        if value:
-            return VI if value.lower().startswith("vi") else EN
-    return EN
+    return labels_in(next((os.environ[n] for n in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE") if os.environ.get(n)), None))
 
 
 @cli.command("chat")

@@ -77,6 +77,11 @@ EN = Labels(
 )
 
 
+def labels_in(language: str | None) -> Labels:
+    """The labels for a language code: an answer's "vi"/"en", Telegram's "vi-VN", a locale's "vi_VN.UTF-8"."""
+    return VI if (language or "").lower().startswith("vi") else EN
+
+
 def labels_for(text: str) -> Labels:
     """The labels for a person who wrote `text` (a question, a command's text)."""
     return VI if is_vietnamese(text) else EN
@@ -84,4 +89,4 @@ def labels_for(text: str) -> Labels:
 
 def answer_labels(answer: Answer) -> Labels:
     """The labels around `answer`: the language the service read its question in."""
-    return VI if answer.language == "vi" else EN
+    return labels_in(answer.language)

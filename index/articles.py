@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsqa.index.clean import clean_article, removed_share
+from newsqa.index.clean import clean_article, distrusted_share
 from newsqa.index.models import Article
 
 log = logging.getLogger(__name__)
@@ -19,8 +19,6 @@ MAX_ARTICLE_BYTES = 2_000_000  # a news article is a few KB; a bigger file is al
 # Cleaning is linear in an article's size (a 2 MB file takes a few seconds); a file that still takes
 # longer is skipped, so one odd file cannot hold a build (and its lock) for long.
 MAX_ARTICLE_SECONDS = 30.0
-MAX_REMOVED_SHARE = 0.5  # cleaning may take at most this share of an article's own text…
-MIN_CHARS_TO_KEEP_WHOLE = 400  # …of a file this long; a shorter one that is all noise is skipped
 
 
 class SeedsError(Exception):
@@ -155,10 +153,8 @@ def read_article_file(
         )
     if not article.text:
         return None, f"{path}: skipped, nothing is left after removing captions and teasers."
-    share = removed_share(article)
-    if share > MAX_REMOVED_SHARE and len(text) >= MIN_CHARS_TO_KEEP_WHOLE:
-        # Noise removal that would take most of an article is more likely wrong about this page
-        # than right: index it whole and say so.
+    share = distrusted_share(article, text)
+    if share is not None:  # index it whole and say so
         return clean_article(article_id, text, source=str(path), remove_noise=False), (
             f"{path}: kept whole, since removing what looked like captions, teasers and bylines would "
             f"have taken {share:.0%} of its text; check the file."

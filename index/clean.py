@@ -100,6 +100,18 @@ class _SeenParagraphs:
                 rows.pop()
 
 
+MAX_REMOVED_SHARE = 0.5  # cleaning may take at most this share of an article's own text…
+MIN_CHARS_TO_KEEP_WHOLE = 400  # …of a text this long; a shorter one that is all noise is not kept whole
+
+
+def distrusted_share(article: Article, raw: str) -> float | None:
+    """The share of `raw` cleaning took from `article` when it is so much of a long text that the
+    cleaning is more likely wrong about the page than right (keep the text whole), else None.
+    Files and web pages alike."""
+    share = removed_share(article)
+    return share if share > MAX_REMOVED_SHARE and len(raw) >= MIN_CHARS_TO_KEEP_WHOLE else None
+
+
 def removed_share(article: Article) -> float:
     """How much of the article's own text cleaning took out: the related-stories tail and repeats
     are not counted (they are not the article's, or it keeps a copy)."""

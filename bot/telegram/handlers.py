@@ -35,7 +35,7 @@ from telegram.ext import (
     filters,
 )
 
-from newsqa.bot.labels import EN, VI, Labels, labels_for
+from newsqa.bot.labels import EN, VI, Labels, labels_for, labels_in
 from newsqa.bot.state import StateStore
 from newsqa.bot.telegram.access import AllowList, QuestionRateLimit
 from newsqa.bot.telegram.format import (
@@ -250,7 +250,7 @@ class NewsBot:
         if stored is None:
             await self._answer_query(query, f"{VI.expired} / {EN.expired}")
             return
-        await self._answer_query(query, (VI if stored.language == "vi" else EN).thanks)
+        await self._answer_query(query, labels_in(stored.language).thanks)
         message = query.message
         markup = getattr(message, "reply_markup", None)
         if markup is None:  # the message is too old for Telegram to show us; the vote is kept anyway
@@ -271,7 +271,7 @@ class NewsBot:
             labels = labels_for(last.question)
         else:  # nothing asked yet: the language Telegram says the person uses
             user = update.effective_user
-            labels = VI if user is not None and (user.language_code or "").startswith("vi") else EN
+            labels = labels_in(user.language_code if user is not None else None)
         chat = update.effective_chat
         message = update.effective_message
         reply_to = message.message_id if message is not None and chat.type != ChatType.PRIVATE else None

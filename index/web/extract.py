@@ -11,16 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import unicodedata
 from dataclasses import replace
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.html
 import trafilatura
 
-from newsqa.index.clean import clean_article, removed_share
+from newsqa.index.clean import clean_article, distrusted_share
 from newsqa.index.models import Article
-from newsqa.index.text import strip_diacritics
+from newsqa.index.text import fold, nfc
 
 MAX_SLUG_CHARS = 60
 # Query parameters that only say how a reader arrived (campaigns, ad clicks, share buttons): the
@@ -35,8 +34,6 @@ _DATELINE_RE = re.compile(
 )
 # Fewer words than this is a section front, a gallery or a video page with a line under it, not a story.
 MIN_ARTICLE_WORDS = 25
-MAX_REMOVED_SHARE = 0.5  # as for files (index/articles.py): cleaning that would take more is distrusted
-MIN_CHARS_TO_KEEP_WHOLE = 400
 
 
 def extract_article(html: str, url: str, source: str | None = None) -> Article | None:
@@ -67,8 +64,7 @@ def extract_article(html: str, url: str, source: str | None = None) -> Article |
     raw = (title + "\n\n" if title else "") + "\n".join(lines)
     where = clean_url(source or url)
     article = clean_article(article_id, raw, source=where)
-    if removed_share(article) > MAX_REMOVED_SHARE and len(raw) >= MIN_CHARS_TO_KEEP_WHOLE:
-        # As for a file: noise removal that would take most of a story is more likely wrong.
+    if distrusted_share(article, raw) is not None:  # as for a file: kept whole
         article = clean_article(article_id, raw, source=where, remove_noise=False)
     if len(article.text.split()) < MIN_ARTICLE_WORDS:
         return None
@@ -132,7 +128,7 @@ def _host(url: str) -> str:
 
 
 def _slug(text: str) -> str:
-    text = strip_diacritics(unicodedata.normalize("NFC", text)).lower().replace("đ", "d")
+    text = fold(nfc(text))
     text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
     return text[:MAX_SLUG_CHARS].rstrip("-")
 
@@ -176,13 +172,13 @@ def _without_furniture(lines: list[str], title: str) -> list[str]:
 
 
 def _fold(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFC", text).lower().split())
+    return " ".join(nfc(text).lower().split())
 
 
 def _one_line(value: object) -> str | None:
     if not isinstance(value, str):
         return None
-    return " ".join(unicodedata.normalize("NFC", value).split()) or None
+    return " ".join(nfc(value).split()) or None
 
 
 def _iso_moment(value: str) -> str | None:

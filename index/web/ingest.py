@@ -106,9 +106,11 @@ class WebIngest:
     def rebuild_if_needed(self) -> str | None:
         """Rebuild when the library holds what no rebuild took in yet (added now, or by an earlier
         run whose rebuild failed); returns what the rebuild said, None when none was needed."""
-        if self._rebuild is None or self.library.indexed():
+        if self._rebuild is None:
             return None
         digest = self.library.digest()  # before: what is stored while it builds goes in next time
+        if self.library.indexed(digest):
+            return None
         said = self._rebuild()
         self.library.mark_indexed(digest)
         return said
@@ -134,15 +136,11 @@ class WebIngest:
         return [self._emit(o) for o in self._path(Path(source), source)]
 
     def _url(self, url: str) -> list[Outcome]:
-        if url in self._done:
-            return [self._emit(_again(self._done[url]))]
-        try:
-            fetched = self.fetcher.get(url)
-        except FetchError as exc:
-            return [self._emit(self._remember(url, Outcome(url, "failed", str(exc))))]
-        if fetched.text is not None and is_feed(fetched):
+        """A URL given to `index add`: a story, or a feed whose items are read as stories."""
+        fetched = self._fetch(url)
+        if isinstance(fetched, Fetched) and is_feed(fetched):
             return self._feed(url, fetched)
-        return [self._emit(self._remember(url, self._store_page(url, fetched)))]
+        return [self._emit(self._stored(url, fetched))]
 
     def _feed(self, url: str, fetched: Fetched) -> list[Outcome]:
         try:
@@ -157,14 +155,25 @@ class WebIngest:
 
     def _page(self, url: str) -> Outcome:
         """A story URL (a feed's link): fetched, extracted and stored; a feed here is refused."""
+        fetched = self._fetch(url)
+        if isinstance(fetched, Fetched) and is_feed(fetched):
+            return self._remember(url, Outcome(url, "failed", f"{url} is a feed, not a story (a feed's items are read as stories)."))
+        return self._stored(url, fetched)
+
+    def _fetch(self, url: str) -> Fetched | Outcome:
+        """The document at `url`, or the outcome it already has: failed, or (met before in this
+        run) what it came to then."""
         if url in self._done:
             return _again(self._done[url])
         try:
-            fetched = self.fetcher.get(url)
+            return self.fetcher.get(url)
         except FetchError as exc:
             return self._remember(url, Outcome(url, "failed", str(exc)))
-        if fetched.text is not None and is_feed(fetched):
-            return self._remember(url, Outcome(url, "failed", f"{url} is a feed, not a story (a feed's items are read as stories)."))
+
+    def _stored(self, url: str, fetched: Fetched | Outcome) -> Outcome:
+        """A fetched story stored (remembered for this run); an outcome already had, as it is."""
+        if isinstance(fetched, Outcome):
+            return fetched
         return self._remember(url, self._store_page(url, fetched))
 
     def _store_page(self, url: str, fetched: Fetched) -> Outcome:

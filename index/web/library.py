@@ -108,11 +108,12 @@ class Library:
             digest.update(b"\0" + json.dumps(data, sort_keys=True, ensure_ascii=False).encode() + b"\0")
         return digest.hexdigest()
 
-    def indexed(self) -> bool:
+    def indexed(self, digest: str | None = None) -> bool:
         """Whether the library is as it was when `mark_indexed` was last called (so a rebuild that
-        failed after articles were stored is retried next time, even if nothing new comes)."""
+        failed after articles were stored is retried next time, even if nothing new comes).
+        `digest`: the library's `digest()`, when the caller has it already."""
         try:
-            return (self.folder / _INDEXED).read_text(encoding="ascii").strip() == self.digest()
+            return (self.folder / _INDEXED).read_text(encoding="ascii").strip() == (digest or self.digest())
         except (OSError, UnicodeDecodeError):
             return not self._files()  # an empty library has nothing to index
 
